@@ -1,0 +1,448 @@
+package ipvs
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ipvs-go/ipvs/internal/uapi"
+)
+
+// Protocol is the transport protocol of a virtual service (an IPPROTO_*
+// value).
+type Protocol uint16
+
+// The protocols IPVS balances.
+const (
+	TCP  Protocol = 6
+	UDP  Protocol = 17
+	SCTP Protocol = 132
+)
+
+// String returns "TCP", "UDP", "SCTP", or "Protocol(N)".
+func (p Protocol) String() string {
+	switch p {
+	case TCP:
+		return "TCP"
+	case UDP:
+		return "UDP"
+	case SCTP:
+		return "SCTP"
+	}
+	return "Protocol(" + strconv.Itoa(int(p)) + ")"
+}
+
+// Family is an address family, needed to tell an IPv4 firewall-mark service
+// from an IPv6 one.
+type Family uint16
+
+// Address families.
+const (
+	IPv4 Family = uapi.AFInet
+	IPv6 Family = uapi.AFInet6
+)
+
+// String returns "IPv4", "IPv6" or "Family(N)".
+func (f Family) String() string {
+	switch f {
+	case IPv4:
+		return "IPv4"
+	case IPv6:
+		return "IPv6"
+	}
+	return "Family(" + strconv.Itoa(int(f)) + ")"
+}
+
+// familyOf returns the family of a valid address.
+func familyOf(a netip.Addr) Family {
+	if a.Is4() {
+		return IPv4
+	}
+	return IPv6
+}
+
+// The schedulers of the mainline kernel, for Service.Scheduler. Any other
+// name is passed through: the kernel loads the module ip_vs_NAME on demand and
+// answers ErrSchedulerNotFound if there is none.
+const (
+	RoundRobin                       = "rr"
+	WeightedRoundRobin               = "wrr"
+	LeastConnection                  = "lc"
+	WeightedLeastConnection          = "wlc"
+	LocalityBasedLeastConnection     = "lblc"
+	LocalityBasedLeastConnectionRepl = "lblcr"
+	DestinationHashing               = "dh"
+	SourceHashing                    = "sh"
+	ShortestExpectedDelay            = "sed"
+	NeverQueue                       = "nq"
+	WeightedFailover                 = "fo"
+	WeightedOverflow                 = "ovf"
+	MaglevHashing                    = "mh"
+	WeightedRandomTwoChoices         = "twos" // kernel 6.7 and later
+	NoScheduler                      = "none" // no scheduler: new connections are dropped
+)
+
+// PersistenceEngineSIP is the kernel's only persistence engine, for
+// Service.PersistenceEngine: SIP Call-ID persistence.
+const PersistenceEngineSIP = "sip"
+
+const (
+	maxSchedulerLen         = uapi.SchedNameMaxLen - 1
+	maxPersistenceEngineLen = uapi.PENameMaxLen
+	// timeout*HZ must fit in 32 bits with HZ=1000.
+	maxPersistenceTimeout = 4294967 * time.Second
+	defaultNetmask4       = 32
+	defaultNetmask6       = 128
+	knownServiceFlags     = FlagPersistent | FlagOnePacket | FlagSched1 | FlagSched2 | FlagSched3
+	// ipvsadm sends this mask for a full replace of the flags.
+	serviceFlagsSentMask ServiceFlags = 0xffffffff
+)
+
+// ServiceFlags are the flags of a virtual service (IP_VS_SVC_F_*). The
+// kernel-internal "hashed" flag is never reported.
+type ServiceFlags uint32
+
+// Service flags. The three scheduler flags mean different things to
+// different schedulers; the aliases name their meaning for sh and mh.
+const (
+	// FlagPersistent sends all connections of a client (as narrowed by
+	// Service.Netmask) to the same destination for Service.Timeout.
+	FlagPersistent ServiceFlags = uapi.SvcFlagPersistent
+	// FlagOnePacket schedules every UDP datagram on its own, creating no
+	// connection entry (ipvsadm -o). UDP and firewall-mark services only.
+	FlagOnePacket ServiceFlags = uapi.SvcFlagOnePacket
+	// FlagSched1, FlagSched2 and FlagSched3 are the raw scheduler flags
+	// (ipvsadm -b flag-1, flag-2, flag-3).
+	FlagSched1 ServiceFlags = uapi.SvcFlagSched1
+	FlagSched2 ServiceFlags = uapi.SvcFlagSched2
+	FlagSched3 ServiceFlags = uapi.SvcFlagSched3
+
+	// FlagSHFallback makes sh pick another destination when the hashed one
+	// is unavailable; FlagSHPort hashes the source port too.
+	FlagSHFallback = FlagSched1
+	FlagSHPort     = FlagSched2
+	// FlagMHFallback and FlagMHPort are the same for mh.
+	FlagMHFallback = FlagSched1
+	FlagMHPort     = FlagSched2
+)
+
+// String returns the flags as ipvsadm names them, joined by "|", such as
+// "persistent|flag-1"; unknown bits are printed in hexadecimal.
+func (f ServiceFlags) String() string {
+	if f == 0 {
+		return "0"
+	}
+	var parts []string
+	for _, n := range []struct {
+		f    ServiceFlags
+		name string
+	}{
+		{FlagPersistent, "persistent"},
+		{FlagOnePacket, "ops"},
+		{FlagSched1, "flag-1"},
+		{FlagSched2, "flag-2"},
+		{FlagSched3, "flag-3"},
+	} {
+		if f&n.f != 0 {
+			parts = append(parts, n.name)
+			f &^= n.f
+		}
+	}
+	if f != 0 {
+		parts = append(parts, fmt.Sprintf("%#x", uint32(f)))
+	}
+	return strings.Join(parts, "|")
+}
+
+// A Service is a virtual service: its identity and its configuration. It
+// holds no counters, so it is comparable and usable as a map key, and a
+// Service read back from the kernel equals the one that created it.
+//
+// The identity is either Protocol, Address and Port, or FirewallMark and
+// Family. Client methods that name an existing service (DeleteService,
+// Destinations, ...) read only the identity fields.
+type Service struct {
+	// Protocol, Address and Port identify an address service. Address
+	// must be a valid IPv4 or IPv6 address without a zone; Port 0 is a
+	// catch-all port (normally used with persistence).
+	Protocol Protocol
+	Address  netip.Addr
+	Port     uint16
+
+	// FirewallMark identifies a firewall-mark service (ipvsadm -f) when
+	// non-zero; Family then chooses IPv4 or IPv6 and must be set. Family
+	// must be zero, or match Address, for an address service; it is
+	// reported only for mark services.
+	FirewallMark uint32
+	Family       Family
+
+	// Scheduler names the scheduling algorithm, such as RoundRobin. It is
+	// required; NoScheduler ("none") is accepted.
+	Scheduler string
+	// Flags are the service flags.
+	Flags ServiceFlags
+	// Timeout is the persistence timeout, a whole number of seconds, used
+	// with FlagPersistent.
+	Timeout time.Duration
+	// Netmask is the persistence granularity as a prefix length: clients
+	// in the same prefix stick to the same destination. Zero means the
+	// full length (/32 or /128, one client address), and the kernel's full
+	// mask is reported as zero. IPv4 accepts 0-32 and IPv6 0-128.
+	Netmask int
+	// PersistenceEngine names an optional persistence engine; the kernel
+	// has PersistenceEngineSIP.
+	PersistenceEngine string
+}
+
+// String describes the service's identity as ipvsadm lists it, such as
+// "TCP 10.0.0.1:80", "UDP [2001:db8::1]:53" or "FWM 100 IPv6".
+func (s Service) String() string {
+	if s.FirewallMark != 0 {
+		if s.Family == IPv6 {
+			return fmt.Sprintf("FWM %d IPv6", s.FirewallMark)
+		}
+		return fmt.Sprintf("FWM %d", s.FirewallMark)
+	}
+	return s.Protocol.String() + " " + netip.AddrPortFrom(s.Address, s.Port).String()
+}
+
+// family returns the address family of the service, valid after validation.
+func (s Service) family() Family {
+	if s.FirewallMark != 0 {
+		return s.Family
+	}
+	return familyOf(s.Address)
+}
+
+// Stats are the traffic counters of a service or destination since it was
+// created or last zeroed, and the rates estimated over the last seconds. The
+// kernel folds per-CPU counters in about every two seconds, so a read just
+// after traffic may not include it yet.
+type Stats struct {
+	Connections uint64 // connections scheduled
+	PacketsIn   uint64 // packets from clients
+	PacketsOut  uint64 // packets to clients
+	BytesIn     uint64
+	BytesOut    uint64
+
+	ConnectionRate uint64 // connections per second
+	PacketRateIn   uint64 // packets per second
+	PacketRateOut  uint64
+	ByteRateIn     uint64 // bytes per second
+	ByteRateOut    uint64
+}
+
+// ServiceStats is a service as listed by the kernel, with its statistics.
+type ServiceStats struct {
+	Service
+	Stats Stats
+}
+
+// CreateService creates a virtual service.
+//
+// If the service exists, an error compatible with errors.Is(err,
+// os.ErrExist) is returned; if the scheduler or persistence engine does not
+// exist, one compatible with errors.Is(err, ErrSchedulerNotFound).
+func (c *Client) CreateService(ctx context.Context, s Service) error {
+	if err := s.validate("create service", true); err != nil {
+		return err
+	}
+	return c.c.setService(ctx, uapi.CmdNewService, s, s.Flags, serviceFlagsSentMask)
+}
+
+// UpdateService replaces the configuration of the service identified by s
+// with the configuration in s, including its flags and persistence engine:
+// the kernel's update is a full replace, so a field left zero is set to zero.
+// To change some fields only, use EditService.
+//
+// If the service does not exist, an error compatible with errors.Is(err,
+// os.ErrNotExist) is returned.
+func (c *Client) UpdateService(ctx context.Context, s Service) error {
+	if err := s.validate("update service", true); err != nil {
+		return err
+	}
+	return c.c.setService(ctx, uapi.CmdSetService, s, s.Flags, serviceFlagsSentMask)
+}
+
+// A ServiceEdit lists the changes EditService makes; nil fields and zero
+// flag sets are left as they are.
+type ServiceEdit struct {
+	Scheduler         *string
+	Timeout           *time.Duration
+	Netmask           *int
+	PersistenceEngine *string
+	// SetFlags are turned on and ClearFlags turned off; the kernel applies
+	// them atomically and leaves the other flags alone. A flag in both is
+	// turned on.
+	SetFlags, ClearFlags ServiceFlags
+}
+
+// EditService changes some fields of the service identified by s and keeps
+// the rest. It reads the current configuration and writes it back with the
+// changes; the flag changes are applied by the kernel under a mask, so
+// concurrent edits of other flags are never lost.
+//
+// If the service does not exist, an error compatible with errors.Is(err,
+// os.ErrNotExist) is returned.
+func (c *Client) EditService(ctx context.Context, s Service, e ServiceEdit) error {
+	const op = "edit service"
+	if err := s.validateIdentity(op); err != nil {
+		return err
+	}
+	cur, err := c.c.getService(ctx, s)
+	if err != nil {
+		return err
+	}
+	next := cur.Service
+	if e.Scheduler != nil {
+		next.Scheduler = *e.Scheduler
+	}
+	if e.Timeout != nil {
+		next.Timeout = *e.Timeout
+	}
+	if e.Netmask != nil {
+		next.Netmask = *e.Netmask
+	}
+	if e.PersistenceEngine != nil {
+		next.PersistenceEngine = *e.PersistenceEngine
+	}
+	next.Flags = (next.Flags &^ e.ClearFlags) | e.SetFlags
+	if err := next.validate(op, true); err != nil {
+		return err
+	}
+	return c.c.setService(ctx, uapi.CmdSetService, next, e.SetFlags, e.SetFlags|e.ClearFlags)
+}
+
+// DeleteService deletes the service identified by s, with its destinations.
+//
+// If the service does not exist, an error compatible with errors.Is(err,
+// os.ErrNotExist) is returned.
+func (c *Client) DeleteService(ctx context.Context, s Service) error {
+	const op = "delete service"
+	if err := s.validateIdentity(op); err != nil {
+		return err
+	}
+	return c.c.serviceOnly(ctx, op, uapi.CmdDelService, s)
+}
+
+// Service reads the service identified by s, with its statistics.
+//
+// If the service does not exist, an error compatible with errors.Is(err,
+// os.ErrNotExist) is returned.
+func (c *Client) Service(ctx context.Context, s Service) (ServiceStats, error) {
+	if err := s.validateIdentity("get service"); err != nil {
+		return ServiceStats{}, err
+	}
+	return c.c.getService(ctx, s)
+}
+
+// Services lists every service of the network namespace, in the kernel's
+// hash order. An empty table is an empty slice.
+func (c *Client) Services(ctx context.Context) ([]ServiceStats, error) {
+	return c.c.services(ctx)
+}
+
+// ZeroService resets the statistics of the service identified by s and of
+// its destinations.
+//
+// If the service does not exist, an error compatible with errors.Is(err,
+// os.ErrNotExist) is returned.
+func (c *Client) ZeroService(ctx context.Context, s Service) error {
+	const op = "zero service"
+	if err := s.validateIdentity(op); err != nil {
+		return err
+	}
+	return c.c.zero(ctx, &s)
+}
+
+// validateIdentity checks the fields that identify a service.
+func (s Service) validateIdentity(op string) error {
+	if s.FirewallMark != 0 {
+		if s.Address.IsValid() {
+			return invalid(op, "Service.Address", "a service has either an address or a firewall mark, not both")
+		}
+		if s.Family != IPv4 && s.Family != IPv6 {
+			return invalid(op, "Service.Family", "a firewall-mark service needs Family IPv4 or IPv6, not %v", s.Family)
+		}
+		if s.Protocol != 0 || s.Port != 0 {
+			return invalid(op, "Service.Protocol", "a firewall-mark service has no protocol or port (the mark selects the traffic)")
+		}
+		return nil
+	}
+	if !s.Address.IsValid() {
+		return invalid(op, "Service.Address", "a service needs an address or a firewall mark (a mark of 0 is no mark)")
+	}
+	if err := checkAddr(op, "Service.Address", s.Address); err != nil {
+		return err
+	}
+	if s.Family != 0 && s.Family != familyOf(s.Address) {
+		return invalid(op, "Service.Family", "%v does not match the %v address %v", s.Family, familyOf(s.Address), s.Address)
+	}
+	switch s.Protocol {
+	case TCP, UDP, SCTP:
+	default:
+		return invalid(op, "Service.Protocol", "%v is not TCP, UDP or SCTP", s.Protocol)
+	}
+	return nil
+}
+
+// validate checks a service's identity and, if full, its configuration.
+func (s Service) validate(op string, full bool) error {
+	if err := s.validateIdentity(op); err != nil {
+		return err
+	}
+	if !full {
+		return nil
+	}
+	if err := checkName(op, "Service.Scheduler", s.Scheduler, maxSchedulerLen); err != nil {
+		return err
+	}
+	if s.Scheduler == "" {
+		return invalid(op, "Service.Scheduler", "a scheduler is required, such as %q", RoundRobin)
+	}
+	if err := checkName(op, "Service.PersistenceEngine", s.PersistenceEngine, maxPersistenceEngineLen); err != nil {
+		return err
+	}
+	if unknown := s.Flags &^ knownServiceFlags; unknown != 0 {
+		return invalid(op, "Service.Flags", "unknown flag bits %#x", uint32(unknown))
+	}
+	if s.Flags&FlagOnePacket != 0 && s.FirewallMark == 0 && s.Protocol != UDP {
+		return invalid(op, "Service.Flags", "one-packet scheduling is for UDP and firewall-mark services, not %v", s.Protocol)
+	}
+	if err := checkSeconds(op, "Service.Timeout", s.Timeout, maxPersistenceTimeout); err != nil {
+		return err
+	}
+	max := defaultNetmask4
+	if s.family() == IPv6 {
+		max = defaultNetmask6
+	}
+	if s.Netmask < 0 || s.Netmask > max {
+		return invalid(op, "Service.Netmask", "prefix length %d is outside 0-%d (0 means /%d) for %v", s.Netmask, max, max, s.family())
+	}
+	return nil
+}
+
+// checkAddr rejects addresses the wire cannot carry as given.
+func checkAddr(op, field string, a netip.Addr) error {
+	if a.Zone() != "" {
+		return invalid(op, field, "%v has a zone, which IPVS cannot carry", a)
+	}
+	if a.Is4In6() {
+		return invalid(op, field, "%v is an IPv4-mapped IPv6 address; use Unmap for IPv4", a)
+	}
+	return nil
+}
+
+// checkName validates a NUL-terminated string attribute.
+func checkName(op, field, name string, max int) error {
+	if len(name) > max {
+		return invalid(op, field, "%q is %d bytes long, more than the kernel's %d", name, len(name), max)
+	}
+	if strings.IndexByte(name, 0) >= 0 {
+		return invalid(op, field, "%q contains a NUL byte", name)
+	}
+	return nil
+}
