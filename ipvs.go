@@ -269,8 +269,34 @@ func (e *Error) Error() string {
 	return s
 }
 
-// Unwrap returns the underlying error.
-func (e *Error) Unwrap() error { return e.Err }
+// Unwrap returns the underlying error. For ENOENT from creating or updating
+// a service, which means a missing scheduler or engine and not a missing
+// service, the errno is wrapped so that it still matches syscall.ENOENT but
+// not os.ErrNotExist.
+func (e *Error) Unwrap() error {
+	if errno, ok := e.Err.(syscall.Errno); ok && errno == syscall.ENOENT && isServiceWrite(e.cmd) {
+		return plainErrno{errno}
+	}
+	return e.Err
+}
+
+// plainErrno is an errno without the os.Err* meanings syscall.Errno gives it.
+type plainErrno struct{ errno syscall.Errno }
+
+func (p plainErrno) Error() string { return p.errno.Error() }
+
+func (p plainErrno) Is(target error) bool {
+	t, ok := target.(syscall.Errno)
+	return ok && t == p.errno
+}
+
+func (p plainErrno) As(target any) bool {
+	if t, ok := target.(*syscall.Errno); ok {
+		*t = p.errno
+		return true
+	}
+	return false
+}
 
 // Is maps kernel errnos onto os.ErrNotExist, os.ErrExist, os.ErrPermission,
 // os.ErrInvalid and ErrSchedulerNotFound as described on Error.
