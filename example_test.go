@@ -1,0 +1,178 @@
+package ipvs_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/ipvs-go/ipvs"
+)
+
+// The article's NAT lab: a round-robin service on the virtual address
+// 10.0.1.1:80 with two masqueraded backends. Each call replaces one ipvsadm
+// command.
+func Example() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	c, err := ipvs.New()
+	if err != nil {
+		log.Fatal(err) // IPVS unavailable, or not permitted
+	}
+	defer c.Close()
+
+	// ipvsadm -A -t 10.0.1.1:80 -s rr
+	web := ipvs.Service{
+		Protocol:  ipvs.TCP,
+		Address:   netip.MustParseAddr("10.0.1.1"),
+		Port:      80,
+		Scheduler: ipvs.RoundRobin,
+	}
+	if err := c.CreateService(ctx, web); err != nil && !errors.Is(err, os.ErrExist) {
+		log.Fatal(err)
+	}
+
+	// ipvsadm -a -t 10.0.1.1:80 -r 10.0.2.1:80 -m
+	// ipvsadm -a -t 10.0.1.1:80 -r 10.0.2.2:80 -m
+	for _, backend := range []string{"10.0.2.1", "10.0.2.2"} {
+		err := c.CreateDestination(ctx, web, ipvs.Destination{
+			Address:       netip.MustParseAddr(backend),
+			Port:          80,
+			ForwardMethod: ipvs.NAT,
+			Weight:        1,
+		})
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			log.Fatal(err)
+		}
+	}
+}
+
+// A listing with statistics, as ipvsadm -Ln --stats prints it.
+func ExampleClient_Services() {
+	ctx := context.Background()
+	c, err := ipvs.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	svcs, err := c.Services(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%-33s %8s %8s %8s %8s %8s\n", "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes")
+	for _, s := range svcs {
+		fmt.Printf("%-33s %8d %8d %8d %8d %8d\n", s.Service, s.Stats.Connections,
+			s.Stats.PacketsIn, s.Stats.PacketsOut, s.Stats.BytesIn, s.Stats.BytesOut)
+		dests, err := c.Destinations(ctx, s.Service)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, d := range dests {
+			fmt.Printf("  -> %-28s %8d %8d %8d %8d %8d\n", d.Destination, d.Stats.Connections,
+				d.Stats.PacketsIn, d.Stats.PacketsOut, d.Stats.BytesIn, d.Stats.BytesOut)
+		}
+	}
+}
+
+// Starting the connection sync daemon of a master load balancer; the backup
+// runs the same with ipvs.Backup.
+func ExampleClient_StartSyncDaemon() {
+	ctx := context.Background()
+	c, err := ipvs.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	// ipvsadm --start-daemon master --mcast-interface eth0 --syncid 1
+	err = c.StartSyncDaemon(ctx, ipvs.SyncDaemon{
+		State:     ipvs.Master,
+		Interface: "eth0",
+		SyncID:    1,
+	})
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		log.Fatal(err)
+	}
+
+	daemons, err := c.SyncDaemons(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, d := range daemons {
+		// The kernel reports its defaults: group 224.0.0.81, port 8848.
+		fmt.Printf("%s sync daemon (mcast=%s, syncid=%d, group=%s, port=%d)\n",
+			d.State, d.Interface, d.SyncID, d.Group, d.Port)
+	}
+}
+
+// Draining a destination, as kube-proxy does before deleting it: weight 0
+// sends it no new connections while existing ones finish.
+func ExampleClient_UpdateDestination() {
+	ctx := context.Background()
+	c, err := ipvs.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	web := ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("10.0.1.1"), Port: 80}
+	dests, err := c.Destinations(ctx, web)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, d := range dests {
+		if d.Address == netip.MustParseAddr("10.0.2.2") {
+			d.Weight = 0 // ipvsadm -e -t 10.0.1.1:80 -r 10.0.2.2:80 -m -w 0
+			if err := c.UpdateDestination(ctx, web, d.Destination); err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
+}
+
+// Changing one flag and the persistence timeout of a service while keeping
+// its scheduler, netmask and persistence engine.
+func ExampleClient_EditService() {
+	ctx := context.Background()
+	c, err := ipvs.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	timeout := 10 * time.Minute
+	err = c.EditService(ctx,
+		ipvs.Service{Protocol: ipvs.UDP, Address: netip.MustParseAddr("10.0.1.1"), Port: 5060},
+		ipvs.ServiceEdit{SetFlags: ipvs.FlagPersistent, Timeout: &timeout})
+	if errors.Is(err, os.ErrNotExist) {
+		fmt.Println("no such service")
+	} else if err != nil {
+		log.Fatal(err)
+	}
+}
+
+func ExampleForwardMethod_String() {
+	for _, m := range []ipvs.ForwardMethod{ipvs.NAT, ipvs.DR, ipvs.IPIP, ipvs.Local} {
+		fmt.Println(m)
+	}
+	// Output:
+	// NAT
+	// DR
+	// IPIP
+	// Local
+}
+
+func ExampleService_String() {
+	fmt.Println(ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("10.0.1.1"), Port: 80})
+	fmt.Println(ipvs.Service{Protocol: ipvs.UDP, Address: netip.MustParseAddr("2001:db8::1"), Port: 53})
+	fmt.Println(ipvs.Service{FirewallMark: 100, Family: ipvs.IPv6})
+	// Output:
+	// TCP 10.0.1.1:80
+	// UDP [2001:db8::1]:53
+	// FWM 100 IPv6
+}
