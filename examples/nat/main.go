@@ -144,6 +144,7 @@ func run(ctx context.Context, l *lab.Lab) error {
 			"source instead of going back through the load balancer to be rewritten to 10.0.1.1:80.\n"+
 			"The client does not recognise such a reply and the connection never opens.\n"+
 			"Fix: ip netns exec backendN ip route replace default via %s\n", len(res), *timeout, lab.LBIP)
+		l.Outcome = "pitfall reproduced"
 		return nil
 	}
 	if err := lab.CheckRoundRobin(res, bodies); err != nil {

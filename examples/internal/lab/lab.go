@@ -39,6 +39,9 @@ type Lab struct {
 	ID string
 	// Out receives the narration and the commands.
 	Out io.Writer
+	// Outcome, if set, is printed after "OK" on the result line, such as
+	// "pitfall reproduced".
+	Outcome string
 
 	mu       sync.Mutex
 	nss      []*NS

@@ -46,6 +46,10 @@ func run(name string, limit time.Duration, fn func(ctx context.Context, l *Lab) 
 		fmt.Printf("\nRESULT: %s lab FAILED: %v\n", name, err)
 		return 1
 	}
-	fmt.Printf("\nRESULT: %s lab OK\n", name)
+	if l.Outcome != "" {
+		fmt.Printf("\nRESULT: %s lab OK: %s\n", name, l.Outcome)
+	} else {
+		fmt.Printf("\nRESULT: %s lab OK\n", name)
+	}
 	return 0
 }

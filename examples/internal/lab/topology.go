@@ -130,3 +130,48 @@ func (l *Lab) BuildTopology(backendGW string, withBackup bool) (*Topology, error
 	}
 	return &t, nil
 }
+
+// An Owner is the answer to "whom does the router send an address's packets
+// to": the MAC address in the router's ARP table, and the namespace whose
+// server-segment interface has that address.
+type Owner struct {
+	IP    string
+	MAC   string
+	State string
+	NS    *NS // nil if no entry or an unknown MAC
+}
+
+func (o Owner) String() string {
+	if o.MAC == "" {
+		return fmt.Sprintf("router: no ARP entry for %s", o.IP)
+	}
+	who := "an unknown host"
+	if o.NS != nil {
+		who = o.NS.Role
+	}
+	return fmt.Sprintf("router: %s lladdr %s %s  (that is %s's eth0)", o.IP, o.MAC, o.State, who)
+}
+
+// ARPOwner looks ip up in the router's ARP table and tells which machine of
+// the server segment the MAC address belongs to.
+func ARPOwner(t *Topology, ip string) (Owner, error) {
+	o := Owner{IP: ip}
+	mac, state, err := t.Router.Neighbour(ip)
+	if err != nil || mac == nil {
+		return o, err
+	}
+	o.MAC, o.State = mac.String(), state
+	for _, ns := range []*NS{t.LB, t.Backup, t.Backends[0], t.Backends[1]} {
+		if ns == nil {
+			continue
+		}
+		m, err := ns.HardwareAddr("eth0")
+		if err != nil {
+			return o, err
+		}
+		if m.String() == o.MAC {
+			o.NS = ns
+		}
+	}
+	return o, nil
+}
