@@ -1,0 +1,446 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipvs-go/ipvs/internal/vmrig/spec"
+)
+
+// buildGuestInit compiles the static guest init and returns its path.
+func buildGuestInit(cache string) (string, error) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	final := filepath.Join(cache, "guestinit")
+	out := fmt.Sprintf("%s.%d.tmp", final, os.Getpid())
+	defer os.Remove(out)
+	cmd := exec.Command(goBin, "build", "-trimpath", "-o", out, "github.com/ipvs-go/ipvs/internal/vmrig/guestinit")
+	// Build from the source next to this file when it is there, so the rig
+	// also works when started from outside the module directory.
+	if _, file, _, ok := runtime.Caller(0); ok {
+		if dir := filepath.Join(filepath.Dir(file), "guestinit"); exists(dir) {
+			cmd.Dir = dir
+			cmd.Args = []string{goBin, "build", "-trimpath", "-o", out, "."}
+		}
+	}
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=-buildvcs=false")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%v\n%s", err, b)
+	}
+	return final, os.Rename(out, final)
+}
+
+// payloadArchive writes the per-run part of the initramfs: /init, the job
+// list, the payload binaries (with their libraries) and the extra files.
+func payloadArchive(o *options, initBin string, w io.Writer) error {
+	zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+	cw := newCpioWriter(zw)
+	cw.File("init", initBin, 0o755)
+	cfg := spec.Config{Modules: o.modules, Env: o.env}
+	for _, j := range o.jobs {
+		if j.Host != "" {
+			if err := addBinary(cw, j.Argv[0], j.Host); err != nil {
+				return err
+			}
+		}
+		cfg.Jobs = append(cfg.Jobs, spec.Job{Name: j.Name, Argv: j.Argv, Timeout: j.Timeout})
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	cw.Bytes(spec.JobsPath, 0o644, b)
+	for _, f := range o.files {
+		host, guest, _ := strings.Cut(f, ":")
+		err := filepath.WalkDir(host, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(host, p)
+			g := filepath.Join(guest, rel)
+			switch {
+			case d.IsDir():
+				cw.Dir(g, 0o755)
+			case d.Type()&fs.ModeSymlink != 0:
+				t, err := os.Readlink(p)
+				if err != nil {
+					return err
+				}
+				cw.Symlink(g, t)
+			case d.Type().IsRegular():
+				cw.File(g, p, 0)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("-file %s: %w", f, err)
+		}
+	}
+	if err := cw.Close(); err != nil {
+		return err
+	}
+	return zw.Close()
+}
+
+// writeInitrd concatenates the cached base archive and the payload archive;
+// the kernel unpacks concatenated compressed cpio archives in order.
+func writeInitrd(o *options, base, initBin, dst string) error {
+	f, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	in, err := os.Open(base)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, in)
+	in.Close()
+	if err != nil {
+		return err
+	}
+	if err := payloadArchive(o, initBin, f); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// lockedWriter serialises writes to the host stdout.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+var stdout = &lockedWriter{w: os.Stdout}
+
+func bootOne(o *options, k *Kernel, base, initBin string, rep *bootReport) {
+	for i, j := range o.jobs {
+		for _, a := range j.Argv[1:] {
+			if a == "-test.v" || strings.HasPrefix(a, "-test.v=") || a == "--test.v" {
+				rep.jobs[i].testMode = true
+			}
+		}
+	}
+	if err := boot(o, k, base, initBin, rep); err != nil {
+		rep.err = err
+		logf("kernel %s: %v", k.Label, err)
+	}
+}
+
+func boot(o *options, k *Kernel, base, initBin string, rep *bootReport) (err error) {
+	dir, err := os.MkdirTemp("", "vmrig-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if o.keep || err != nil {
+			logf("kernel %s: run files kept in %s", k.Label, dir)
+		} else {
+			os.RemoveAll(dir)
+		}
+	}()
+	initrd := filepath.Join(dir, "initrd.gz")
+	t0 := time.Now()
+	if err := writeInitrd(o, base, initBin, initrd); err != nil {
+		return fmt.Errorf("initramfs: %w", err)
+	}
+	if st, err := os.Stat(initrd); err == nil {
+		logf("kernel %s: initramfs %.1f MB (payload part built in %s)", k.Label, float64(st.Size())/1e6, since(t0))
+	}
+
+	sock := filepath.Join(dir, "jobs.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+
+	cmdline := "console=ttyS0 quiet panic=-1 mitigations=off"
+	if o.append != "" {
+		cmdline += " " + o.append
+	}
+	args := []string{
+		"-accel", "tcg,thread=multi", "-cpu", "max",
+		"-m", strconv.Itoa(o.mem), "-smp", strconv.Itoa(o.smp),
+		"-nographic", "-no-reboot", "-no-user-config",
+		// Never give the guest a network device: lab traffic must stay inside.
+		"-nodefaults", "-nic", "none",
+		"-kernel", k.Vmlinuz, "-initrd", initrd, "-append", cmdline,
+		"-serial", "stdio", // ttyS0: console
+		"-chardev", "socket,id=jobs,path=" + sock, "-serial", "chardev:jobs", // ttyS1: jobs
+	}
+	consoleLog := filepath.Join(dir, "console.log")
+	clog, err := os.Create(consoleLog)
+	if err != nil {
+		return err
+	}
+	defer clog.Close()
+	var consoleW io.Writer = clog
+	if o.verbose {
+		consoleW = io.MultiWriter(clog, &prefixWriter{w: os.Stderr, prefix: "[console] ", bol: true})
+	}
+	cmd := exec.Command("qemu-system-x86_64", args...)
+	cmd.Stdin = nil
+	cmd.Stdout, cmd.Stderr = consoleW, consoleW
+	logf("kernel %s: booting %s", k.Label, k.Release)
+	qStart := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start qemu: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		rep.total = time.Since(qStart)
+	}()
+
+	type acc struct {
+		c   net.Conn
+		err error
+	}
+	accepted := make(chan acc, 1)
+	go func() {
+		c, err := ln.Accept()
+		accepted <- acc{c, err}
+	}()
+	var conn net.Conn
+	select {
+	case a := <-accepted:
+		if a.err != nil {
+			_ = cmd.Process.Kill()
+			<-exited
+			return a.err
+		}
+		conn = a.c
+	case err := <-exited:
+		return fmt.Errorf("qemu exited before connecting the job channel: %v\n%s", err, tail(consoleLog, 30))
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("qemu did not connect the job channel within 60s\n%s", tail(consoleLog, 30))
+	}
+	defer conn.Close()
+
+	lines := make(chan string, 256)
+	go func() {
+		defer close(lines)
+		br := bufio.NewReaderSize(conn, 64<<10)
+		for {
+			l, err := br.ReadString('\n')
+			if l != "" {
+				lines <- l
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+
+	jobs := map[string]*jobResult{}
+	timeouts := map[string]time.Duration{}
+	for i, j := range rep.jobs {
+		jobs[j.name] = j
+		timeouts[j.name] = o.jobs[i].Timeout
+	}
+	var cur *jobResult
+	done, sawInit := false, false
+	overall := time.NewTimer(o.timeout)
+	defer overall.Stop()
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+
+	kill := func(reason string) {
+		_ = cmd.Process.Kill()
+		<-exited
+		exited = nil
+		what := "before the guest init started (kernel did not come up)"
+		if sawInit {
+			what = "before the first job started"
+		}
+		if cur != nil {
+			cur.state = "HUNG"
+			cur.seconds = time.Since(cur.started).Seconds()
+			what = fmt.Sprintf("while job %q was running (for %s)", cur.name, since(cur.started))
+		} else if done {
+			what = "after all jobs finished (power off did not complete)"
+		}
+		err = fmt.Errorf("%s %s; qemu killed. Last console lines:\n%s", reason, what, tail(consoleLog, 30))
+	}
+
+	for err == nil && exited != nil {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				lines = nil
+				continue
+			}
+			l = strings.TrimRight(l, "\r\n")
+			if strings.HasPrefix(l, spec.MarkerPrefix) {
+				fmt.Fprintln(stdout, l)
+				f := strings.Fields(l)
+				kv := fieldsKV(f)
+				switch f[0] {
+				case spec.MarkerInfo:
+					if _, ok := kv["kernel"]; ok {
+						sawInit = true
+						rep.boot = time.Since(qStart)
+						logf("kernel %s: guest init up after %s (uname -r %s)", k.Label, since(qStart), kv["kernel"])
+					}
+					if s, ok := kv["modules-loaded"]; ok {
+						sec, _ := strconv.ParseFloat(kv["seconds"], 64)
+						rep.modules = time.Duration(sec * float64(time.Second))
+						logf("kernel %s: preloaded %s modules (%s failed) in %ss", k.Label, s, kv["modules-failed"], kv["seconds"])
+					}
+				case spec.MarkerStart:
+					if len(f) > 1 {
+						cur = jobs[f[1]]
+						if cur != nil {
+							cur.started = time.Now()
+						}
+					}
+				case spec.MarkerResult:
+					if len(f) > 1 && jobs[f[1]] != nil {
+						j := jobs[f[1]]
+						j.exit, _ = strconv.Atoi(kv["exit"])
+						j.seconds, _ = strconv.ParseFloat(kv["seconds"], 64)
+						switch {
+						case kv["timeout"] != "":
+							j.state = "TIMEOUT"
+							fmt.Fprintf(stdout, "vmrig: job %q on kernel %s killed after its timeout %s\n", j.name, k.Label, kv["timeout"])
+						case j.exit != 0:
+							j.state = "FAIL"
+						case o.requireTests && j.testMode && !o.requireRe.MatchString(j.output.String()):
+							j.state = "NO TESTS"
+							fmt.Fprintf(stdout, "vmrig: job %q on kernel %s exited 0 but no output line matches %q (-require-tests)\n",
+								j.name, k.Label, o.requireRe.String())
+						default:
+							j.state = "PASS"
+						}
+						j.output.Reset()
+						cur = nil
+					}
+				case spec.MarkerDone:
+					done = true
+					if _, e, ok := strings.Cut(l, " error="); ok {
+						if u, uerr := strconv.Unquote(e); uerr == nil {
+							e = u
+						}
+						err = fmt.Errorf("guest init failed: %s", e)
+					}
+				}
+				continue
+			}
+			fmt.Fprintln(stdout, l)
+			if cur != nil && cur.testMode && o.requireTests {
+				cur.output.WriteString(l)
+				cur.output.WriteByte('\n')
+			}
+		case <-tick.C:
+			// Host-side watchdog in case the guest itself stops responding.
+			if cur != nil && time.Since(cur.started) > timeouts[cur.name]+2*time.Minute {
+				kill(fmt.Sprintf("job %q exceeded its timeout %s by 2m without the guest reporting;", cur.name, timeouts[cur.name]))
+			}
+		case <-overall.C:
+			kill(fmt.Sprintf("boot timeout %s reached", o.timeout))
+		case e := <-exited:
+			exited = nil
+			// Drain what the guest wrote before it stopped.
+			if lines != nil {
+				for l := range lines {
+					fmt.Fprint(stdout, strings.TrimRight(l, "\r\n")+"\n")
+					if strings.HasPrefix(l, spec.MarkerDone) {
+						done = true
+					}
+				}
+				lines = nil
+			}
+			if !done {
+				what := "before the guest init started"
+				if cur != nil {
+					cur.state = "CRASHED"
+					what = fmt.Sprintf("while job %q was running", cur.name)
+				} else if sawInit {
+					what = "between jobs"
+				}
+				err = fmt.Errorf("guest stopped (qemu: %v) %s; kernel panic? Last console lines:\n%s", e, what, tail(consoleLog, 40))
+			}
+		}
+	}
+	if exited != nil {
+		// The guest reported an error; don't leave qemu behind.
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+	return err
+}
+
+func fieldsKV(f []string) map[string]string {
+	kv := map[string]string{}
+	for _, x := range f[1:] {
+		if k, v, ok := strings.Cut(x, "="); ok {
+			if u, err := strconv.Unquote(v); err == nil {
+				v = u
+			}
+			kv[k] = v
+		}
+	}
+	return kv
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	b = bytes.ReplaceAll(b, []byte("\r"), nil)
+	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return "  | " + strings.Join(ls, "\n  | ")
+}
+
+// prefixWriter prefixes every line.
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+	bol    bool
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	var out []byte
+	for _, c := range b {
+		if c == '\r' {
+			continue
+		}
+		if p.bol {
+			out = append(out, p.prefix...)
+		}
+		out = append(out, c)
+		p.bol = c == '\n'
+	}
+	_, err := p.w.Write(out)
+	return len(b), err
+}
