@@ -9,8 +9,6 @@ import (
 
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
-
-	"github.com/ipvs-go/ipvs/internal/uapi"
 )
 
 // Decoders must never panic, whatever the bytes; what they accept must
@@ -38,14 +36,11 @@ func seedPayloads(t testing.TB) [][]byte {
 	return out
 }
 
-func encodeMessage(t testing.TB, cmd uint8, enc func(ae *netlink.AttributeEncoder)) genetlink.Message {
-	ae := netlink.NewAttributeEncoder()
-	enc(ae)
-	b, err := ae.Encode()
-	if err != nil {
-		t.Fatalf("encoding: %v", err)
-	}
-	return genetlink.Message{Header: genetlink.Header{Command: cmd, Version: 1}, Data: b}
+// encodeAttrs returns the attributes enc writes.
+func encodeAttrs(enc func(e *encoder)) []byte {
+	var e encoder
+	enc(&e)
+	return e.b
 }
 
 func FuzzParseServices(f *testing.F) {
@@ -53,21 +48,17 @@ func FuzzParseServices(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		svcs, err := parseServices([]genetlink.Message{{Header: genetlink.Header{Command: uapi.CmdNewService}, Data: b}})
-		if err != nil {
+		s, ok, err := parseService(b)
+		if err != nil || !ok {
 			return
 		}
-		for _, s := range svcs {
-			if s.validate("fuzz", true) != nil {
-				continue
-			}
-			// A valid service read from the kernel can be written back
-			// and reads the same.
-			m := encodeMessage(t, uapi.CmdNewService, func(ae *netlink.AttributeEncoder) {
-				encodeServiceNest(ae, s.Service, true, s.Flags, serviceFlagsSentMask)
-			})
-			again, err := parseServices([]genetlink.Message{m})
-			if err != nil || len(again) != 1 || again[0].Service != s.Service {
+		// A valid service read from the kernel can be written back and
+		// reads the same.
+		if s.validate("fuzz", true) == nil {
+			again, _, err := parseService(encodeAttrs(func(e *encoder) {
+				encodeService(e, s.Service, true, s.Flags, serviceFlagsSentMask)
+			}))
+			if err != nil || again.Service != s.Service {
 				t.Fatalf("round trip of %+v: %+v, %v", s.Service, again, err)
 			}
 		}
@@ -83,18 +74,14 @@ func FuzzParseDestinations(f *testing.F) {
 		if v4 {
 			fam = IPv4
 		}
-		dests, err := parseDestinations([]genetlink.Message{{Header: genetlink.Header{Command: uapi.CmdNewDest}, Data: b}}, fam)
-		if err != nil {
+		d, ok, err := parseDest(b, fam)
+		if err != nil || !ok {
 			return
 		}
 		svc := Service{FirewallMark: 1, Family: fam}
-		for _, d := range dests {
-			if d.validate("fuzz", svc) != nil {
-				continue
-			}
-			m := encodeMessage(t, uapi.CmdNewDest, func(ae *netlink.AttributeEncoder) { encodeDestNest(ae, d.Destination, true) })
-			again, err := parseDestinations([]genetlink.Message{m}, fam)
-			if err != nil || len(again) != 1 || again[0].Destination != d.Destination {
+		if d.validate("fuzz", svc) == nil {
+			again, _, err := parseDest(encodeAttrs(func(e *encoder) { encodeDest(e, d.Destination, true) }), fam)
+			if err != nil || again.Destination != d.Destination {
 				t.Fatalf("round trip of %+v: %+v, %v", d.Destination, again, err)
 			}
 		}
@@ -106,19 +93,15 @@ func FuzzParseDaemons(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ds, err := parseDaemons([]genetlink.Message{{Header: genetlink.Header{Command: uapi.CmdNewDaemon}, Data: b}})
-		if err != nil {
+		d, ok, err := parseDaemon(b)
+		if err != nil || !ok {
 			return
 		}
-		for _, d := range ds {
-			if d.validate("fuzz") != nil || d.MaxLength == 0 || d.Port == 0 || d.TTL == 0 || !d.Group.IsValid() {
-				// Zero optional fields are not sent, so they only round
-				// trip when set, as the kernel always reports them.
-				continue
-			}
-			m := encodeMessage(t, uapi.CmdNewDaemon, func(ae *netlink.AttributeEncoder) { encodeDaemonNest(ae, d) })
-			again, err := parseDaemons([]genetlink.Message{m})
-			if err != nil || len(again) != 1 || again[0] != d {
+		// Zero optional fields are not sent, so they only round trip when
+		// set, as the kernel always reports them.
+		if d.validate("fuzz") == nil && d.MaxLength != 0 && d.Port != 0 && d.TTL != 0 && d.Group.IsValid() {
+			again, _, err := parseDaemon(encodeAttrs(func(e *encoder) { encodeDaemon(e, d) }))
+			if err != nil || again != d {
 				t.Fatalf("round trip of %+v: %+v, %v", d, again, err)
 			}
 		}
@@ -156,7 +139,7 @@ func FuzzParseInfo(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = parseInfo([]genetlink.Message{{Header: genetlink.Header{Command: uapi.CmdSetInfo}, Data: b}})
+		_, _ = parseInfo(b)
 	})
 }
 
@@ -165,12 +148,11 @@ func FuzzParseTimeouts(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		to, err := parseTimeouts([]genetlink.Message{{Header: genetlink.Header{Command: uapi.CmdSetConfig}, Data: b}})
+		to, err := parseTimeouts(b)
 		if err != nil || to.TCP > maxConfigTimeout || to.TCPFin > maxConfigTimeout || to.UDP > maxConfigTimeout {
 			return
 		}
-		m := encodeMessage(t, uapi.CmdSetConfig, func(ae *netlink.AttributeEncoder) { encodeTimeouts(ae, to) })
-		again, err := parseTimeouts([]genetlink.Message{m})
+		again, err := parseTimeouts(encodeAttrs(func(e *encoder) { encodeTimeouts(e, to) }))
 		if err != nil || again != to {
 			t.Fatalf("round trip of %+v: %+v, %v", to, again, err)
 		}
@@ -195,18 +177,10 @@ func FuzzServiceRoundTrip(f *testing.F) {
 		if s.validate("fuzz", true) != nil {
 			return
 		}
-		m := encodeMessage(t, uapi.CmdNewService, func(ae *netlink.AttributeEncoder) {
-			encodeServiceNest(ae, s, true, s.Flags, serviceFlagsSentMask)
-		})
-		got, err := parseServices([]genetlink.Message{m})
-		want := s
-		if want.FirewallMark == 0 {
-			want.Family = 0 // reported only for mark services
-		}
-		if want.Netmask == defaultNetmask4 && want.family() == IPv4 || want.Netmask == defaultNetmask6 && want.family() == IPv6 {
-			want.Netmask = 0 // the full mask reads as zero
-		}
-		if err != nil || len(got) != 1 || got[0].Service != want {
+		got, _, err := parseService(encodeAttrs(func(e *encoder) { encodeService(e, s, true, s.Flags, serviceFlagsSentMask) }))
+		// The family is reported only for mark services, and the full
+		// mask reads as zero.
+		if want := s.normalized(); err != nil || got.Service != want {
 			t.Fatalf("round trip of %+v: %+v, %v", s, got, err)
 		}
 	})
@@ -231,9 +205,8 @@ func FuzzDestinationRoundTrip(f *testing.F) {
 		if d.validate("fuzz", svc) != nil {
 			return
 		}
-		m := encodeMessage(t, uapi.CmdNewDest, func(ae *netlink.AttributeEncoder) { encodeDestNest(ae, d, true) })
-		got, err := parseDestinations([]genetlink.Message{m}, svc.Family)
-		if err != nil || len(got) != 1 || got[0].Destination != d {
+		got, _, err := parseDest(encodeAttrs(func(e *encoder) { encodeDest(e, d, true) }), svc.Family)
+		if err != nil || got.Destination != d {
 			t.Fatalf("round trip of %+v: %+v, %v", d, got, err)
 		}
 	})
@@ -248,9 +221,8 @@ func FuzzDaemonRoundTrip(f *testing.F) {
 		if d.validate("fuzz") != nil {
 			return
 		}
-		m := encodeMessage(t, uapi.CmdNewDaemon, func(ae *netlink.AttributeEncoder) { encodeDaemonNest(ae, d) })
-		got, err := parseDaemons([]genetlink.Message{m})
-		if err != nil || len(got) != 1 || got[0] != d {
+		got, _, err := parseDaemon(encodeAttrs(func(e *encoder) { encodeDaemon(e, d) }))
+		if err != nil || got != d {
 			t.Fatalf("round trip of %+v: %+v, %v", d, got, err)
 		}
 	})

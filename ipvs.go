@@ -429,3 +429,208 @@ func errnoName(errno syscall.Errno) string {
 	}
 	return ""
 }
+
+// ChangeKind is what a Change does.
+type ChangeKind uint8
+
+// The kinds of change.
+const (
+	CreateService ChangeKind = iota + 1
+	UpdateService
+	DeleteService
+	CreateDestination
+	UpdateDestination
+	DeleteDestination
+)
+
+// String returns the kind as a verb phrase, such as "create service".
+func (k ChangeKind) String() string { return k.op() }
+
+func (k ChangeKind) op() string {
+	switch k {
+	case CreateService:
+		return "create service"
+	case UpdateService:
+		return "update service"
+	case DeleteService:
+		return "delete service"
+	case CreateDestination:
+		return "create destination"
+	case UpdateDestination:
+		return "update destination"
+	case DeleteDestination:
+		return "delete destination"
+	}
+	return fmt.Sprintf("ChangeKind(%d)", uint8(k))
+}
+
+func (k ChangeKind) cmd() uint8 {
+	switch k {
+	case CreateService:
+		return uapi.CmdNewService
+	case UpdateService:
+		return uapi.CmdSetService
+	case DeleteService:
+		return uapi.CmdDelService
+	case CreateDestination:
+		return uapi.CmdNewDest
+	case UpdateDestination:
+		return uapi.CmdSetDest
+	case DeleteDestination:
+		return uapi.CmdDelDest
+	}
+	return 0
+}
+
+// A Change is one mutation of the IPVS table, for Apply. Destination is used
+// by the destination kinds only; for them Service only needs its identity.
+type Change struct {
+	Kind        ChangeKind
+	Service     Service
+	Destination Destination
+}
+
+// String describes the change, such as "create destination 10.0.2.1:80 of
+// TCP 10.0.1.1:80".
+func (ch Change) String() string {
+	switch ch.Kind {
+	case CreateDestination, UpdateDestination, DeleteDestination:
+		return ch.Kind.op() + " " + ch.Destination.String() + " of " + ch.Service.String()
+	}
+	return ch.Kind.op() + " " + ch.Service.String()
+}
+
+// validate checks a change as the single-call method would.
+func (ch Change) validate() error {
+	op := ch.Kind.op()
+	switch ch.Kind {
+	case CreateService, UpdateService:
+		return ch.Service.validate(op, true)
+	case DeleteService:
+		return ch.Service.validateIdentity(op)
+	case CreateDestination, UpdateDestination:
+		return ch.Destination.validate(op, ch.Service)
+	case DeleteDestination:
+		if err := ch.Service.validateIdentity(op); err != nil {
+			return err
+		}
+		return ch.Destination.validateAddress(op, ch.Service)
+	}
+	return invalid(op, "Change.Kind", "unknown kind %d", uint8(ch.Kind))
+}
+
+// ErrUnacknowledged is matched by errors.Is for a change of Apply whose
+// answer the kernel dropped because the socket's receive buffer overflowed.
+// The kernel executed it, but whether it succeeded is unknown: read the
+// table back (Reconcile does).
+var ErrUnacknowledged = errors.New("change sent but its acknowledgement was lost")
+
+// Apply makes the changes in order, sending many per system call, and
+// returns one error per change: nil if the kernel applied it, an *Error
+// otherwise, with the same meaning as from the single-call method. Invalid
+// changes are refused before sending and the others still go. A failing
+// change never stops the ones after it: the kernel executes each request on
+// its own, without transactions.
+//
+// The returned error is non-nil if the exchange itself failed (for example
+// the context expired); the changes whose outcome is then unknown carry that
+// error too.
+func (c *Client) Apply(ctx context.Context, changes []Change) ([]error, error) {
+	errs := make([]error, len(changes))
+	for i, ch := range changes {
+		errs[i] = ch.validate()
+	}
+	if len(changes) == 0 {
+		return errs, nil
+	}
+	return errs, c.c.apply(ctx, changes, errs)
+}
+
+// A VirtualService is a service with its destinations: the desired state
+// given to Reconcile.
+type VirtualService struct {
+	Service      Service
+	Destinations []Destination
+}
+
+// VirtualServiceStats is a service with its destinations as read from the
+// kernel, with their counters.
+type VirtualServiceStats struct {
+	ServiceStats
+	Destinations []DestinationStats
+}
+
+// VirtualServices reads every service with its destinations in one call, on
+// one socket: a service dump, then a destination dump per service. Services
+// repeated by a dump that raced with changes are reported once.
+func (c *Client) VirtualServices(ctx context.Context) ([]VirtualServiceStats, error) {
+	return c.c.virtualServices(ctx)
+}
+
+// ReconcileOptions tune Reconcile.
+type ReconcileOptions struct {
+	// GracefulRemoval drains a destination that is no longer desired
+	// instead of deleting it: Reconcile first sets its weight to 0, so it
+	// gets no new connections, and deletes it in a later run once it has
+	// no active or inactive connections left, as kube-proxy does.
+	// Services that are no longer desired are deleted at once.
+	GracefulRemoval bool
+}
+
+// ReconcileResult reports what Reconcile did: the changes it applied, in
+// order, and each one's error (nil for success).
+type ReconcileResult struct {
+	Changes []Change
+	Errors  []error
+}
+
+// Reconcile makes the network namespace's IPVS table equal to desired: it
+// reads the table, computes the fewest changes (a weight change is one
+// destination update; kernel-internal flags and counters are ignored), and
+// applies them with Apply. Run again with the same input it changes nothing.
+//
+// The kernel's dumps can skip entries while the table changes, so an entry
+// Reconcile did not see may exist: a create that meets an existing entry is
+// not a failure but a reason to read the table again and compare, which
+// Reconcile does once before returning. The returned error joins the errors
+// of the changes that failed; after a partial failure a new run converges.
+func (c *Client) Reconcile(ctx context.Context, desired []VirtualService, opts ReconcileOptions) (ReconcileResult, error) {
+	want, err := prepareDesired(desired)
+	if err != nil {
+		return ReconcileResult{}, err
+	}
+	var res ReconcileResult
+	for pass := 0; pass < 2; pass++ {
+		cur, err := c.VirtualServices(ctx)
+		if err != nil {
+			return res, err
+		}
+		changes := diff(want, cur, opts)
+		if len(changes) == 0 {
+			return res, nil
+		}
+		errs, err := c.Apply(ctx, changes)
+		res.Changes = append(res.Changes, changes...)
+		res.Errors = append(res.Errors, errs...)
+		if err != nil {
+			return res, err
+		}
+		retry := false
+		var failed []error
+		for i, e := range errs {
+			switch {
+			case e == nil:
+			case errors.Is(e, os.ErrExist), errors.Is(e, ErrUnacknowledged):
+				retry = true // an entry the dump skipped, or an unknown outcome
+			case errors.Is(e, os.ErrNotExist) && (changes[i].Kind == DeleteService || changes[i].Kind == DeleteDestination):
+				retry = true // already gone: confirm
+			default:
+				failed = append(failed, e)
+			}
+		}
+		if len(failed) > 0 || !retry {
+			return res, errors.Join(failed...)
+		}
+	}
+	return res, nil
+}

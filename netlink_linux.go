@@ -7,13 +7,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"net/netip"
 	"os"
 	"runtime"
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
@@ -22,21 +22,37 @@ import (
 	"github.com/ipvs-go/ipvs/internal/uapi"
 )
 
-// conn is the part of *genetlink.Conn the client uses; tests substitute
-// fakes for it.
-type conn interface {
-	Execute(m genetlink.Message, family uint16, flags netlink.HeaderFlags) ([]genetlink.Message, error)
-	SetDeadline(t time.Time) error
-	Close() error
+// transport is a netlink socket carrying whole datagrams. The Linux one is a
+// generic netlink socket driven with raw system calls through the runtime
+// poller, so deadlines apply; tests substitute a fake kernel.
+type transport interface {
+	send(b []byte) error
+	// recv reads one datagram into b. With nonblock it returns EAGAIN
+	// instead of waiting.
+	recv(b []byte, nonblock bool) (int, error)
+	setDeadline(t time.Time) error
+	// bufferSizes reports SO_RCVBUF and SO_SNDBUF as the kernel accounts them.
+	bufferSizes() (rcv, snd int)
+	close() error
 }
 
-// maxIdleConns bounds the sockets a client keeps open between calls.
-const maxIdleConns = 8
-
-// dumpBufferSize is the receive buffer for every read. The kernel sizes each
+// recvBufferSize is the receive buffer of every socket. The kernel sizes each
 // dump datagram after the caller's last read buffer, capped at 32 KiB: with
 // 32 KiB a datagram carries about 100 services instead of 11.
-const dumpBufferSize = 32 << 10
+const recvBufferSize = 32 << 10
+
+// maxIdleSockets bounds the sockets a client keeps open between calls.
+const maxIdleSockets = 8
+
+// sock is one pooled socket with its buffers and sequence numbers.
+type sock struct {
+	t    transport
+	seq  uint32
+	rbuf []byte
+	enc  encoder
+	idx  []int // per-message bookkeeping of a batch
+	done []bool
+}
 
 // client is the Linux implementation behind Client. Requests run on pooled
 // sockets: a call takes one, sets the context's deadline on it and returns it
@@ -46,11 +62,11 @@ const dumpBufferSize = 32 << 10
 // so one call's deadline never cuts another short.
 type client struct {
 	family uint16
-	dial   func() (conn, error)
+	dial   func() (transport, error)
 	nsFile *os.File // the bound network namespace, owned by the client
 
 	mu     sync.Mutex
-	idle   []conn
+	idle   []*sock
 	closed bool
 }
 
@@ -60,60 +76,62 @@ func newClient(o options) (*client, error) {
 	if err != nil {
 		return nil, &Error{Op: op, Message: "cannot open the network namespace", Err: err}
 	}
-	cfg := &netlink.Config{MessageBufferSize: dumpBufferSize}
+	cfg := &netlink.Config{}
 	if nsFile != nil {
 		cfg.NetNS = int(nsFile.Fd())
 	}
-	dial := func() (conn, error) {
-		c, err := genetlink.Dial(cfg)
-		if err != nil {
-			return nil, err
-		}
-		// Best effort: kernel error texts, and errors that do not echo the
-		// whole request.
-		_ = c.SetOption(netlink.ExtendedAcknowledge, true)
-		_ = c.SetOption(netlink.CapAcknowledge, true)
-		return c, nil
-	}
-	c, err := initClient(dial)
-	if err != nil {
+	fail := func(err error) (*client, error) {
 		if nsFile != nil {
 			_ = nsFile.Close()
 		}
 		return nil, err
 	}
-	c.nsFile = nsFile
-	return c, nil
-}
-
-// initClient resolves the IPVS family on a first socket, which it keeps for
-// the pool.
-func initClient(dial func() (conn, error)) (*client, error) {
-	const op = "new client"
-	cn, err := dial()
+	first, err := netlink.Dial(unix.NETLINK_GENERIC, cfg)
 	if err != nil {
-		return nil, &Error{Op: op, Message: "cannot open a generic netlink socket", Err: err}
+		return fail(&Error{Op: op, Message: "cannot open a generic netlink socket", Err: err})
 	}
-	gc, ok := cn.(interface {
-		GetFamily(string) (genetlink.Family, error)
-	})
-	if !ok {
-		_ = cn.Close()
-		return nil, &Error{Op: op, Err: errors.New("socket cannot resolve families")}
-	}
-	f, err := gc.GetFamily(uapi.GenlName)
+	f, err := genetlink.NewConn(first).GetFamily(uapi.GenlName)
 	if err != nil {
-		_ = cn.Close()
+		_ = first.Close()
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, &Error{
+			return fail(&Error{
 				Op:      op,
 				Message: "IPVS is unavailable: the kernel has no IPVS generic netlink family; load the ip_vs module (modprobe ip_vs) or use a kernel built with CONFIG_IP_VS",
 				Err:     syscall.ENOENT,
-			}
+			})
 		}
-		return nil, &Error{Op: op, Message: "cannot resolve the IPVS generic netlink family", Err: err}
+		return fail(&Error{Op: op, Message: "cannot resolve the IPVS generic netlink family", Err: err})
 	}
-	return &client{family: f.ID, dial: dial, idle: []conn{cn}}, nil
+	t, err := newRawTransport(first)
+	if err != nil {
+		_ = first.Close()
+		return fail(&Error{Op: op, Err: err})
+	}
+	dial := func() (transport, error) {
+		c, err := netlink.Dial(unix.NETLINK_GENERIC, cfg)
+		if err != nil {
+			return nil, err
+		}
+		t, err := newRawTransport(c)
+		if err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+		return t, nil
+	}
+	c := newClientWith(f.ID, dial)
+	c.nsFile = nsFile
+	c.idle = append(c.idle, newSock(t))
+	return c, nil
+}
+
+// newClientWith is the constructor shared with tests.
+func newClientWith(family uint16, dial func() (transport, error)) *client {
+	return &client{family: family, dial: dial}
+}
+
+func newSock(t transport) *sock {
+	return &sock{t: t, rbuf: make([]byte, recvBufferSize)}
 }
 
 // openNetNS returns the namespace file the client's sockets are created in.
@@ -141,6 +159,88 @@ func openNetNS(o options) (*os.File, error) {
 	return f, nil
 }
 
+// rawTransport drives a netlink socket opened by mdlayher/netlink (which
+// handles namespaces and options) with direct system calls.
+type rawTransport struct {
+	c        *netlink.Conn
+	rc       syscall.RawConn
+	rcv, snd int
+}
+
+func newRawTransport(c *netlink.Conn) (*rawTransport, error) {
+	// Best effort: kernel error texts, and ACKs that do not echo the request.
+	_ = c.SetOption(netlink.ExtendedAcknowledge, true)
+	_ = c.SetOption(netlink.CapAcknowledge, true)
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	rcv, err := c.ReadBuffer()
+	if err != nil {
+		return nil, err
+	}
+	snd, err := c.WriteBuffer()
+	if err != nil {
+		return nil, err
+	}
+	return &rawTransport{c: c, rc: rc, rcv: rcv, snd: snd}, nil
+}
+
+func (t *rawTransport) send(b []byte) error {
+	var serr error
+	err := t.rc.Write(func(fd uintptr) bool {
+		_, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
+		if e == unix.EAGAIN {
+			return false
+		}
+		if e != 0 {
+			serr = os.NewSyscallError("sendto", e)
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+var errTruncated = errors.New("netlink datagram larger than the receive buffer")
+
+func (t *rawTransport) recv(b []byte, nonblock bool) (int, error) {
+	var (
+		n    int
+		rerr error
+	)
+	err := t.rc.Read(func(fd uintptr) bool {
+		r, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+			unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
+		switch {
+		case e == unix.EAGAIN && !nonblock:
+			return false
+		case e != 0:
+			rerr = e
+		case int(r) > len(b):
+			rerr = errTruncated
+		default:
+			n = int(r)
+		}
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	if rerr != nil {
+		if errno, ok := rerr.(syscall.Errno); ok && errno != unix.EAGAIN && errno != unix.ENOBUFS {
+			rerr = os.NewSyscallError("recvfrom", errno)
+		}
+	}
+	return n, rerr
+}
+
+func (t *rawTransport) setDeadline(d time.Time) error { return t.c.SetDeadline(d) }
+func (t *rawTransport) bufferSizes() (int, int)       { return t.rcv, t.snd }
+func (t *rawTransport) close() error                  { return t.c.Close() }
+
 func (c *client) close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -148,8 +248,8 @@ func (c *client) close() error {
 		return nil
 	}
 	c.closed = true
-	for _, cn := range c.idle {
-		_ = cn.Close()
+	for _, s := range c.idle {
+		_ = s.t.close()
 	}
 	c.idle = nil
 	if c.nsFile != nil {
@@ -161,163 +261,266 @@ func (c *client) close() error {
 var errClosed = errors.New("client is closed")
 
 // get takes an idle socket or dials one.
-func (c *client) get() (conn, error) {
+func (c *client) get() (*sock, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return nil, errClosed
 	}
 	if n := len(c.idle); n > 0 {
-		cn := c.idle[n-1]
+		s := c.idle[n-1]
 		c.idle = c.idle[:n-1]
 		c.mu.Unlock()
-		return cn, nil
+		return s, nil
 	}
 	c.mu.Unlock()
-	return c.dial()
+	t, err := c.dial()
+	if err != nil {
+		return nil, err
+	}
+	return newSock(t), nil
 }
 
-// put returns a healthy socket to the pool.
-func (c *client) put(cn conn) {
+// put returns a socket in sync with the kernel to the pool.
+func (c *client) put(s *sock) {
 	c.mu.Lock()
-	if !c.closed && len(c.idle) < maxIdleConns {
-		c.idle = append(c.idle, cn)
+	if !c.closed && len(c.idle) < maxIdleSockets {
+		c.idle = append(c.idle, s)
 		c.mu.Unlock()
 		return
 	}
 	c.mu.Unlock()
-	_ = cn.Close()
+	_ = s.t.close()
 }
+
+// session runs fn on a socket bounded by ctx: the context's deadline is the
+// socket's, and cancelling ctx interrupts a blocked read or write. If fn
+// fails with anything but a kernel error the socket may hold unread replies,
+// so it is closed instead of pooled.
+func (c *client) session(ctx context.Context, fn func(s *sock) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s, err := c.get()
+	if err != nil {
+		return err
+	}
+	deadline, hasDeadline := ctx.Deadline()
+	if err := s.t.setDeadline(deadline); err != nil {
+		_ = s.t.close()
+		return err
+	}
+	interrupted := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = s.t.setDeadline(time.Unix(1, 0))
+		close(interrupted)
+	})
+	err = fn(s)
+	if !stop() {
+		// Wait for the interrupt, so it cannot touch the socket once reused.
+		<-interrupted
+	}
+	var ke *kernelError
+	if err == nil || errors.As(err, &ke) {
+		c.put(s)
+		return err
+	}
+	_ = s.t.close()
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case hasDeadline && errors.Is(err, os.ErrDeadlineExceeded):
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
+// kernelError is an error message from the kernel: the exchange completed
+// and the socket is in sync.
+type kernelError struct {
+	errno syscall.Errno
+	text  string
+}
+
+func (e *kernelError) Error() string { return e.errno.Error() }
 
 // requestFlags gives each command the netlink flags its kernel handler needs.
 // It is the only place flags are chosen: a doit that returns data must not
 // carry NLM_F_ACK, or the ACK that follows the reply is left queued and every
 // later read on the socket gets the previous request's answer; a mutation
 // must carry it, or success produces no message at all.
-func requestFlags(cmd uint8, dump bool) netlink.HeaderFlags {
+func requestFlags(cmd uint8, dump bool) uint16 {
 	switch {
 	case cmd == uapi.CmdGetDest || cmd == uapi.CmdGetDaemon || (cmd == uapi.CmdGetService && dump):
-		return netlink.Request | netlink.Dump
+		return nlmFRequest | nlmFDump
 	case cmd == uapi.CmdGetService || cmd == uapi.CmdGetInfo || cmd == uapi.CmdGetConfig:
-		return netlink.Request
+		return nlmFRequest
 	}
-	return netlink.Request | netlink.Acknowledge
+	return nlmFRequest | nlmFAck
 }
 
-// execute is the one request path: it encodes the attributes, sends the
-// command with the flags requestFlags gives, and bounds the exchange by ctx.
-func (c *client) execute(ctx context.Context, op string, cmd uint8, dump bool, enc func(ae *netlink.AttributeEncoder)) ([]genetlink.Message, error) {
-	fail := func(err error) error { return &Error{Op: op, Err: err, cmd: cmd} }
-	if err := ctx.Err(); err != nil {
-		return nil, fail(err)
+// begin starts a request message in s's buffer and returns its offset.
+func (c *client) begin(s *sock, cmd uint8, dump bool) int {
+	s.seq++
+	return s.enc.beginMessage(c.family, requestFlags(cmd, dump), s.seq, 0, cmd)
+}
+
+// errAcksLost reports that the kernel dropped acknowledgements because the
+// receive buffer overflowed (ENOBUFS); their requests were still executed.
+var errAcksLost = errors.New("acknowledgements lost to a receive buffer overrun")
+
+// exchange sends the n messages in s's buffer, whose sequence numbers end at
+// s.seq, and reads until each has its final answer: an ACK or error, the end
+// of a dump, or the reply of a GET. onData receives each data message with
+// its request's index; onResult each final answer (errno 0 for success).
+// Messages of other sequence numbers, left by an earlier exchange, are
+// skipped. If the kernel dropped answers (ENOBUFS), exchange reads what is
+// left and returns errAcksLost; requests without an answer get no onResult.
+func (s *sock) exchange(n int, flags uint16, onData func(i int, m message) error, onResult func(i int, errno int32, text string)) error {
+	if err := s.t.send(s.enc.b); err != nil {
+		return err
 	}
-	var data []byte
-	if enc != nil {
-		ae := netlink.NewAttributeEncoder()
-		enc(ae)
-		b, err := ae.Encode()
+	first := s.seq - uint32(n) + 1
+	pending := n
+	overrun := false
+	for pending > 0 {
+		k, err := s.t.recv(s.rbuf, overrun)
+		switch {
+		case errors.Is(err, unix.ENOBUFS):
+			overrun = true
+			continue
+		case overrun && errors.Is(err, unix.EAGAIN):
+			return errAcksLost
+		case err != nil:
+			return err
+		}
+		err = messages(s.rbuf[:k], func(m message) error {
+			i := int(m.seq - first)
+			if m.seq-first >= uint32(n) {
+				return nil // stale
+			}
+			switch m.typ {
+			case nlmsgError:
+				errno, text, err := parseError(m)
+				if err != nil {
+					return err
+				}
+				pending--
+				onResult(i, errno, text)
+			case nlmsgDone:
+				pending--
+				var errno int32
+				if len(m.data) >= 4 {
+					errno = -int32(ne.Uint32(m.data))
+				}
+				onResult(i, errno, "")
+			case nlmsgOverrun:
+				return errors.New("netlink overrun")
+			default:
+				if m.typ < 0x10 {
+					return nil // NLMSG_NOOP and reserved types
+				}
+				if onData != nil {
+					if err := onData(i, m); err != nil {
+						return err
+					}
+				}
+				if flags&(nlmFDump|nlmFAck) == 0 {
+					pending-- // a GET's single reply
+					onResult(i, 0, "")
+				}
+			}
+			return nil
+		})
 		if err != nil {
-			return nil, fail(err)
+			return err
 		}
-		data = b
 	}
-	cn, err := c.get()
-	if err != nil {
-		return nil, fail(err)
-	}
-	deadline, hasDeadline := ctx.Deadline()
-	if err := cn.SetDeadline(deadline); err != nil {
-		_ = cn.Close()
-		return nil, fail(err)
-	}
-	interrupted := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		// Wake a blocked read or write; the socket is discarded below.
-		_ = cn.SetDeadline(time.Unix(1, 0))
-		close(interrupted)
+	return nil
+}
+
+// do sends one request and reads its answer; the one request path of every
+// single-call method. encode writes the attributes; onData, if not nil,
+// receives the reply messages.
+func (c *client) do(ctx context.Context, op string, cmd uint8, dump bool, encode func(e *encoder), onData func(m message) error) error {
+	err := c.session(ctx, func(s *sock) error {
+		s.enc.b = s.enc.b[:0]
+		off := c.begin(s, cmd, dump)
+		if encode != nil {
+			encode(&s.enc)
+		}
+		s.enc.endMessage(off)
+		var kerr error
+		var data func(int, message) error
+		if onData != nil {
+			data = func(_ int, m message) error { return onData(m) }
+		}
+		err := s.exchange(1, requestFlags(cmd, dump), data, func(_ int, errno int32, text string) {
+			if errno != 0 {
+				kerr = &kernelError{errno: syscall.Errno(errno), text: text}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return kerr
 	})
-	msgs, err := cn.Execute(genetlink.Message{
-		Header: genetlink.Header{Command: cmd, Version: uapi.GenlVersion},
-		Data:   data,
-	}, c.family, requestFlags(cmd, dump))
-	if !stop() {
-		// The interrupt ran or is running: wait, so that it cannot touch
-		// the socket once it is reused. A completed exchange leaves the
-		// socket clean; the next call sets a new deadline.
-		<-interrupted
-	}
+	return wrap(op, cmd, err)
+}
+
+// wrap turns an internal error into the package's *Error.
+func wrap(op string, cmd uint8, err error) error {
 	if err == nil {
-		c.put(cn)
-		return msgs, nil
+		return nil
 	}
-	var oe *netlink.OpError
-	if errors.As(err, &oe) {
-		if errno, ok := oe.Err.(syscall.Errno); ok {
-			// An error message from the kernel ends the exchange: the
-			// socket is in sync.
-			c.put(cn)
-			return nil, &Error{Op: op, Message: oe.Message, Err: errno, cmd: cmd}
-		}
+	var ke *kernelError
+	if errors.As(err, &ke) {
+		return &Error{Op: op, Message: ke.text, Err: ke.errno, cmd: cmd}
 	}
-	// Anything else (a timeout, a truncated or unexpected message) may
-	// leave replies queued: never reuse the socket.
-	_ = cn.Close()
-	switch {
-	case ctx.Err() != nil:
-		err = ctx.Err()
-	case hasDeadline && errors.Is(err, os.ErrDeadlineExceeded):
-		err = context.DeadlineExceeded
+	var e *Error
+	if errors.As(err, &e) {
+		return err
 	}
-	return nil, fail(err)
+	return &Error{Op: op, Err: err, cmd: cmd}
 }
 
 func (c *client) info(ctx context.Context) (Info, error) {
 	const op = "get info"
-	msgs, err := c.execute(ctx, op, uapi.CmdGetInfo, false, nil)
-	if err != nil {
-		return Info{}, err
-	}
-	info, err := parseInfo(msgs)
-	if err != nil {
-		return Info{}, &Error{Op: op, Err: err}
-	}
-	return info, nil
+	var info Info
+	err := c.do(ctx, op, uapi.CmdGetInfo, false, nil, func(m message) (err error) {
+		if m.cmd == uapi.CmdSetInfo {
+			info, err = parseInfo(m.data)
+		}
+		return err
+	})
+	return info, err
 }
 
 func (c *client) timeouts(ctx context.Context) (Timeouts, error) {
 	const op = "get timeouts"
-	msgs, err := c.execute(ctx, op, uapi.CmdGetConfig, false, nil)
-	if err != nil {
-		return Timeouts{}, err
-	}
-	t, err := parseTimeouts(msgs)
-	if err != nil {
-		return Timeouts{}, &Error{Op: op, Err: err}
-	}
-	return t, nil
+	var t Timeouts
+	err := c.do(ctx, op, uapi.CmdGetConfig, false, nil, func(m message) (err error) {
+		if m.cmd == uapi.CmdSetConfig {
+			t, err = parseTimeouts(m.data)
+		}
+		return err
+	})
+	return t, err
 }
 
 func (c *client) setTimeouts(ctx context.Context, t Timeouts) error {
-	_, err := c.execute(ctx, "set timeouts", uapi.CmdSetConfig, false, func(ae *netlink.AttributeEncoder) {
-		encodeTimeouts(ae, t)
-	})
-	return err
+	return c.do(ctx, "set timeouts", uapi.CmdSetConfig, false, func(e *encoder) { encodeTimeouts(e, t) }, nil)
 }
 
 func (c *client) zero(ctx context.Context, s *Service) error {
-	op := "zero all"
-	var enc func(ae *netlink.AttributeEncoder)
-	if s != nil {
-		op = "zero service"
-		enc = func(ae *netlink.AttributeEncoder) { encodeServiceNest(ae, *s, false, 0, 0) }
+	if s == nil {
+		return c.do(ctx, "zero all", uapi.CmdZero, false, nil, nil)
 	}
-	_, err := c.execute(ctx, op, uapi.CmdZero, false, enc)
-	return err
+	return c.do(ctx, "zero service", uapi.CmdZero, false, func(e *encoder) { encodeService(e, *s, false, 0, 0) }, nil)
 }
 
 func (c *client) flush(ctx context.Context) error {
-	_, err := c.execute(ctx, "flush", uapi.CmdFlush, false, nil)
-	return err
+	return c.do(ctx, "flush", uapi.CmdFlush, false, nil, nil)
 }
 
 func (c *client) setService(ctx context.Context, cmd uint8, s Service, flags, mask ServiceFlags) error {
@@ -325,30 +528,33 @@ func (c *client) setService(ctx context.Context, cmd uint8, s Service, flags, ma
 	if cmd == uapi.CmdSetService {
 		op = "update service"
 	}
-	_, err := c.execute(ctx, op, cmd, false, func(ae *netlink.AttributeEncoder) {
-		encodeServiceNest(ae, s, true, flags, mask)
-	})
-	return err
+	return c.do(ctx, op, cmd, false, func(e *encoder) { encodeService(e, s, true, flags, mask) }, nil)
 }
 
 func (c *client) serviceOnly(ctx context.Context, op string, cmd uint8, s Service) error {
-	_, err := c.execute(ctx, op, cmd, false, func(ae *netlink.AttributeEncoder) {
-		encodeServiceNest(ae, s, false, 0, 0)
-	})
-	return err
+	return c.do(ctx, op, cmd, false, func(e *encoder) { encodeService(e, s, false, 0, 0) }, nil)
+}
+
+// serviceCollector appends the services of NEW_SERVICE messages.
+func serviceCollector(out *[]ServiceStats) func(m message) error {
+	return func(m message) error {
+		if m.cmd != uapi.CmdNewService {
+			return nil
+		}
+		s, ok, err := parseService(m.data)
+		if ok {
+			*out = append(*out, s)
+		}
+		return err
+	}
 }
 
 func (c *client) getService(ctx context.Context, s Service) (ServiceStats, error) {
 	const op = "get service"
-	msgs, err := c.execute(ctx, op, uapi.CmdGetService, false, func(ae *netlink.AttributeEncoder) {
-		encodeServiceNest(ae, s, false, 0, 0)
-	})
+	var svcs []ServiceStats
+	err := c.do(ctx, op, uapi.CmdGetService, false, func(e *encoder) { encodeService(e, s, false, 0, 0) }, serviceCollector(&svcs))
 	if err != nil {
 		return ServiceStats{}, err
-	}
-	svcs, err := parseServices(msgs)
-	if err != nil {
-		return ServiceStats{}, &Error{Op: op, Err: err}
 	}
 	if len(svcs) != 1 {
 		return ServiceStats{}, &Error{Op: op, Err: fmt.Errorf("kernel returned %d services, want 1", len(svcs))}
@@ -357,37 +563,61 @@ func (c *client) getService(ctx context.Context, s Service) (ServiceStats, error
 }
 
 func (c *client) services(ctx context.Context) ([]ServiceStats, error) {
-	const op = "list services"
-	msgs, err := c.execute(ctx, op, uapi.CmdGetService, true, nil)
+	svcs := make([]ServiceStats, 0, 16)
+	err := c.do(ctx, "list services", uapi.CmdGetService, true, nil, serviceCollector(&svcs))
 	if err != nil {
 		return nil, err
 	}
-	svcs, err := parseServices(msgs)
-	if err != nil {
-		return nil, &Error{Op: op, Err: err}
+	return dedupServices(svcs), nil
+}
+
+// dedupServices drops the duplicates a dump can hold: the kernel resumes dumps
+// by index, so a table changing during a multi-datagram dump can repeat
+// entries (and skip others, which cannot be detected).
+func dedupServices(svcs []ServiceStats) []ServiceStats {
+	if len(svcs) < 2 {
+		return svcs
 	}
-	return svcs, nil
+	seen := make(map[Service]struct{}, len(svcs))
+	out := svcs[:0]
+	for _, s := range svcs {
+		k := s.identity()
+		if _, dup := seen[k]; dup {
+			continue
+		}
+		seen[k] = struct{}{}
+		out = append(out, s)
+	}
+	return out
 }
 
 func (c *client) setDestination(ctx context.Context, op string, cmd uint8, s Service, d Destination, full bool) error {
-	_, err := c.execute(ctx, op, cmd, false, func(ae *netlink.AttributeEncoder) {
-		encodeServiceNest(ae, s, false, 0, 0)
-		encodeDestNest(ae, d, full)
-	})
-	return err
+	return c.do(ctx, op, cmd, false, func(e *encoder) {
+		encodeService(e, s, false, 0, 0)
+		encodeDest(e, d, full)
+	}, nil)
+}
+
+// destCollector appends the destinations of NEW_DEST messages.
+func destCollector(out *[]DestinationStats, fam Family) func(m message) error {
+	return func(m message) error {
+		if m.cmd != uapi.CmdNewDest {
+			return nil
+		}
+		d, ok, err := parseDest(m.data, fam)
+		if ok {
+			*out = append(*out, d)
+		}
+		return err
+	}
 }
 
 func (c *client) destinations(ctx context.Context, s Service) ([]DestinationStats, error) {
 	const op = "list destinations"
-	msgs, err := c.execute(ctx, op, uapi.CmdGetDest, true, func(ae *netlink.AttributeEncoder) {
-		encodeServiceNest(ae, s, false, 0, 0)
-	})
+	dests := make([]DestinationStats, 0, 4)
+	err := c.do(ctx, op, uapi.CmdGetDest, true, func(e *encoder) { encodeService(e, s, false, 0, 0) }, destCollector(&dests, s.family()))
 	if err != nil {
 		return nil, err
-	}
-	dests, err := parseDestinations(msgs, s.family())
-	if err != nil {
-		return nil, &Error{Op: op, Err: err}
 	}
 	if len(dests) == 0 {
 		// The kernel ends the dump of a missing service silently: ask.
@@ -403,614 +633,286 @@ func (c *client) destinations(ctx context.Context, s Service) ([]DestinationStat
 }
 
 func (c *client) startDaemon(ctx context.Context, d SyncDaemon) error {
-	_, err := c.execute(ctx, "start sync daemon", uapi.CmdNewDaemon, false, func(ae *netlink.AttributeEncoder) {
-		encodeDaemonNest(ae, d)
-	})
-	return err
+	return c.do(ctx, "start sync daemon", uapi.CmdNewDaemon, false, func(e *encoder) { encodeDaemon(e, d) }, nil)
 }
 
 func (c *client) stopDaemon(ctx context.Context, state DaemonState) error {
-	_, err := c.execute(ctx, "stop sync daemon", uapi.CmdDelDaemon, false, func(ae *netlink.AttributeEncoder) {
+	return c.do(ctx, "stop sync daemon", uapi.CmdDelDaemon, false, func(e *encoder) {
 		// The kernel reads only the state; ipvsadm also sends an empty
 		// interface and sync ID 0, which change nothing.
-		ae.Nested(uapi.CmdAttrDaemon, func(nae *netlink.AttributeEncoder) error {
-			nae.Uint32(uapi.DaemonAttrState, uint32(state))
-			return nil
-		})
-	})
-	return err
+		off := e.nest(uapi.CmdAttrDaemon)
+		e.u32(uapi.DaemonAttrState, uint32(state))
+		e.end(off)
+	}, nil)
 }
 
 func (c *client) daemons(ctx context.Context) ([]SyncDaemon, error) {
-	const op = "list sync daemons"
-	msgs, err := c.execute(ctx, op, uapi.CmdGetDaemon, true, nil)
+	ds := make([]SyncDaemon, 0, 2)
+	err := c.do(ctx, "list sync daemons", uapi.CmdGetDaemon, true, nil, func(m message) error {
+		if m.cmd != uapi.CmdNewDaemon {
+			return nil
+		}
+		d, ok, err := parseDaemon(m.data)
+		if ok {
+			ds = append(ds, d)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	ds, err := parseDaemons(msgs)
-	if err != nil {
-		return nil, &Error{Op: op, Err: err}
-	}
 	return ds, nil
+}
+
+// virtualServices reads every service and its destinations on one socket:
+// one service dump, then one destination dump per service.
+func (c *client) virtualServices(ctx context.Context) ([]VirtualServiceStats, error) {
+	const op = "list virtual services"
+	var out []VirtualServiceStats
+	err := c.session(ctx, func(s *sock) error {
+		svcs := make([]ServiceStats, 0, 64)
+		s.enc.b = s.enc.b[:0]
+		s.enc.endMessage(c.begin(s, uapi.CmdGetService, true))
+		collect := serviceCollector(&svcs)
+		if err := s.dumpOne(func(_ int, m message) error { return collect(m) }); err != nil {
+			return err
+		}
+		svcs = dedupServices(svcs)
+		out = make([]VirtualServiceStats, len(svcs))
+		for i := range svcs {
+			out[i].ServiceStats = svcs[i]
+			dests := make([]DestinationStats, 0, 4)
+			s.enc.b = s.enc.b[:0]
+			off := c.begin(s, uapi.CmdGetDest, true)
+			encodeService(&s.enc, svcs[i].Service, false, 0, 0)
+			s.enc.endMessage(off)
+			collect := destCollector(&dests, svcs[i].family())
+			if err := s.dumpOne(func(_ int, m message) error { return collect(m) }); err != nil {
+				return err
+			}
+			out[i].Destinations = dests
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(op, uapi.CmdGetService, err)
+	}
+	return out, nil
+}
+
+// dumpOne runs the one dump request in s's buffer.
+func (s *sock) dumpOne(onData func(int, message) error) error {
+	var kerr error
+	err := s.exchange(1, nlmFRequest|nlmFDump, onData, func(_ int, errno int32, text string) {
+		if errno != 0 {
+			kerr = &kernelError{errno: syscall.Errno(errno), text: text}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return kerr
+}
+
+// apply sends the valid changes (those whose errs entry is nil) as batches
+// of requests, many per sendmsg, and records each one's outcome in errs.
+func (c *client) apply(ctx context.Context, changes []Change, errs []error) error {
+	var sent int // changes whose outcome is known
+	err := c.session(ctx, func(s *sock) error {
+		rcv, snd := s.t.bufferSizes()
+		// Every ACK costs about 770 bytes of the receive buffer whatever
+		// its size (a default 212992-byte buffer holds 277): past that
+		// the kernel drops them with ENOBUFS. A sendmsg may carry at
+		// most the send buffer less 32 bytes.
+		maxMsgs := max(1, rcv/1024)
+		maxBytes := max(4096, snd-32)
+		for i := 0; i < len(changes); {
+			s.enc.b = s.enc.b[:0]
+			s.idx = s.idx[:0]
+			for ; i < len(changes) && len(s.idx) < maxMsgs; i++ {
+				if errs[i] != nil {
+					continue
+				}
+				start, seq := len(s.enc.b), s.seq
+				c.encodeChange(s, changes[i])
+				if len(s.enc.b) > maxBytes && len(s.idx) > 0 {
+					s.enc.b, s.seq = s.enc.b[:start], seq
+					break
+				}
+				s.idx = append(s.idx, i)
+			}
+			if len(s.idx) == 0 {
+				continue
+			}
+			s.done = s.done[:0]
+			for range s.idx {
+				s.done = append(s.done, false)
+			}
+			err := s.exchange(len(s.idx), nlmFRequest|nlmFAck, nil, func(k int, errno int32, text string) {
+				s.done[k] = true
+				if errno != 0 {
+					ch := changes[s.idx[k]]
+					errs[s.idx[k]] = &Error{Op: ch.Kind.op(), Message: text, Err: syscall.Errno(errno), cmd: ch.Kind.cmd()}
+				}
+			})
+			if errors.Is(err, errAcksLost) {
+				for k, d := range s.done {
+					if !d {
+						ch := changes[s.idx[k]]
+						errs[s.idx[k]] = &Error{Op: ch.Kind.op(), Err: ErrUnacknowledged, cmd: ch.Kind.cmd()}
+					}
+				}
+				err = nil
+			}
+			if err != nil {
+				return err
+			}
+			sent = i
+		}
+		sent = len(changes)
+		return nil
+	})
+	if err != nil {
+		// The changes not yet answered have an unknown outcome.
+		for i := sent; i < len(changes); i++ {
+			if errs[i] == nil {
+				errs[i] = &Error{Op: changes[i].Kind.op(), Err: err, cmd: changes[i].Kind.cmd()}
+			}
+		}
+		return wrap("apply", 0, err)
+	}
+	return nil
+}
+
+func (c *client) encodeChange(s *sock, ch Change) {
+	cmd := ch.Kind.cmd()
+	off := c.begin(s, cmd, false)
+	switch ch.Kind {
+	case CreateService, UpdateService:
+		encodeService(&s.enc, ch.Service, true, ch.Service.Flags, serviceFlagsSentMask)
+	case DeleteService:
+		encodeService(&s.enc, ch.Service, false, 0, 0)
+	case CreateDestination, UpdateDestination:
+		encodeService(&s.enc, ch.Service, false, 0, 0)
+		encodeDest(&s.enc, ch.Destination, true)
+	case DeleteDestination:
+		encodeService(&s.enc, ch.Service, false, 0, 0)
+		encodeDest(&s.enc, ch.Destination, false)
+	}
+	s.enc.endMessage(off)
 }
 
 // Encoding. Attribute order follows ipvsadm's, so requests can be compared
 // with its captured bytes; the kernel does not depend on the order.
 
-// addr16 returns the 16-byte union nf_inet_addr form of a: an IPv4 address
-// in the first four bytes, the rest zero.
-func addr16(a netip.Addr) []byte {
-	b := make([]byte, 16)
+// addr16 writes a as a 16-byte union nf_inet_addr: an IPv4 address in the
+// first four bytes, the rest zero.
+func addr16(e *encoder, typ uint16, a netip.Addr) {
+	var b [16]byte
 	if a.Is4() {
 		v := a.As4()
-		copy(b, v[:])
+		copy(b[:], v[:])
 	} else if a.IsValid() {
-		v := a.As16()
-		copy(b, v[:])
+		b = a.As16()
 	}
-	return b
+	e.bytes(typ, b[:])
 }
 
-func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
-
-// encodeServiceNest writes IPVS_CMD_ATTR_SERVICE: the identity, and with full
+// encodeService writes IPVS_CMD_ATTR_SERVICE: the identity, and with full
 // the configuration that NEW_SERVICE and SET_SERVICE require.
-func encodeServiceNest(ae *netlink.AttributeEncoder, s Service, full bool, flags, mask ServiceFlags) {
-	ae.Nested(uapi.CmdAttrService, func(nae *netlink.AttributeEncoder) error {
-		fam := s.family()
-		nae.Uint16(uapi.SvcAttrAF, uint16(fam))
-		if s.FirewallMark != 0 {
-			// Only for mark services: an FWMARK attribute of 0 would
-			// still select the mark branch and mean TCP 0.0.0.0:0.
-			nae.Uint32(uapi.SvcAttrFwmark, s.FirewallMark)
-		} else {
-			nae.Uint16(uapi.SvcAttrProtocol, uint16(s.Protocol))
-			nae.Bytes(uapi.SvcAttrAddr, addr16(s.Address))
-			nae.Bytes(uapi.SvcAttrPort, be16(s.Port))
-		}
-		if !full {
-			return nil
-		}
-		nae.String(uapi.SvcAttrSchedName, s.Scheduler)
+func encodeService(e *encoder, s Service, full bool, flags, mask ServiceFlags) {
+	off := e.nest(uapi.CmdAttrService)
+	fam := s.family()
+	e.u16(uapi.SvcAttrAF, uint16(fam))
+	if s.FirewallMark != 0 {
+		// Only for mark services: an FWMARK attribute of 0 would still
+		// select the mark branch and mean TCP 0.0.0.0:0.
+		e.u32(uapi.SvcAttrFwmark, s.FirewallMark)
+	} else {
+		e.u16(uapi.SvcAttrProtocol, uint16(s.Protocol))
+		addr16(e, uapi.SvcAttrAddr, s.Address)
+		e.be16(uapi.SvcAttrPort, s.Port)
+	}
+	if full {
+		e.str(uapi.SvcAttrSchedName, s.Scheduler)
 		if s.PersistenceEngine != "" {
 			// Always sent when set: SET_SERVICE without it removes the
 			// engine.
-			nae.String(uapi.SvcAttrPEName, s.PersistenceEngine)
+			e.str(uapi.SvcAttrPEName, s.PersistenceEngine)
 		}
-		f := make([]byte, 8)
-		binary.NativeEndian.PutUint32(f[0:4], uint32(flags&knownServiceFlags))
-		binary.NativeEndian.PutUint32(f[4:8], uint32(mask))
-		nae.Bytes(uapi.SvcAttrFlags, f)
-		nae.Uint32(uapi.SvcAttrTimeout, uint32(s.Timeout/time.Second))
+		e.header(uapi.SvcAttrFlags, 8)
+		e.b = ne.AppendUint32(e.b, uint32(flags&knownServiceFlags))
+		e.b = ne.AppendUint32(e.b, uint32(mask))
+		e.u32(uapi.SvcAttrTimeout, uint32(s.Timeout/time.Second))
 		if fam == IPv4 {
 			n := s.Netmask
 			if n == 0 {
 				n = defaultNetmask4
 			}
-			nae.Bytes(uapi.SvcAttrNetmask, binary.BigEndian.AppendUint32(nil, ^uint32(0)<<(32-n)))
+			var m [4]byte
+			binary.BigEndian.PutUint32(m[:], ^uint32(0)<<(32-n))
+			e.bytes(uapi.SvcAttrNetmask, m[:])
 		} else {
 			n := s.Netmask
 			if n == 0 {
 				n = defaultNetmask6
 			}
-			nae.Uint32(uapi.SvcAttrNetmask, uint32(n))
+			e.u32(uapi.SvcAttrNetmask, uint32(n))
 		}
-		return nil
-	})
+	}
+	e.end(off)
 }
 
-// encodeDestNest writes IPVS_CMD_ATTR_DEST: the identity (family, address,
+// encodeDest writes IPVS_CMD_ATTR_DEST: the identity (family, address,
 // port), and with full the configuration NEW_DEST and SET_DEST require. The
 // tunnel attributes are always sent, zero for non-tunnel destinations, as
 // ipvsadm does; kernels before 5.2 ignore them.
-func encodeDestNest(ae *netlink.AttributeEncoder, d Destination, full bool) {
-	ae.Nested(uapi.CmdAttrDest, func(nae *netlink.AttributeEncoder) error {
-		nae.Uint16(uapi.DestAttrAddrFamily, uint16(familyOf(d.Address)))
-		nae.Bytes(uapi.DestAttrAddr, addr16(d.Address))
-		nae.Bytes(uapi.DestAttrPort, be16(d.Port))
-		if !full {
-			return nil
-		}
-		nae.Uint32(uapi.DestAttrFwdMethod, uint32(d.ForwardMethod))
-		nae.Uint32(uapi.DestAttrWeight, uint32(d.Weight))
-		nae.Uint8(uapi.DestAttrTunType, uint8(d.TunnelType))
-		nae.Bytes(uapi.DestAttrTunPort, be16(d.TunnelPort))
-		nae.Uint16(uapi.DestAttrTunFlags, uint16(d.TunnelChecksum))
-		nae.Uint32(uapi.DestAttrUThresh, d.UpperThreshold)
-		nae.Uint32(uapi.DestAttrLThresh, d.LowerThreshold)
-		return nil
-	})
+func encodeDest(e *encoder, d Destination, full bool) {
+	off := e.nest(uapi.CmdAttrDest)
+	e.u16(uapi.DestAttrAddrFamily, uint16(familyOf(d.Address)))
+	addr16(e, uapi.DestAttrAddr, d.Address)
+	e.be16(uapi.DestAttrPort, d.Port)
+	if full {
+		e.u32(uapi.DestAttrFwdMethod, uint32(d.ForwardMethod))
+		e.u32(uapi.DestAttrWeight, uint32(d.Weight))
+		e.u8(uapi.DestAttrTunType, uint8(d.TunnelType))
+		e.be16(uapi.DestAttrTunPort, d.TunnelPort)
+		e.u16(uapi.DestAttrTunFlags, uint16(d.TunnelChecksum))
+		e.u32(uapi.DestAttrUThresh, d.UpperThreshold)
+		e.u32(uapi.DestAttrLThresh, d.LowerThreshold)
+	}
+	e.end(off)
 }
 
-// encodeDaemonNest writes IPVS_CMD_ATTR_DAEMON for NEW_DAEMON. Optional
+// encodeDaemon writes IPVS_CMD_ATTR_DAEMON for NEW_DAEMON. Optional
 // attributes are sent only when set, so the kernel fills its defaults.
-func encodeDaemonNest(ae *netlink.AttributeEncoder, d SyncDaemon) {
-	ae.Nested(uapi.CmdAttrDaemon, func(nae *netlink.AttributeEncoder) error {
-		nae.Uint32(uapi.DaemonAttrState, uint32(d.State))
-		nae.String(uapi.DaemonAttrMcastIfn, d.Interface)
-		nae.Uint32(uapi.DaemonAttrSyncID, d.SyncID)
-		if d.MaxLength != 0 {
-			nae.Uint16(uapi.DaemonAttrSyncMaxLen, uint16(d.MaxLength))
-		}
-		if d.Port != 0 {
-			nae.Uint16(uapi.DaemonAttrMcastPort, d.Port)
-		}
-		if d.TTL != 0 {
-			nae.Uint8(uapi.DaemonAttrMcastTTL, d.TTL)
-		}
-		switch {
-		case d.Group.Is4():
-			g := d.Group.As4()
-			nae.Bytes(uapi.DaemonAttrMcastGroup, g[:])
-		case d.Group.Is6():
-			g := d.Group.As16()
-			nae.Bytes(uapi.DaemonAttrMcastGroup6, g[:])
-		}
-		return nil
-	})
-}
-
-func encodeTimeouts(ae *netlink.AttributeEncoder, t Timeouts) {
-	ae.Uint32(uapi.CmdAttrTimeoutTCP, uint32(t.TCP/time.Second))
-	ae.Uint32(uapi.CmdAttrTimeoutTCPFin, uint32(t.TCPFin/time.Second))
-	ae.Uint32(uapi.CmdAttrTimeoutUDP, uint32(t.UDP/time.Second))
-}
-
-// Decoding. Decoders never trust lengths: every fixed-size field is checked,
-// unknown attributes are skipped, and messages of other commands are ignored.
-
-// number reads a native-endian u8, u16, u32 or u64 of any of those sizes, so
-// the 32-bit and 64-bit statistics nests share one reader.
-func number(b []byte) (uint64, bool) {
-	switch len(b) {
-	case 1:
-		return uint64(b[0]), true
-	case 2:
-		return uint64(binary.NativeEndian.Uint16(b)), true
-	case 4:
-		return uint64(binary.NativeEndian.Uint32(b)), true
-	case 8:
-		return binary.NativeEndian.Uint64(b), true
+func encodeDaemon(e *encoder, d SyncDaemon) {
+	off := e.nest(uapi.CmdAttrDaemon)
+	e.u32(uapi.DaemonAttrState, uint32(d.State))
+	e.str(uapi.DaemonAttrMcastIfn, d.Interface)
+	e.u32(uapi.DaemonAttrSyncID, d.SyncID)
+	if d.MaxLength != 0 {
+		e.u16(uapi.DaemonAttrSyncMaxLen, uint16(d.MaxLength))
 	}
-	return 0, false
-}
-
-// attrs walks the attributes of b, calling fn for each with its type (flag
-// bits masked) and payload.
-func attrs(b []byte, fn func(typ uint16, data []byte) error) error {
-	ad, err := netlink.NewAttributeDecoder(b)
-	if err != nil {
-		return err
+	if d.Port != 0 {
+		e.u16(uapi.DaemonAttrMcastPort, d.Port)
 	}
-	for ad.Next() {
-		if err := fn(ad.Type(), ad.Bytes()); err != nil {
-			return err
-		}
-	}
-	return ad.Err()
-}
-
-// field returns the fixed-size number in data or an error naming the
-// attribute.
-func field(name string, data []byte, size int) (uint64, error) {
-	v, ok := number(data)
-	if !ok || len(data) != size {
-		return 0, fmt.Errorf("attribute %s: %d bytes, want %d", name, len(data), size)
-	}
-	return v, nil
-}
-
-func parseStats(b []byte) (Stats, error) {
-	var st Stats
-	err := attrs(b, func(typ uint16, data []byte) error {
-		var dst *uint64
-		switch typ {
-		case uapi.StatsAttrConns:
-			dst = &st.Connections
-		case uapi.StatsAttrInPkts:
-			dst = &st.PacketsIn
-		case uapi.StatsAttrOutPkts:
-			dst = &st.PacketsOut
-		case uapi.StatsAttrInBytes:
-			dst = &st.BytesIn
-		case uapi.StatsAttrOutBytes:
-			dst = &st.BytesOut
-		case uapi.StatsAttrCPS:
-			dst = &st.ConnectionRate
-		case uapi.StatsAttrInPPS:
-			dst = &st.PacketRateIn
-		case uapi.StatsAttrOutPPS:
-			dst = &st.PacketRateOut
-		case uapi.StatsAttrInBPS:
-			dst = &st.ByteRateIn
-		case uapi.StatsAttrOutBPS:
-			dst = &st.ByteRateOut
-		default:
-			return nil // PAD and future attributes
-		}
-		v, ok := number(data)
-		if !ok || len(data) < 4 {
-			return fmt.Errorf("statistics attribute %d: %d bytes", typ, len(data))
-		}
-		*dst = v
-		return nil
-	})
-	return st, err
-}
-
-// parseAddr decodes a union nf_inet_addr of the given family.
-func parseAddr(name string, b []byte, fam Family) (netip.Addr, error) {
-	switch fam {
-	case IPv4:
-		if len(b) < 4 {
-			return netip.Addr{}, fmt.Errorf("attribute %s: %d bytes for an IPv4 address", name, len(b))
-		}
-		return netip.AddrFrom4([4]byte(b[:4])), nil
-	case IPv6:
-		if len(b) < 16 {
-			return netip.Addr{}, fmt.Errorf("attribute %s: %d bytes for an IPv6 address", name, len(b))
-		}
-		return netip.AddrFrom16([16]byte(b[:16])), nil
-	}
-	return netip.Addr{}, fmt.Errorf("attribute %s: unknown address family %d", name, fam)
-}
-
-// prefixLen returns the length of a contiguous IPv4 mask's prefix, or the
-// number of its leading ones if the mask is not contiguous.
-func prefixLen(mask uint32) int { return bits.LeadingZeros32(^mask) }
-
-// parseServiceAttrs decodes the attributes of one IPVS_CMD_ATTR_SERVICE.
-func parseServiceAttrs(b []byte) (ServiceStats, error) {
-	var (
-		s                     ServiceStats
-		af                    Family
-		addr, netmask         []byte
-		hasMark               bool
-		stats32, stats64      []byte
-		hasStats32, hasStat64 bool
-	)
-	err := attrs(b, func(typ uint16, data []byte) error {
-		switch typ {
-		case uapi.SvcAttrAF:
-			v, err := field("AF", data, 2)
-			af = Family(v)
-			return err
-		case uapi.SvcAttrProtocol:
-			v, err := field("PROTOCOL", data, 2)
-			s.Protocol = Protocol(v)
-			return err
-		case uapi.SvcAttrAddr:
-			addr = data
-		case uapi.SvcAttrPort:
-			if len(data) != 2 {
-				return fmt.Errorf("attribute PORT: %d bytes, want 2", len(data))
-			}
-			s.Port = binary.BigEndian.Uint16(data)
-		case uapi.SvcAttrFwmark:
-			v, err := field("FWMARK", data, 4)
-			s.FirewallMark = uint32(v)
-			hasMark = true
-			return err
-		case uapi.SvcAttrSchedName:
-			s.Scheduler = cString(data)
-		case uapi.SvcAttrPEName:
-			s.PersistenceEngine = cString(data)
-		case uapi.SvcAttrFlags:
-			if len(data) != 8 {
-				return fmt.Errorf("attribute FLAGS: %d bytes, want 8", len(data))
-			}
-			f := binary.NativeEndian.Uint32(data[0:4]) & binary.NativeEndian.Uint32(data[4:8])
-			s.Flags = ServiceFlags(f) & knownServiceFlags
-		case uapi.SvcAttrTimeout:
-			v, err := field("TIMEOUT", data, 4)
-			s.Timeout = time.Duration(v) * time.Second
-			return err
-		case uapi.SvcAttrNetmask:
-			if len(data) != 4 {
-				return fmt.Errorf("attribute NETMASK: %d bytes, want 4", len(data))
-			}
-			netmask = data
-		case uapi.SvcAttrStats:
-			stats32, hasStats32 = data, true
-		case uapi.SvcAttrStats64:
-			stats64, hasStat64 = data, true
-		}
-		return nil
-	})
-	if err != nil {
-		return ServiceStats{}, err
-	}
-	if af != IPv4 && af != IPv6 {
-		return ServiceStats{}, fmt.Errorf("service with address family %d", af)
-	}
-	if hasMark {
-		s.Family = af
-		s.Protocol = 0 // the kernel forces TCP on mark services; it is not part of their identity
-	} else {
-		if s.Address, err = parseAddr("ADDR", addr, af); err != nil {
-			return ServiceStats{}, err
-		}
-	}
-	if netmask != nil {
-		if af == IPv4 {
-			if n := prefixLen(binary.BigEndian.Uint32(netmask)); n != defaultNetmask4 {
-				s.Netmask = n
-			}
-		} else if n := int(binary.NativeEndian.Uint32(netmask)); n != defaultNetmask6 && n <= defaultNetmask6 {
-			s.Netmask = n
-		}
+	if d.TTL != 0 {
+		e.u8(uapi.DaemonAttrMcastTTL, d.TTL)
 	}
 	switch {
-	case hasStat64:
-		s.Stats, err = parseStats(stats64)
-	case hasStats32:
-		s.Stats, err = parseStats(stats32)
+	case d.Group.Is4():
+		g := d.Group.As4()
+		e.bytes(uapi.DaemonAttrMcastGroup, g[:])
+	case d.Group.Is6():
+		g := d.Group.As16()
+		e.bytes(uapi.DaemonAttrMcastGroup6, g[:])
 	}
-	return s, err
+	e.end(off)
 }
 
-func cString(b []byte) string {
-	for i, c := range b {
-		if c == 0 {
-			return string(b[:i])
-		}
-	}
-	return string(b)
-}
-
-// nested finds the payload of the top-level attribute typ of a message.
-func nested(m genetlink.Message, typ uint16) ([]byte, bool, error) {
-	var (
-		out   []byte
-		found bool
-	)
-	err := attrs(m.Data, func(t uint16, data []byte) error {
-		if t == typ && !found {
-			out, found = data, true
-		}
-		return nil
-	})
-	return out, found, err
-}
-
-func parseServices(msgs []genetlink.Message) ([]ServiceStats, error) {
-	svcs := make([]ServiceStats, 0, len(msgs))
-	for _, m := range msgs {
-		if m.Header.Command != uapi.CmdNewService {
-			continue
-		}
-		b, ok, err := nested(m, uapi.CmdAttrService)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			continue
-		}
-		s, err := parseServiceAttrs(b)
-		if err != nil {
-			return nil, err
-		}
-		svcs = append(svcs, s)
-	}
-	return svcs, nil
-}
-
-// parseDestAttrs decodes one IPVS_CMD_ATTR_DEST; svcFamily is the address
-// family to assume when the kernel (before 3.18) sends none.
-func parseDestAttrs(b []byte, svcFamily Family) (DestinationStats, error) {
-	var (
-		d                     DestinationStats
-		af                    = svcFamily
-		addr                  []byte
-		stats32, stats64      []byte
-		hasStats32, hasStat64 bool
-	)
-	err := attrs(b, func(typ uint16, data []byte) error {
-		var err error
-		var v uint64
-		switch typ {
-		case uapi.DestAttrAddr:
-			addr = data
-		case uapi.DestAttrPort:
-			if len(data) != 2 {
-				return fmt.Errorf("attribute PORT: %d bytes, want 2", len(data))
-			}
-			d.Port = binary.BigEndian.Uint16(data)
-		case uapi.DestAttrFwdMethod:
-			v, err = field("FWD_METHOD", data, 4)
-			d.ForwardMethod = ForwardMethod(v & uapi.ConnFlagFwdMask)
-		case uapi.DestAttrWeight:
-			v, err = field("WEIGHT", data, 4)
-			d.Weight = int(int32(v))
-		case uapi.DestAttrUThresh:
-			v, err = field("U_THRESH", data, 4)
-			d.UpperThreshold = uint32(v)
-		case uapi.DestAttrLThresh:
-			v, err = field("L_THRESH", data, 4)
-			d.LowerThreshold = uint32(v)
-		case uapi.DestAttrActiveConns:
-			v, err = field("ACTIVE_CONNS", data, 4)
-			d.ActiveConnections = uint32(v)
-		case uapi.DestAttrInactConns:
-			v, err = field("INACT_CONNS", data, 4)
-			d.InactiveConnections = uint32(v)
-		case uapi.DestAttrPersistConns:
-			v, err = field("PERSIST_CONNS", data, 4)
-			d.PersistentConnections = uint32(v)
-		case uapi.DestAttrAddrFamily:
-			v, err = field("ADDR_FAMILY", data, 2)
-			if v != 0 {
-				af = Family(v)
-			}
-		case uapi.DestAttrTunType:
-			v, err = field("TUN_TYPE", data, 1)
-			d.TunnelType = TunnelType(v)
-		case uapi.DestAttrTunPort:
-			if len(data) != 2 {
-				return fmt.Errorf("attribute TUN_PORT: %d bytes, want 2", len(data))
-			}
-			d.TunnelPort = binary.BigEndian.Uint16(data)
-		case uapi.DestAttrTunFlags:
-			v, err = field("TUN_FLAGS", data, 2)
-			d.TunnelChecksum = TunnelChecksum(v)
-		case uapi.DestAttrStats:
-			stats32, hasStats32 = data, true
-		case uapi.DestAttrStats64:
-			stats64, hasStat64 = data, true
-		}
-		return err
-	})
-	if err != nil {
-		return DestinationStats{}, err
-	}
-	if d.Address, err = parseAddr("ADDR", addr, af); err != nil {
-		return DestinationStats{}, err
-	}
-	switch {
-	case hasStat64:
-		d.Stats, err = parseStats(stats64)
-	case hasStats32:
-		d.Stats, err = parseStats(stats32)
-	}
-	return d, err
-}
-
-func parseDestinations(msgs []genetlink.Message, svcFamily Family) ([]DestinationStats, error) {
-	dests := make([]DestinationStats, 0, len(msgs))
-	for _, m := range msgs {
-		if m.Header.Command != uapi.CmdNewDest {
-			continue
-		}
-		b, ok, err := nested(m, uapi.CmdAttrDest)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			continue
-		}
-		d, err := parseDestAttrs(b, svcFamily)
-		if err != nil {
-			return nil, err
-		}
-		dests = append(dests, d)
-	}
-	return dests, nil
-}
-
-func parseDaemonAttrs(b []byte) (SyncDaemon, error) {
-	var d SyncDaemon
-	err := attrs(b, func(typ uint16, data []byte) error {
-		var err error
-		var v uint64
-		switch typ {
-		case uapi.DaemonAttrState:
-			v, err = field("STATE", data, 4)
-			d.State = DaemonState(v)
-		case uapi.DaemonAttrMcastIfn:
-			d.Interface = cString(data)
-		case uapi.DaemonAttrSyncID:
-			v, err = field("SYNC_ID", data, 4)
-			d.SyncID = uint32(v)
-		case uapi.DaemonAttrSyncMaxLen:
-			v, err = field("SYNC_MAXLEN", data, 2)
-			d.MaxLength = int(v)
-		case uapi.DaemonAttrMcastGroup:
-			if len(data) != 4 {
-				return fmt.Errorf("attribute MCAST_GROUP: %d bytes, want 4", len(data))
-			}
-			d.Group = netip.AddrFrom4([4]byte(data))
-		case uapi.DaemonAttrMcastGroup6:
-			if len(data) != 16 {
-				return fmt.Errorf("attribute MCAST_GROUP6: %d bytes, want 16", len(data))
-			}
-			d.Group = netip.AddrFrom16([16]byte(data))
-		case uapi.DaemonAttrMcastPort:
-			v, err = field("MCAST_PORT", data, 2)
-			d.Port = uint16(v)
-		case uapi.DaemonAttrMcastTTL:
-			v, err = field("MCAST_TTL", data, 1)
-			d.TTL = uint8(v)
-		}
-		return err
-	})
-	return d, err
-}
-
-func parseDaemons(msgs []genetlink.Message) ([]SyncDaemon, error) {
-	ds := make([]SyncDaemon, 0, len(msgs))
-	for _, m := range msgs {
-		if m.Header.Command != uapi.CmdNewDaemon {
-			continue
-		}
-		b, ok, err := nested(m, uapi.CmdAttrDaemon)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			continue
-		}
-		d, err := parseDaemonAttrs(b)
-		if err != nil {
-			return nil, err
-		}
-		ds = append(ds, d)
-	}
-	return ds, nil
-}
-
-// single returns the one message of a doit reply with the given command.
-func single(msgs []genetlink.Message, cmd uint8) (genetlink.Message, error) {
-	for _, m := range msgs {
-		if m.Header.Command == cmd {
-			return m, nil
-		}
-	}
-	return genetlink.Message{}, fmt.Errorf("no reply with command %d among %d messages", cmd, len(msgs))
-}
-
-func parseInfo(msgs []genetlink.Message) (Info, error) {
-	m, err := single(msgs, uapi.CmdSetInfo)
-	if err != nil {
-		return Info{}, err
-	}
-	var info Info
-	err = attrs(m.Data, func(typ uint16, data []byte) error {
-		var err error
-		var v uint64
-		switch typ {
-		case uapi.InfoAttrVersion:
-			v, err = field("VERSION", data, 4)
-			info.Version = Version{Major: uint8(v >> 16), Minor: uint8(v >> 8), Patch: uint8(v)}
-		case uapi.InfoAttrConnTabSize:
-			v, err = field("CONN_TAB_SIZE", data, 4)
-			info.ConnectionTableSize = uint32(v)
-		}
-		return err
-	})
-	return info, err
-}
-
-func parseTimeouts(msgs []genetlink.Message) (Timeouts, error) {
-	m, err := single(msgs, uapi.CmdSetConfig)
-	if err != nil {
-		return Timeouts{}, err
-	}
-	var t Timeouts
-	err = attrs(m.Data, func(typ uint16, data []byte) error {
-		var dst *time.Duration
-		switch typ {
-		case uapi.CmdAttrTimeoutTCP:
-			dst = &t.TCP
-		case uapi.CmdAttrTimeoutTCPFin:
-			dst = &t.TCPFin
-		case uapi.CmdAttrTimeoutUDP:
-			dst = &t.UDP
-		default:
-			return nil
-		}
-		v, err := field("TIMEOUT", data, 4)
-		*dst = time.Duration(v) * time.Second
-		return err
-	})
-	return t, err
+func encodeTimeouts(e *encoder, t Timeouts) {
+	e.u32(uapi.CmdAttrTimeoutTCP, uint32(t.TCP/time.Second))
+	e.u32(uapi.CmdAttrTimeoutTCPFin, uint32(t.TCPFin/time.Second))
+	e.u32(uapi.CmdAttrTimeoutUDP, uint32(t.UDP/time.Second))
 }

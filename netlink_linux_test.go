@@ -9,7 +9,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"io"
 	"net/netip"
 	"os"
 	"regexp"
@@ -23,7 +22,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/mdlayher/genetlink"
-	"github.com/mdlayher/genetlink/genltest"
 	"github.com/mdlayher/netlink"
 
 	"github.com/ipvs-go/ipvs/internal/uapi"
@@ -36,31 +34,130 @@ const familyID = 0x1d
 // equateAddr compares netip.Addr values with ==.
 var equateAddr = cmpopts.EquateComparable(netip.Addr{})
 
-// testConn adapts a genltest connection, which has no deadlines, to conn.
-type testConn struct{ *genetlink.Conn }
+// fakeKernel is a transport answering requests as the kernel does: fn gets
+// each request and returns the reply messages, or a syscall.Errno for an
+// error reply. ACKs, dump parts (NLM_F_MULTI) and NLMSG_DONE are added as the
+// request's flags ask, each answer in its own datagram as a 6.1 kernel sends
+// them. With capacity > 0 it holds at most that many datagrams and drops the
+// rest with ENOBUFS, as a full receive buffer does.
+type fakeKernel struct {
+	fn       func(greq genetlink.Message, nreq netlink.Message) ([]genetlink.Message, error)
+	capacity int
 
-func (testConn) SetDeadline(time.Time) error { return nil }
+	mu      sync.Mutex
+	queue   [][]byte
+	overrun bool
+	rcv     int
+	closed  bool
+}
+
+func header(length int, typ, flags uint16, seq uint32) []byte {
+	b := binary.NativeEndian.AppendUint32(nil, uint32(length))
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	b = binary.NativeEndian.AppendUint16(b, flags)
+	b = binary.NativeEndian.AppendUint32(b, seq)
+	return binary.NativeEndian.AppendUint32(b, 0)
+}
+
+func (k *fakeKernel) push(d []byte) {
+	if k.capacity > 0 && len(k.queue) >= k.capacity {
+		k.overrun = true
+		return
+	}
+	k.queue = append(k.queue, d)
+}
+
+func (k *fakeKernel) send(b []byte) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for len(b) > 0 {
+		var nm netlink.Message
+		if err := nm.UnmarshalBinary(b[:binary.NativeEndian.Uint32(b)]); err != nil {
+			return err
+		}
+		b = b[nlmsgAlign(int(nm.Header.Length)):]
+		var gm genetlink.Message
+		if err := gm.UnmarshalBinary(nm.Data); err != nil {
+			return err
+		}
+		msgs, err := k.fn(gm, nm)
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			d := header(16+4+16, nlmsgError, nlmFCapped, nm.Header.Sequence)
+			d = binary.NativeEndian.AppendUint32(d, uint32(-int32(errno)))
+			k.push(append(d, header(int(nm.Header.Length), uint16(nm.Header.Type), uint16(nm.Header.Flags), nm.Header.Sequence)...))
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		dump := nm.Header.Flags&netlink.Dump == netlink.Dump
+		var d []byte
+		for _, m := range msgs {
+			body, err := m.MarshalBinary()
+			if err != nil {
+				return err
+			}
+			flags := uint16(0)
+			if dump {
+				flags = nlmFMulti
+			}
+			d = append(d, header(16+len(body), familyID, flags, nm.Header.Sequence)...)
+			d = append(d, body...)
+		}
+		if d != nil {
+			k.push(d)
+		}
+		switch {
+		case dump:
+			k.push(append(header(20, nlmsgDone, nlmFMulti, nm.Header.Sequence), 0, 0, 0, 0))
+		case nm.Header.Flags&netlink.Acknowledge != 0:
+			d := header(16+4+16, nlmsgError, nlmFCapped, nm.Header.Sequence)
+			d = binary.NativeEndian.AppendUint32(d, 0)
+			k.push(append(d, header(int(nm.Header.Length), uint16(nm.Header.Type), uint16(nm.Header.Flags), nm.Header.Sequence)...))
+		}
+	}
+	return nil
+}
+
+func nlmsgAlign(n int) int { return (n + 3) &^ 3 }
+
+var errFakeBlock = errors.New("fake kernel: no answer queued; a real socket would block here")
+
+func (k *fakeKernel) recv(b []byte, nonblock bool) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.overrun {
+		k.overrun = false
+		return 0, syscall.ENOBUFS
+	}
+	if len(k.queue) == 0 {
+		if nonblock {
+			return 0, syscall.EAGAIN
+		}
+		return 0, errFakeBlock
+	}
+	d := k.queue[0]
+	k.queue = k.queue[1:]
+	if len(d) > len(b) {
+		return 0, errTruncated
+	}
+	return copy(b, d), nil
+}
+
+func (k *fakeKernel) setDeadline(time.Time) error { return nil }
+func (k *fakeKernel) bufferSizes() (int, int) {
+	if k.rcv != 0 {
+		return k.rcv, 212992
+	}
+	return 212992, 212992
+}
+func (k *fakeKernel) close() error { k.mu.Lock(); k.closed = true; k.mu.Unlock(); return nil }
 
 // testClient returns a Client whose requests are served by fn.
-func testClient(t *testing.T, fn genltest.Func) *Client {
+func testClient(t *testing.T, fn func(greq genetlink.Message, nreq netlink.Message) ([]genetlink.Message, error)) *Client {
 	t.Helper()
-	serve := func(greq genetlink.Message, nreq netlink.Message) ([]genetlink.Message, error) {
-		if nreq.Header.Length == 0 {
-			// genltest asks again, as for a multicast message, after a
-			// request answered with nothing: there is nothing more.
-			return nil, io.EOF
-		}
-		return fn(greq, nreq)
-	}
-	dial := func() (conn, error) {
-		return testConn{genltest.Dial(genltest.ServeFamily(genetlink.Family{
-			ID: familyID, Version: uapi.GenlVersion, Name: uapi.GenlName,
-		}, serve))}, nil
-	}
-	c, err := initClient(dial)
-	if err != nil {
-		t.Fatalf("initClient: %v", err)
-	}
+	c := newClientWith(familyID, func() (transport, error) { return &fakeKernel{fn: fn}, nil })
 	cl := &Client{c: c}
 	t.Cleanup(func() { _ = cl.Close() })
 	return cl
@@ -378,7 +475,7 @@ func TestGoldenRequests(t *testing.T) {
 				switch greq.Header.Command {
 				case uapi.CmdGetService:
 					if nreq.Header.Flags&netlink.Dump == 0 {
-						return nil, genltest.Error(int(syscall.ESRCH))
+						return nil, syscall.ESRCH
 					}
 				case uapi.CmdGetConfig:
 					return []genetlink.Message{timeoutsReply(900, 120, 300)}, nil
@@ -494,7 +591,7 @@ func nest(ae *netlink.AttributeEncoder, typ uint16, fn func(ae *netlink.Attribut
 	ae.Bytes(typ, b)
 }
 
-func message(cmd uint8, fn func(ae *netlink.AttributeEncoder)) genetlink.Message {
+func reply(cmd uint8, fn func(ae *netlink.AttributeEncoder)) genetlink.Message {
 	ae := netlink.NewAttributeEncoder()
 	fn(ae)
 	b, err := ae.Encode()
@@ -537,7 +634,7 @@ func flagsAttr(flags uint32) []byte {
 
 // serviceReply is "TCP 10.0.0.1:80 wlc" as a 6.1 kernel dumps it.
 func serviceReply() genetlink.Message {
-	return message(uapi.CmdNewService, func(ae *netlink.AttributeEncoder) {
+	return reply(uapi.CmdNewService, func(ae *netlink.AttributeEncoder) {
 		nest(ae, uapi.CmdAttrService, func(s *netlink.AttributeEncoder) {
 			s.Uint16(uapi.SvcAttrAF, uapi.AFInet)
 			s.Uint16(uapi.SvcAttrProtocol, 6)
@@ -554,7 +651,7 @@ func serviceReply() genetlink.Message {
 
 // serviceReplyUDP6 is "UDP [2001:db8::1]:443 rr persistent 360 mask 64 pe sip".
 func serviceReplyUDP6() genetlink.Message {
-	return message(uapi.CmdNewService, func(ae *netlink.AttributeEncoder) {
+	return reply(uapi.CmdNewService, func(ae *netlink.AttributeEncoder) {
 		nest(ae, uapi.CmdAttrService, func(s *netlink.AttributeEncoder) {
 			s.Uint16(uapi.SvcAttrAF, uapi.AFInet6)
 			s.Uint16(uapi.SvcAttrProtocol, 17)
@@ -573,7 +670,7 @@ func serviceReplyUDP6() genetlink.Message {
 // serviceReplyFwmark is "FWM 100 mh (mh-port)", IPv4, with only the 32-bit
 // statistics, as a kernel before 4.1 sends it.
 func serviceReplyFwmark() genetlink.Message {
-	return message(uapi.CmdNewService, func(ae *netlink.AttributeEncoder) {
+	return reply(uapi.CmdNewService, func(ae *netlink.AttributeEncoder) {
 		nest(ae, uapi.CmdAttrService, func(s *netlink.AttributeEncoder) {
 			s.Uint16(uapi.SvcAttrAF, uapi.AFInet)
 			s.Uint32(uapi.SvcAttrFwmark, 100)
@@ -594,7 +691,7 @@ func serviceReplyFwmark() genetlink.Message {
 
 // destReply is a GUE tunnel destination as a 6.1 kernel dumps it.
 func destReply() genetlink.Message {
-	return message(uapi.CmdNewDest, func(ae *netlink.AttributeEncoder) {
+	return reply(uapi.CmdNewDest, func(ae *netlink.AttributeEncoder) {
 		nest(ae, uapi.CmdAttrDest, func(d *netlink.AttributeEncoder) {
 			d.Bytes(uapi.DestAttrAddr, []byte{10, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 			d.Bytes(uapi.DestAttrPort, []byte{0, 80})
@@ -615,7 +712,7 @@ func destReply() genetlink.Message {
 }
 
 func daemonReply(state uint32, maxlen uint16) genetlink.Message {
-	return message(uapi.CmdNewDaemon, func(ae *netlink.AttributeEncoder) {
+	return reply(uapi.CmdNewDaemon, func(ae *netlink.AttributeEncoder) {
 		nest(ae, uapi.CmdAttrDaemon, func(d *netlink.AttributeEncoder) {
 			d.Uint32(uapi.DaemonAttrState, state)
 			d.String(uapi.DaemonAttrMcastIfn, "lo")
@@ -629,7 +726,7 @@ func daemonReply(state uint32, maxlen uint16) genetlink.Message {
 }
 
 func timeoutsReply(tcp, fin, udp uint32) genetlink.Message {
-	return message(uapi.CmdSetConfig, func(ae *netlink.AttributeEncoder) {
+	return reply(uapi.CmdSetConfig, func(ae *netlink.AttributeEncoder) {
 		ae.Uint32(uapi.CmdAttrTimeoutTCP, tcp)
 		ae.Uint32(uapi.CmdAttrTimeoutTCPFin, fin)
 		ae.Uint32(uapi.CmdAttrTimeoutUDP, udp)
@@ -637,7 +734,7 @@ func timeoutsReply(tcp, fin, udp uint32) genetlink.Message {
 }
 
 func infoReply() genetlink.Message {
-	return message(uapi.CmdSetInfo, func(ae *netlink.AttributeEncoder) {
+	return reply(uapi.CmdSetInfo, func(ae *netlink.AttributeEncoder) {
 		ae.Uint32(uapi.InfoAttrVersion, 0x010201)
 		ae.Uint32(uapi.InfoAttrConnTabSize, 4096)
 	})
@@ -682,7 +779,7 @@ func TestDecodeReplies(t *testing.T) {
 		case uapi.CmdGetConfig:
 			return []genetlink.Message{timeoutsReply(900, 120, 300)}, nil
 		}
-		return nil, genltest.Error(int(syscall.EOPNOTSUPP))
+		return nil, syscall.EOPNOTSUPP
 	})
 
 	svcs, err := c.Services(ctx)
@@ -767,7 +864,7 @@ func TestEmptyDumps(t *testing.T) {
 	c := testClient(t, func(greq genetlink.Message, nreq netlink.Message) ([]genetlink.Message, error) {
 		if greq.Header.Command == uapi.CmdGetService && nreq.Header.Flags&netlink.Dump == 0 {
 			if !exists {
-				return nil, genltest.Error(int(syscall.ESRCH))
+				return nil, syscall.ESRCH
 			}
 			return []genetlink.Message{serviceReply()}, nil
 		}
@@ -801,7 +898,7 @@ func TestEmptyDumps(t *testing.T) {
 func TestRequestFlags(t *testing.T) {
 	for cmd := uint8(uapi.CmdNewService); cmd <= uapi.CmdFlush; cmd++ {
 		for _, dump := range []bool{false, true} {
-			got := requestFlags(cmd, dump)
+			got := netlink.HeaderFlags(requestFlags(cmd, dump))
 			var want netlink.HeaderFlags
 			switch {
 			case cmd == uapi.CmdGetDest, cmd == uapi.CmdGetDaemon, cmd == uapi.CmdGetService && dump:
@@ -891,32 +988,13 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-// errnoConn answers every request with an errno, as mdlayher/netlink
-// reports a kernel error message. (genltest cannot: its error replies to dump
-// requests keep the request's flags, which read as NLM_F_ACK_TLVS.)
-type errnoConn struct{ errno syscall.Errno }
-
-func (e errnoConn) Execute(genetlink.Message, uint16, netlink.HeaderFlags) ([]genetlink.Message, error) {
-	return nil, &netlink.OpError{Op: "receive", Err: e.errno}
-}
-func (errnoConn) SetDeadline(time.Time) error { return nil }
-func (errnoConn) Close() error                { return nil }
-func (errnoConn) GetFamily(string) (genetlink.Family, error) {
-	return genetlink.Family{ID: familyID, Version: 1, Name: uapi.GenlName}, nil
-}
-
 func errnoClient(t *testing.T, errno syscall.Errno) *Client {
-	t.Helper()
-	c, err := initClient(func() (conn, error) { return errnoConn{errno}, nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &Client{c: c}
+	return testClient(t, func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) { return nil, errno })
 }
 
 func TestErrorText(t *testing.T) {
 	c := testClient(t, func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) {
-		return nil, genltest.Error(int(syscall.ENOENT))
+		return nil, syscall.ENOENT
 	})
 	svc := Service{Protocol: TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80, Scheduler: "nosuch"}
 	err := c.CreateService(context.Background(), svc)
@@ -929,36 +1007,31 @@ func TestErrorText(t *testing.T) {
 	}
 }
 
-// blockingConn is a socket whose requests never get an answer until its
-// deadline passes, like a kernel reply that never comes; then it returns the
-// timeout error a real socket returns. If reused, it would hand the next
-// caller the stale reply of the abandoned request.
-type blockingConn struct {
+// blockingTransport is a socket whose requests never get an answer: a read
+// waits until the deadline passes and then fails as a real socket does.
+type blockingTransport struct {
 	mu       sync.Mutex
 	deadline time.Time
 	wake     chan struct{}
 	closed   bool
-	stale    bool
 }
 
-func newBlockingConn() *blockingConn { return &blockingConn{wake: make(chan struct{}, 1)} }
+func newBlockingTransport() *blockingTransport {
+	return &blockingTransport{wake: make(chan struct{}, 1)}
+}
 
-func (b *blockingConn) Execute(genetlink.Message, uint16, netlink.HeaderFlags) ([]genetlink.Message, error) {
-	b.mu.Lock()
-	if b.stale {
-		b.mu.Unlock()
-		return nil, errors.New("netlink validate: mismatched sequence in netlink reply")
-	}
-	b.mu.Unlock()
+func (b *blockingTransport) send([]byte) error { return nil }
+
+func (b *blockingTransport) recv(_ []byte, nonblock bool) (int, error) {
 	for {
 		b.mu.Lock()
 		d := b.deadline
 		b.mu.Unlock()
+		if nonblock {
+			return 0, syscall.EAGAIN
+		}
 		if !d.IsZero() && !time.Now().Before(d) {
-			b.mu.Lock()
-			b.stale = true
-			b.mu.Unlock()
-			return nil, &netlink.OpError{Op: "receive", Err: os.ErrDeadlineExceeded}
+			return 0, os.ErrDeadlineExceeded
 		}
 		select {
 		case <-b.wake:
@@ -967,7 +1040,7 @@ func (b *blockingConn) Execute(genetlink.Message, uint16, netlink.HeaderFlags) (
 	}
 }
 
-func (b *blockingConn) SetDeadline(t time.Time) error {
+func (b *blockingTransport) setDeadline(t time.Time) error {
 	b.mu.Lock()
 	b.deadline = t
 	b.mu.Unlock()
@@ -978,7 +1051,9 @@ func (b *blockingConn) SetDeadline(t time.Time) error {
 	return nil
 }
 
-func (b *blockingConn) Close() error {
+func (b *blockingTransport) bufferSizes() (int, int) { return 212992, 212992 }
+
+func (b *blockingTransport) close() error {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
@@ -986,35 +1061,21 @@ func (b *blockingConn) Close() error {
 }
 
 func TestContextTimeoutRecovers(t *testing.T) {
-	var (
-		mu    sync.Mutex
-		dials int
-		first = newBlockingConn()
-	)
-	good := func() conn {
-		return testConn{genltest.Dial(genltest.ServeFamily(genetlink.Family{ID: familyID, Version: 1, Name: uapi.GenlName},
-			func(greq genetlink.Message, _ netlink.Message) ([]genetlink.Message, error) {
-				return []genetlink.Message{infoReply()}, nil
-			}))}
-	}
-	c, err := initClient(func() (conn, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		dials++
-		return good(), nil
+	c := newClientWith(familyID, func() (transport, error) {
+		return &fakeKernel{fn: func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) {
+			return []genetlink.Message{infoReply()}, nil
+		}}, nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer c.close()
-	// Replace the pooled socket with one whose reply never comes.
-	c.idle = []conn{first}
+	// The pooled socket is one whose reply never comes.
+	first := newBlockingTransport()
+	c.idle = []*sock{newSock(first)}
 	cl := &Client{c: c}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = cl.Info(ctx)
+	_, err := cl.Info(ctx)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Info with a 50ms deadline: %v, want context.DeadlineExceeded", err)
 	}
@@ -1026,8 +1087,8 @@ func TestContextTimeoutRecovers(t *testing.T) {
 	}
 
 	// Cancellation (not a deadline) wakes a blocked call too.
-	second := newBlockingConn()
-	c.idle = []conn{second}
+	second := newBlockingTransport()
+	c.idle = []*sock{newSock(second)}
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	time.AfterFunc(20*time.Millisecond, cancel2)
 	if _, err := cl.Info(ctx2); !errors.Is(err, context.Canceled) {
@@ -1050,6 +1111,27 @@ func TestContextTimeoutRecovers(t *testing.T) {
 	cancel3()
 	if err := cl.Flush(done); !errors.Is(err, context.Canceled) {
 		t.Errorf("Flush with a cancelled context: %v", err)
+	}
+}
+
+// TestStaleRepliesSkipped feeds a socket the answer of an earlier exchange
+// before the current one's: it is recognised by its sequence number and
+// skipped, so even a socket left out of sync cannot mix replies up.
+func TestStaleRepliesSkipped(t *testing.T) {
+	k := &fakeKernel{fn: func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) {
+		return []genetlink.Message{infoReply()}, nil
+	}}
+	c := newClientWith(familyID, func() (transport, error) { return k, nil })
+	defer c.close()
+	stale := reply(uapi.CmdSetInfo, func(ae *netlink.AttributeEncoder) {
+		ae.Uint32(uapi.InfoAttrVersion, 0x010201)
+		ae.Uint32(uapi.InfoAttrConnTabSize, 1)
+	})
+	body, _ := stale.MarshalBinary()
+	k.queue = append(k.queue, append(header(16+len(body), familyID, 0, 0xfffffff0), body...))
+	info, err := (&Client{c: c}).Info(context.Background())
+	if err != nil || info.ConnectionTableSize != 4096 {
+		t.Fatalf("Info = %+v, %v; want the current reply (4096)", info, err)
 	}
 }
 
@@ -1077,8 +1159,8 @@ func TestCloseAndConcurrency(t *testing.T) {
 	if count != 400 {
 		t.Errorf("served %d requests, want 400", count)
 	}
-	if len(c.c.idle) > maxIdleConns {
-		t.Errorf("%d idle sockets, at most %d expected", len(c.c.idle), maxIdleConns)
+	if len(c.c.idle) > maxIdleSockets {
+		t.Errorf("%d idle sockets, at most %d expected", len(c.c.idle), maxIdleSockets)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)

@@ -47,3 +47,9 @@ func (*client) setDestination(context.Context, string, uint8, Service, Destinati
 func (*client) destinations(context.Context, Service) ([]DestinationStats, error) {
 	return nil, errUnsupported
 }
+
+func (*client) apply(context.Context, []Change, []error) error { return errUnsupported }
+
+func (*client) virtualServices(context.Context) ([]VirtualServiceStats, error) {
+	return nil, errUnsupported
+}

@@ -446,3 +446,25 @@ func checkName(op, field, name string, max int) error {
 	}
 	return nil
 }
+
+// identity returns the fields of s that identify it, in the form the kernel
+// reports them.
+func (s Service) identity() Service {
+	id := Service{Protocol: s.Protocol, Address: s.Address, Port: s.Port, FirewallMark: s.FirewallMark}
+	if s.FirewallMark != 0 {
+		id = Service{FirewallMark: s.FirewallMark, Family: s.Family}
+	}
+	return id
+}
+
+// normalized returns s in the form the kernel reports it: the full netmask
+// as zero, the family only for mark services.
+func (s Service) normalized() Service {
+	if s.FirewallMark == 0 {
+		s.Family = 0
+	}
+	if s.Netmask == defaultNetmask4 && s.family() == IPv4 || s.Netmask == defaultNetmask6 && s.family() == IPv6 {
+		s.Netmask = 0
+	}
+	return s
+}
