@@ -1,0 +1,487 @@
+//go:build linux
+
+package ipvs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/mdlayher/genetlink"
+	"github.com/mdlayher/netlink"
+
+	"github.com/ipvs-go/ipvs/internal/uapi"
+)
+
+// table is a fake kernel IPVS table: enough of the kernel's semantics
+// (EEXIST, ESRCH, ENOENT, dumps) to drive Apply, VirtualServices and
+// Reconcile.
+type table struct {
+	mu    sync.Mutex
+	svcs  []Service
+	dests map[Service][]DestinationStats
+	sends int // sendmsg calls
+	reqs  int // requests
+	// hide makes the service dump skip these services, as a racing dump can.
+	hide map[Service]bool
+}
+
+func newTable() *table { return &table{dests: map[Service][]DestinationStats{}} }
+
+func (tb *table) find(id Service) int {
+	for i, s := range tb.svcs {
+		if s.identity() == id {
+			return i
+		}
+	}
+	return -1
+}
+
+func (tb *table) serve(greq genetlink.Message, nreq netlink.Message) ([]genetlink.Message, error) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	tb.reqs++
+	var svc Service
+	var hasSvc bool
+	var dst DestinationStats
+	if b, ok, _ := nested(greq.Data, uapi.CmdAttrService); ok {
+		s, err := parseServiceAttrs(b)
+		if err != nil {
+			return nil, syscall.EINVAL
+		}
+		svc, hasSvc = s.Service, true
+	}
+	if b, ok, _ := nested(greq.Data, uapi.CmdAttrDest); ok {
+		d, err := parseDestAttrs(b, svc.family())
+		if err != nil {
+			return nil, syscall.EINVAL
+		}
+		dst = d
+	}
+	id := svc.identity()
+	i := tb.find(id)
+	switch greq.Header.Command {
+	case uapi.CmdNewService:
+		if i >= 0 {
+			return nil, syscall.EEXIST
+		}
+		if svc.Scheduler == "nosuch" {
+			return nil, syscall.ENOENT
+		}
+		tb.svcs = append(tb.svcs, svc)
+	case uapi.CmdSetService:
+		if i < 0 {
+			return nil, syscall.ESRCH
+		}
+		tb.svcs[i] = svc
+	case uapi.CmdDelService:
+		if i < 0 {
+			return nil, syscall.ESRCH
+		}
+		tb.svcs = append(tb.svcs[:i], tb.svcs[i+1:]...)
+		delete(tb.dests, id)
+	case uapi.CmdNewDest, uapi.CmdSetDest, uapi.CmdDelDest:
+		if i < 0 {
+			return nil, syscall.ESRCH
+		}
+		ds := tb.dests[id]
+		j := -1
+		for k, d := range ds {
+			if d.Address == dst.Address && d.Port == dst.Port {
+				j = k
+			}
+		}
+		switch greq.Header.Command {
+		case uapi.CmdNewDest:
+			if j >= 0 {
+				return nil, syscall.EEXIST
+			}
+			tb.dests[id] = append(ds, dst)
+		case uapi.CmdSetDest:
+			if j < 0 {
+				return nil, syscall.ENOENT
+			}
+			conns := ds[j].ActiveConnections
+			ds[j] = dst
+			ds[j].ActiveConnections = conns
+		case uapi.CmdDelDest:
+			if j < 0 {
+				return nil, syscall.ENOENT
+			}
+			tb.dests[id] = append(ds[:j], ds[j+1:]...)
+		}
+	case uapi.CmdGetService:
+		if nreq.Header.Flags&netlink.Dump == 0 {
+			if i < 0 || !hasSvc {
+				return nil, syscall.ESRCH
+			}
+			return []genetlink.Message{serviceMessage(tb.svcs[i])}, nil
+		}
+		var out []genetlink.Message
+		for _, s := range tb.svcs {
+			if !tb.hide[s.identity()] {
+				out = append(out, serviceMessage(s))
+			}
+		}
+		return out, nil
+	case uapi.CmdGetDest:
+		var out []genetlink.Message
+		for _, d := range tb.dests[id] {
+			out = append(out, destMessage(d))
+		}
+		return out, nil
+	default:
+		return nil, syscall.EOPNOTSUPP
+	}
+	return nil, nil
+}
+
+// serviceMessage is a kernel reply for s, encoded by the request encoder
+// (the decoder accepts both).
+func serviceMessage(s Service) genetlink.Message {
+	return genetlink.Message{Header: genetlink.Header{Command: uapi.CmdNewService, Version: 1},
+		Data: encodeAttrs(func(e *encoder) { encodeService(e, s, true, s.Flags, serviceFlagsSentMask) })}
+}
+
+func destMessage(d DestinationStats) genetlink.Message {
+	return genetlink.Message{Header: genetlink.Header{Command: uapi.CmdNewDest, Version: 1},
+		Data: encodeAttrs(func(e *encoder) {
+			off := e.nest(uapi.CmdAttrDest)
+			e.u16(uapi.DestAttrAddrFamily, uint16(familyOf(d.Address)))
+			addr16(e, uapi.DestAttrAddr, d.Address)
+			e.be16(uapi.DestAttrPort, d.Port)
+			e.u32(uapi.DestAttrFwdMethod, uint32(d.ForwardMethod))
+			e.u32(uapi.DestAttrWeight, uint32(d.Weight))
+			e.u32(uapi.DestAttrUThresh, d.UpperThreshold)
+			e.u32(uapi.DestAttrLThresh, d.LowerThreshold)
+			e.u32(uapi.DestAttrActiveConns, d.ActiveConnections)
+			e.end(off)
+		})}
+}
+
+// tableClient returns a client on tb whose fake kernel queues at most
+// capacity answers (0: unlimited) and counts sendmsg calls.
+func tableClient(t *testing.T, tb *table, capacity, rcvbuf int) *Client {
+	t.Helper()
+	c := newClientWith(familyID, func() (transport, error) {
+		return &countingKernel{fakeKernel: fakeKernel{fn: tb.serve, capacity: capacity, rcv: rcvbuf}, tb: tb}, nil
+	})
+	cl := &Client{c: c}
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
+type countingKernel struct {
+	fakeKernel
+	tb *table
+}
+
+func (k *countingKernel) send(b []byte) error {
+	k.tb.mu.Lock()
+	k.tb.sends++
+	k.tb.mu.Unlock()
+	return k.fakeKernel.send(b)
+}
+
+func svcN(i int) Service {
+	return Service{Protocol: TCP, Address: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), Port: 80, Scheduler: "rr"}
+}
+
+func destN(i int) Destination {
+	return Destination{Address: netip.AddrFrom4([4]byte{10, 2, byte(i >> 8), byte(i)}), Port: 8080, Weight: 1, ForwardMethod: NAT}
+}
+
+func TestApply(t *testing.T) {
+	tb := newTable()
+	c := tableClient(t, tb, 0, 0)
+	ctx := context.Background()
+	changes := []Change{
+		{Kind: CreateService, Service: svcN(1)},
+		{Kind: CreateDestination, Service: svcN(1), Destination: destN(1)},
+		{Kind: CreateService, Service: svcN(1)},                                                             // EEXIST
+		{Kind: CreateService, Service: Service{Protocol: TCP, Scheduler: "rr"}},                             // invalid: not sent
+		{Kind: CreateService, Service: func() Service { s := svcN(2); s.Scheduler = "nosuch"; return s }()}, // ENOENT
+		{Kind: UpdateDestination, Service: svcN(1), Destination: func() Destination { d := destN(1); d.Weight = 7; return d }()},
+		{Kind: DeleteDestination, Service: svcN(1), Destination: destN(9)}, // ENOENT: no such destination
+		{Kind: DeleteService, Service: svcN(3)},                            // ESRCH
+		{Kind: CreateService, Service: svcN(4)},
+	}
+	errs, err := c.Apply(ctx, changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []error{nil, nil, os.ErrExist, os.ErrInvalid, ErrSchedulerNotFound, nil, os.ErrNotExist, os.ErrNotExist, nil}
+	for i, w := range want {
+		if w == nil && errs[i] != nil || w != nil && !errors.Is(errs[i], w) {
+			t.Errorf("change %d (%v): %v, want %v", i, changes[i], errs[i], w)
+		}
+		if w == ErrSchedulerNotFound && errors.Is(errs[i], os.ErrNotExist) {
+			t.Errorf("change %d: a missing scheduler reads as a missing service", i)
+		}
+	}
+	if tb.reqs != 8 {
+		t.Errorf("%d requests reached the kernel, want 8 (the invalid one is not sent)", tb.reqs)
+	}
+	if tb.sends != 1 {
+		t.Errorf("%d sendmsg calls, want 1", tb.sends)
+	}
+	if len(tb.svcs) != 2 || tb.dests[svcN(1).identity()][0].Weight != 7 {
+		t.Errorf("table after Apply: %v %v", tb.svcs, tb.dests)
+	}
+}
+
+// TestApplyChunks checks that a large batch is split so that its
+// acknowledgements fit the receive buffer, and that an overflow (ENOBUFS)
+// is reported per change as unacknowledged, never as a failed batch.
+func TestApplyChunks(t *testing.T) {
+	ctx := context.Background()
+	var changes []Change
+	for i := range 1000 {
+		changes = append(changes, Change{Kind: CreateService, Service: svcN(i)})
+	}
+
+	tb := newTable()
+	c := tableClient(t, tb, 277, 212992)
+	errs, err := c.Apply(ctx, changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range errs {
+		if e != nil {
+			t.Fatalf("change %d: %v", i, e)
+		}
+	}
+	if len(tb.svcs) != 1000 {
+		t.Errorf("%d services created, want 1000", len(tb.svcs))
+	}
+	if want := (1000 + 207) / 208; tb.sends != want {
+		t.Errorf("%d sendmsg calls, want %d (208 per call for a 212992-byte buffer)", tb.sends, want)
+	}
+
+	// A buffer that claims more room than it has overflows.
+	tb = newTable()
+	c = tableClient(t, tb, 100, 212992)
+	errs, err = c.Apply(ctx, changes[:300])
+	if err != nil {
+		t.Fatalf("Apply with lost ACKs failed as a whole: %v", err)
+	}
+	var ok, unacked int
+	for _, e := range errs {
+		switch {
+		case e == nil:
+			ok++
+		case errors.Is(e, ErrUnacknowledged):
+			unacked++
+		default:
+			t.Fatalf("unexpected error %v", e)
+		}
+	}
+	if len(tb.svcs) != 300 || ok != 100+92 || unacked != 108 {
+		t.Errorf("created %d, acknowledged %d, unacknowledged %d; want 300, 192, 108", len(tb.svcs), ok, unacked)
+	}
+}
+
+func TestVirtualServicesDedup(t *testing.T) {
+	tb := newTable()
+	c := tableClient(t, tb, 0, 0)
+	ctx := context.Background()
+	var changes []Change
+	for i := range 3 {
+		changes = append(changes, Change{Kind: CreateService, Service: svcN(i)},
+			Change{Kind: CreateDestination, Service: svcN(i), Destination: destN(i)})
+	}
+	if _, err := c.Apply(ctx, changes); err != nil {
+		t.Fatal(err)
+	}
+	// A dump that raced with changes repeats an entry.
+	tb.svcs = append(tb.svcs, tb.svcs[1])
+	vs, err := c.VirtualServices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 3 {
+		t.Fatalf("%d services, want 3 without the duplicate", len(vs))
+	}
+	for i, v := range vs {
+		if v.Service != svcN(i) || len(v.Destinations) != 1 || v.Destinations[0].Destination != destN(i) {
+			t.Errorf("entry %d = %+v", i, v)
+		}
+	}
+	svcs, err := c.Services(ctx)
+	if err != nil || len(svcs) != 3 {
+		t.Errorf("Services = %d entries, %v; want 3", len(svcs), err)
+	}
+}
+
+func desiredN(n, dests int) []VirtualService {
+	var out []VirtualService
+	for i := range n {
+		vs := VirtualService{Service: svcN(i)}
+		for j := range dests {
+			vs.Destinations = append(vs.Destinations, destN(i*dests+j))
+		}
+		out = append(out, vs)
+	}
+	return out
+}
+
+func kinds(changes []Change) map[ChangeKind]int {
+	m := map[ChangeKind]int{}
+	for _, c := range changes {
+		m[c.Kind]++
+	}
+	return m
+}
+
+func TestReconcile(t *testing.T) {
+	tb := newTable()
+	c := tableClient(t, tb, 0, 0)
+	ctx := context.Background()
+
+	desired := desiredN(50, 4)
+	res, err := c.Reconcile(ctx, desired, ReconcileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[ChangeKind]int{CreateService: 50, CreateDestination: 200}, kinds(res.Changes)); diff != "" {
+		t.Errorf("from empty (-want +got):\n%s", diff)
+	}
+
+	// Idempotent: nothing to do, and only reads reach the kernel.
+	before := tb.reqs
+	res, err = c.Reconcile(ctx, desired, ReconcileOptions{})
+	if err != nil || len(res.Changes) != 0 {
+		t.Fatalf("second run: %v changes, %v", res.Changes, err)
+	}
+	if got := tb.reqs - before; got != 51 {
+		t.Errorf("a no-op reconcile sent %d requests, want 51 (one service dump, 50 destination dumps)", got)
+	}
+
+	// A weight change is one destination update; a service config change
+	// one service update; a removed destination one deletion; a removed
+	// service one deletion. Netmask 32 equals the default.
+	desired[0].Destinations[1].Weight = 5
+	desired[1].Service.Scheduler = "wlc"
+	desired[2].Destinations = desired[2].Destinations[:3]
+	desired[3].Service.Netmask = 32
+	desired = desired[:49]
+	res, err = c.Reconcile(ctx, desired, ReconcileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[ChangeKind]int{UpdateDestination: 1, UpdateService: 1, DeleteDestination: 1, DeleteService: 1}, kinds(res.Changes)); diff != "" {
+		t.Errorf("edits (-want +got):\n%s", diff)
+	}
+	if res, _ := c.Reconcile(ctx, desired, ReconcileOptions{}); len(res.Changes) != 0 {
+		t.Errorf("not converged: %v", res.Changes)
+	}
+}
+
+func TestReconcileGraceful(t *testing.T) {
+	tb := newTable()
+	c := tableClient(t, tb, 0, 0)
+	ctx := context.Background()
+	desired := desiredN(1, 2)
+	if _, err := c.Reconcile(ctx, desired, ReconcileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	id := svcN(0).identity()
+	tb.dests[id][1].ActiveConnections = 3 // the leaving destination has clients
+	desired[0].Destinations = desired[0].Destinations[:1]
+	opts := ReconcileOptions{GracefulRemoval: true}
+
+	res, err := c.Reconcile(ctx, desired, opts)
+	if err != nil || len(res.Changes) != 1 || res.Changes[0].Kind != UpdateDestination || res.Changes[0].Destination.Weight != 0 {
+		t.Fatalf("first graceful run: %v, %v; want one update to weight 0", res.Changes, err)
+	}
+	if res, _ := c.Reconcile(ctx, desired, opts); len(res.Changes) != 0 {
+		t.Fatalf("draining destination with connections was touched: %v", res.Changes)
+	}
+	tb.dests[id][1].ActiveConnections = 0
+	res, err = c.Reconcile(ctx, desired, opts)
+	if err != nil || len(res.Changes) != 1 || res.Changes[0].Kind != DeleteDestination {
+		t.Fatalf("drained run: %v, %v; want one deletion", res.Changes, err)
+	}
+}
+
+// TestReconcileSkippedByDump: a service the dump did not show exists with
+// another scheduler. The create meets EEXIST; Reconcile reads again (now
+// seeing it) and updates it, and reports no failure.
+func TestReconcileSkippedByDump(t *testing.T) {
+	tb := newTable()
+	c := tableClient(t, tb, 0, 0)
+	ctx := context.Background()
+	stale := svcN(1)
+	stale.Scheduler = "wlc"
+	tb.svcs = append(tb.svcs, stale)
+	tb.hide = map[Service]bool{stale.identity(): true}
+	desired := desiredN(2, 1)
+
+	// The first read misses it; the second sees it.
+	tb.mu.Lock()
+	calls := 0
+	orig := tb.hide
+	tb.mu.Unlock()
+	wrapped := tb.serve
+	c.c.dial = func() (transport, error) {
+		return &fakeKernel{fn: func(g genetlink.Message, n netlink.Message) ([]genetlink.Message, error) {
+			if g.Header.Command == uapi.CmdGetService && n.Header.Flags&netlink.Dump != 0 {
+				calls++
+				if calls > 1 {
+					tb.hide = nil
+				} else {
+					tb.hide = orig
+				}
+			}
+			return wrapped(g, n)
+		}}, nil
+	}
+	c.c.idle = nil
+	res, err := c.Reconcile(ctx, desired, ReconcileOptions{})
+	if err != nil {
+		t.Fatalf("Reconcile: %v", err)
+	}
+	var sawExist bool
+	for i, e := range res.Errors {
+		if errors.Is(e, os.ErrExist) && res.Changes[i].Kind == CreateService {
+			sawExist = true
+		}
+	}
+	if !sawExist {
+		t.Fatalf("expected the first pass to meet EEXIST: %v", res.Errors)
+	}
+	i := tb.find(svcN(1).identity())
+	if i < 0 || tb.svcs[i].Scheduler != "rr" {
+		t.Errorf("the skipped service was not corrected: %+v", tb.svcs)
+	}
+	if res, _ := c.Reconcile(ctx, desired, ReconcileOptions{}); len(res.Changes) != 0 {
+		t.Errorf("not converged: %v", res.Changes)
+	}
+}
+
+func TestReconcileInvalid(t *testing.T) {
+	c := tableClient(t, newTable(), 0, 0)
+	for name, desired := range map[string][]VirtualService{
+		"duplicate service":     {{Service: svcN(1)}, {Service: svcN(1)}},
+		"duplicate destination": {{Service: svcN(1), Destinations: []Destination{destN(1), destN(1)}}},
+		"invalid service":       {{Service: Service{Protocol: TCP, Scheduler: "rr"}}},
+		"invalid destination":   {{Service: svcN(1), Destinations: []Destination{{}}}},
+	} {
+		if _, err := c.Reconcile(context.Background(), desired, ReconcileOptions{}); !errors.Is(err, os.ErrInvalid) {
+			t.Errorf("%s: %v, want os.ErrInvalid", name, err)
+		}
+	}
+}
+
+func TestChangeString(t *testing.T) {
+	got := fmt.Sprint(Change{Kind: CreateDestination, Service: svcN(1), Destination: destN(2)})
+	if want := "create destination 10.2.0.2:8080 of TCP 10.1.0.1:80"; got != want {
+		t.Errorf("%q, want %q", got, want)
+	}
+}
