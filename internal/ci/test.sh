@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Every check and test of the project, as CI runs it (.ci/run calls this).
+# Needs Go; on Debian, as root, it installs whatever else the real-kernel
+# suite needs (see internal/vmrig). Set IPVS_SKIP_VM=1 to stop before the VMs.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+modules=(. examples bench)
+step() { printf '\n==> %s\n' "$*"; }
+
+step "gofmt"
+bad=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$bad" ]; then echo "gofmt would change:"; echo "$bad"; exit 1; fi
+
+step "go vet, staticcheck and go mod tidy, per module"
+for m in "${modules[@]}"; do
+	[ -f "$m/go.mod" ] || continue
+	(cd "$m" && go vet ./... && go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./... && go mod tidy -diff)
+done
+
+step "unit tests (race detector; fuzz targets run their seed corpus)"
+go test -race -count=1 ./...
+
+step "the API builds everywhere"
+for os in darwin windows; do GOOS=$os go build . && GOOS=$os go vet . ; done
+
+if [ "${IPVS_SKIP_VM:-}" = 1 ]; then echo "IPVS_SKIP_VM=1: skipping the real-kernel suite"; exit 0; fi
+
+step "real-kernel suite on Linux 6.1 and 6.12 (qemu, no network device)"
+go test -c -race -o "$work/ipvs.test" .
+runs=(-run "integration@25m=$work/ipvs.test -test.v -test.count=1 -test.run ^TestIntegration")
+if [ -f examples/go.mod ]; then
+	(cd examples && CGO_ENABLED=0 go build -o "$work/labs/" ./...)
+	for lab in nat dr ipip failover; do
+		[ -x "$work/labs/$lab" ] && runs+=(-run "lab-$lab@5m=$work/labs/$lab")
+	done
+fi
+if [ -f bench/go.mod ] && [ -n "${IPVS_BENCH_SMOKE:-bench/ci-smoke-args}" ] && [ -f bench/ci-smoke-args ]; then
+	(cd bench && CGO_ENABLED=0 go build -o "$work/ipvsbench" ./cmd/ipvsbench)
+	runs+=(-run "bench-smoke@10m=$work/ipvsbench $(cat bench/ci-smoke-args)")
+fi
+go run ./internal/vmrig -kernel all -require-tests -timeout 40m "${runs[@]}"
