@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/genetlink"
@@ -483,5 +484,29 @@ func TestChangeString(t *testing.T) {
 	got := fmt.Sprint(Change{Kind: CreateDestination, Service: svcN(1), Destination: destN(2)})
 	if want := "create destination 10.2.0.2:8080 of TCP 10.1.0.1:80"; got != want {
 		t.Errorf("%q, want %q", got, want)
+	}
+}
+
+// TestApplyDeadline: when the exchange itself fails, every change without
+// an answer carries the failure, and invalid ones keep their own error.
+func TestApplyDeadline(t *testing.T) {
+	c := newClientWith(familyID, func() (transport, error) { return newBlockingTransport(), nil })
+	defer c.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	changes := []Change{
+		{Kind: CreateService, Service: svcN(1)},
+		{Kind: DeleteService, Service: Service{}},
+		{Kind: CreateService, Service: svcN(2)},
+	}
+	errs, err := (&Client{c: c}).Apply(ctx, changes)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Apply: %v, want context.DeadlineExceeded", err)
+	}
+	if !errors.Is(errs[0], context.DeadlineExceeded) || !errors.Is(errs[2], context.DeadlineExceeded) {
+		t.Errorf("unanswered changes: %v, %v", errs[0], errs[2])
+	}
+	if !errors.Is(errs[1], os.ErrInvalid) {
+		t.Errorf("invalid change: %v", errs[1])
 	}
 }

@@ -620,6 +620,8 @@ func (c *Client) Reconcile(ctx context.Context, desired []VirtualService, opts R
 		for i, e := range errs {
 			switch {
 			case e == nil:
+			case pass == 1:
+				failed = append(failed, e) // the second pass saw the table afresh
 			case errors.Is(e, os.ErrExist), errors.Is(e, ErrUnacknowledged):
 				retry = true // an entry the dump skipped, or an unknown outcome
 			case errors.Is(e, os.ErrNotExist) && (changes[i].Kind == DeleteService || changes[i].Kind == DeleteDestination):

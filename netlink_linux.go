@@ -50,8 +50,7 @@ type sock struct {
 	seq  uint32
 	rbuf []byte
 	enc  encoder
-	idx  []int // per-message bookkeeping of a batch
-	done []bool
+	idx  []int // the changes of a batch in flight, by message
 }
 
 // client is the Linux implementation behind Client. Requests run on pooled
@@ -717,7 +716,12 @@ func (s *sock) dumpOne(onData func(int, message) error) error {
 // apply sends the valid changes (those whose errs entry is nil) as batches
 // of requests, many per sendmsg, and records each one's outcome in errs.
 func (c *client) apply(ctx context.Context, changes []Change, errs []error) error {
-	var sent int // changes whose outcome is known
+	// known marks the changes whose outcome is settled: refused before
+	// sending, or answered by the kernel.
+	known := make([]bool, len(changes))
+	for i, e := range errs {
+		known[i] = e != nil
+	}
 	err := c.session(ctx, func(s *sock) error {
 		rcv, snd := s.t.bufferSizes()
 		// Every ACK costs about 770 bytes of the receive buffer whatever
@@ -730,7 +734,7 @@ func (c *client) apply(ctx context.Context, changes []Change, errs []error) erro
 			s.enc.b = s.enc.b[:0]
 			s.idx = s.idx[:0]
 			for ; i < len(changes) && len(s.idx) < maxMsgs; i++ {
-				if errs[i] != nil {
+				if known[i] {
 					continue
 				}
 				start, seq := len(s.enc.b), s.seq
@@ -744,22 +748,18 @@ func (c *client) apply(ctx context.Context, changes []Change, errs []error) erro
 			if len(s.idx) == 0 {
 				continue
 			}
-			s.done = s.done[:0]
-			for range s.idx {
-				s.done = append(s.done, false)
-			}
 			err := s.exchange(len(s.idx), nlmFRequest|nlmFAck, nil, func(k int, errno int32, text string) {
-				s.done[k] = true
+				i := s.idx[k]
+				known[i] = true
 				if errno != 0 {
-					ch := changes[s.idx[k]]
-					errs[s.idx[k]] = &Error{Op: ch.Kind.op(), Message: text, Err: syscall.Errno(errno), cmd: ch.Kind.cmd()}
+					errs[i] = &Error{Op: changes[i].Kind.op(), Message: text, Err: syscall.Errno(errno), cmd: changes[i].Kind.cmd()}
 				}
 			})
 			if errors.Is(err, errAcksLost) {
-				for k, d := range s.done {
-					if !d {
-						ch := changes[s.idx[k]]
-						errs[s.idx[k]] = &Error{Op: ch.Kind.op(), Err: ErrUnacknowledged, cmd: ch.Kind.cmd()}
+				for _, i := range s.idx {
+					if !known[i] {
+						known[i] = true
+						errs[i] = &Error{Op: changes[i].Kind.op(), Err: ErrUnacknowledged, cmd: changes[i].Kind.cmd()}
 					}
 				}
 				err = nil
@@ -767,15 +767,13 @@ func (c *client) apply(ctx context.Context, changes []Change, errs []error) erro
 			if err != nil {
 				return err
 			}
-			sent = i
 		}
-		sent = len(changes)
 		return nil
 	})
 	if err != nil {
-		// The changes not yet answered have an unknown outcome.
-		for i := sent; i < len(changes); i++ {
-			if errs[i] == nil {
+		// The changes not answered have an unknown outcome.
+		for i := range changes {
+			if !known[i] {
 				errs[i] = &Error{Op: changes[i].Kind.op(), Err: err, cmd: changes[i].Kind.cmd()}
 			}
 		}
