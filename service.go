@@ -81,7 +81,7 @@ const (
 	WeightedFailover                 = "fo"
 	WeightedOverflow                 = "ovf"
 	MaglevHashing                    = "mh"
-	WeightedRandomTwoChoices         = "twos" // kernel 6.7 and later
+	WeightedRandomTwoChoices         = "twos" // recent kernels only (not 6.1)
 	NoScheduler                      = "none" // no scheduler: new connections are dropped
 )
 

@@ -390,7 +390,8 @@ func (r *bootReport) print(w io.Writer) bool {
 		fmt.Fprintf(w, "vmrig: kernel %s:\n", r.label)
 	}
 	if r.err != nil {
-		fmt.Fprintf(w, "vmrig: kernel %s: ERROR: %v\n", r.label, r.err)
+		first, _, _ := strings.Cut(r.err.Error(), "\n")
+		fmt.Fprintf(w, "vmrig: kernel %s: ERROR: %s\n", r.label, first)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  JOB\tRESULT\tEXIT\tSECONDS\n")
@@ -399,7 +400,7 @@ func (r *bootReport) print(w io.Writer) bool {
 			ok = false
 		}
 		exit := fmt.Sprint(j.exit)
-		if j.state == "NOT RUN" || j.state == "HUNG" {
+		if j.state == "NOT RUN" || j.state == "HUNG" || j.state == "CRASHED" {
 			exit = "-"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%.1f\n", j.name, j.state, exit, j.seconds)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -327,7 +328,7 @@ func boot(o *options, k *Kernel, base, initBin string, rep *bootReport) (err err
 						switch {
 						case kv["timeout"] != "":
 							j.state = "TIMEOUT"
-							fmt.Fprintf(stdout, "vmrig: job %q on kernel %s killed after its timeout %s\n", j.name, k.Label, kv["timeout"])
+							fmt.Fprintf(stdout, "vmrig: TIMEOUT: job %q on kernel %s did not finish within its timeout %s and was killed (SIGQUIT, then SIGKILL after 5s)\n", j.name, k.Label, kv["timeout"])
 						case j.exit != 0:
 							j.state = "FAIL"
 						case o.requireTests && j.testMode && !o.requireRe.MatchString(j.output.String()):
@@ -408,6 +409,8 @@ func fieldsKV(f []string) map[string]string {
 	return kv
 }
 
+var ansiRe = regexp.MustCompile(`\x1b(\[[0-9;?]*[A-Za-z]|c)`)
+
 // tail returns the last n lines of a file.
 func tail(path string, n int) string {
 	b, err := os.ReadFile(path)
@@ -415,6 +418,7 @@ func tail(path string, n int) string {
 		return ""
 	}
 	b = bytes.ReplaceAll(b, []byte("\r"), nil)
+	b = ansiRe.ReplaceAll(b, nil)
 	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(ls) > n {
 		ls = ls[len(ls)-n:]

@@ -3,7 +3,10 @@ package lab
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ipvs-go/ipvs"
 )
@@ -65,16 +68,75 @@ func (n *NS) ListIPVS(ctx context.Context, c *ipvs.Client) error {
 	return nil
 }
 
-// Connections returns the namespace's IPVS connection table, the lines of
-// /proc/net/ip_vs_conn after its header ("ipvsadm -Lnc" shows the same).
-func (n *NS) Connections() ([]string, error) {
-	s, err := n.ReadProcNet("ip_vs_conn")
+// A Conn is an entry of an IPVS connection table.
+type Conn struct {
+	Protocol string
+	Client   netip.AddrPort // the client's address ("FromIP")
+	Virtual  netip.AddrPort // the virtual service ("ToIP")
+	Dest     netip.AddrPort // the destination chosen ("DestIP")
+	State    string         // such as "ESTABLISHED"
+	// Origin is "Local" for a connection the load balancer scheduled
+	// itself, "Sync" for one a sync daemon installed.
+	Origin  string
+	Expires time.Duration
+}
+
+// String formats the entry as "ipvsadm -Lnc" does, with its origin.
+func (c Conn) String() string {
+	e := int(c.Expires.Seconds())
+	return fmt.Sprintf("%-4s %02d:%02d  %-11s %-21s %-15s %-15s (origin %s)",
+		c.Protocol, e/60, e%60, c.State, c.Client, c.Virtual, c.Dest, c.Origin)
+}
+
+// Connections reads the namespace's IPVS connection table from
+// /proc/net/ip_vs_conn_sync, which is /proc/net/ip_vs_conn with the origin
+// of each entry. IPv4 entries only.
+func (n *NS) Connections() ([]Conn, error) {
+	s, err := n.ReadProcNet("ip_vs_conn_sync")
 	if err != nil {
 		return nil, err
 	}
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > 0 {
-		lines = lines[1:]
+	var conns []Conn
+	for _, line := range strings.Split(s, "\n")[1:] {
+		// Pro FromIP FPrt ToIP TPrt DestIP DPrt State Origin Expires,
+		// addresses and ports in hexadecimal.
+		f := strings.Fields(line)
+		if len(f) < 10 {
+			continue
+		}
+		var ap [3]netip.AddrPort
+		ok := true
+		for i := range ap {
+			a, err1 := strconv.ParseUint(f[1+2*i], 16, 32)
+			p, err2 := strconv.ParseUint(f[2+2*i], 16, 16)
+			if err1 != nil || err2 != nil {
+				ok = false
+				break
+			}
+			ap[i] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), uint16(p))
+		}
+		exp, err := strconv.Atoi(f[9])
+		if !ok || err != nil {
+			continue
+		}
+		conns = append(conns, Conn{
+			Protocol: f[0], Client: ap[0], Virtual: ap[1], Dest: ap[2],
+			State: f[7], Origin: f[8], Expires: time.Duration(exp) * time.Second,
+		})
 	}
-	return lines, nil
+	return conns, nil
+}
+
+// ListConnections prints the connection table as "ipvsadm -Lnc" would.
+func (n *NS) ListConnections() ([]Conn, error) {
+	n.lab.Cmd(n, "ipvsadm -Lnc")
+	conns, err := n.Connections()
+	if err != nil {
+		return nil, err
+	}
+	n.lab.Printf("pro  expire state       source                virtual         destination\n")
+	for _, c := range conns {
+		n.lab.Printf("%s\n", c)
+	}
+	return conns, nil
 }

@@ -164,7 +164,7 @@ func (t *lineTracker) Write(p []byte) (int, error) {
 }
 
 func runJob(j spec.Job, env []string) {
-	dir := filepath.Join("/tmp/jobs", j.Name)
+	dir := filepath.Join("/jobs", j.Name)
 	_ = os.MkdirAll(dir, 0o777)
 	marker("%s %s", spec.MarkerStart, j.Name)
 	start := time.Now()
