@@ -18,7 +18,7 @@ import (
 
 // baseFormat is bumped whenever the content rules of the cached base
 // archive change, so old caches are not reused.
-const baseFormat = "base-v1"
+const baseFormat = "base-v2"
 
 // moduleRoots are paths (relative to lib/modules/<release>/) packed into the
 // guest. Directories are taken recursively, minus moduleExcludes; the
@@ -37,6 +37,9 @@ var moduleRoots = []string{
 	"kernel/drivers/net/ifb.ko",
 	"kernel/drivers/net/tun.ko",
 	"kernel/drivers/net/netconsole.ko",
+	// Fast job channel (virtio console, /dev/hvc0).
+	"kernel/drivers/virtio",
+	"kernel/drivers/char/virtio_console.ko",
 }
 
 // moduleExcludes are big subtrees of kernel/net with nothing for IPVS.

@@ -46,6 +46,7 @@ type options struct {
 	cache        string
 	append       string
 	keep         bool
+	channel      string
 }
 
 var verbose bool
@@ -85,6 +86,7 @@ func realMain() int {
 	flag.IntVar(&o.mem, "mem", 2048, "guest memory in MiB")
 	flag.IntVar(&o.smp, "smp", 2, "guest CPUs")
 	flag.StringVar(&o.append, "append", "", "extra kernel command line")
+	flag.StringVar(&o.channel, "channel", "virtio", "job output channel: virtio (/dev/hvc0, fast) or serial (/dev/ttyS1, about 240 KB/s)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the per-run directory (initrd, console log)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), `usage: go run ./internal/vmrig [flags] -run 'NAME[@TIMEOUT]=PROGRAM [ARGS...]' ...
@@ -114,6 +116,10 @@ flags:
 		o.kernels = []string{*kernel}
 	default:
 		logf("-kernel must be 6.1, 6.12 or all, not %q", *kernel)
+		return 2
+	}
+	if o.channel != "virtio" && o.channel != "serial" {
+		logf("-channel must be virtio or serial, not %q", o.channel)
 		return 2
 	}
 	var err error

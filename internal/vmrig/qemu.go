@@ -178,7 +178,7 @@ func boot(o *options, k *Kernel, base, initBin string, rep *bootReport) (err err
 	}
 	defer ln.Close()
 
-	cmdline := "console=ttyS0 quiet panic=-1 mitigations=off"
+	cmdline := "console=ttyS0 quiet panic=-1 mitigations=off vmrig.channel=" + o.channel
 	if o.append != "" {
 		cmdline += " " + o.append
 	}
@@ -190,7 +190,12 @@ func boot(o *options, k *Kernel, base, initBin string, rep *bootReport) (err err
 		"-nodefaults", "-nic", "none",
 		"-kernel", k.Vmlinuz, "-initrd", initrd, "-append", cmdline,
 		"-serial", "stdio", // ttyS0: console
-		"-chardev", "socket,id=jobs,path=" + sock, "-serial", "chardev:jobs", // ttyS1: jobs
+		"-chardev", "socket,id=jobs,path=" + sock,
+	}
+	if o.channel == "serial" {
+		args = append(args, "-serial", "chardev:jobs") // ttyS1
+	} else {
+		args = append(args, "-device", "virtio-serial-pci", "-device", "virtconsole,chardev=jobs") // hvc0
 	}
 	consoleLog := filepath.Join(dir, "console.log")
 	clog, err := os.Create(consoleLog)
