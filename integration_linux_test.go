@@ -341,8 +341,14 @@ func wantKernelErr(t *testing.T, what string, err error, errno syscall.Errno, is
 		t.Errorf("%s: kernel error with Field %q", what, e.Field)
 	}
 	checkSentinels(t, what, err, is)
-	t.Logf("%s: %s: %v", what, errnoName(errno), err)
+	if logKernelErrs {
+		t.Logf("%s: %s: %v", what, errnoName(errno), err)
+	}
 }
+
+// logKernelErrs makes wantKernelErr log every error it checks, for the
+// errno table of TestIntegrationErrors.
+var logKernelErrs bool
 
 // wantInvalid checks that err is a validation *ipvs.Error naming field.
 func wantInvalid(t *testing.T, what string, err error, field string) {
@@ -1240,6 +1246,8 @@ func TestIntegrationSyncDaemons(t *testing.T) {
 // TestIntegrationErrors provokes every kernel errno the library can reach
 // and checks the typed error and its errors.Is mapping.
 func TestIntegrationErrors(t *testing.T) {
+	logKernelErrs = true
+	defer func() { logKernelErrs = false }()
 	c, _ := newClient(t)
 	ctx := testCtx(t)
 	s := ipvs.Service{Protocol: ipvs.TCP, Address: addr("10.18.0.1"), Port: 80, Scheduler: ipvs.RoundRobin}
