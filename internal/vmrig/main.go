@@ -72,7 +72,7 @@ func main() {
 func realMain() int {
 	var o options
 	var runs, files, envs multiFlag
-	kernel := flag.String("kernel", "6.1", "kernel to boot: 6.1, 6.12 or all")
+	kernel := flag.String("kernel", "all", "kernel to boot: 6.1, 6.12 or all (both, one after the other)")
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "overall limit per boot (qemu is killed after it)")
 	flag.DurationVar(&o.jobTimeout, "job-timeout", 10*time.Minute, "default per-job limit inside the guest")
 	flag.BoolVar(&o.verbose, "v", false, "show provisioning output and the guest console (kernel log) on stderr")
@@ -94,6 +94,9 @@ func realMain() int {
 Boots Debian's 6.1 and/or 6.12 kernel in qemu (TCG, no network device) and
 runs each job in order; exit status 0 only if every job passed on every kernel.
 Cache: $IPVS_VMRIG_CACHE (default /var/cache/ipvs-vmrig).
+
+Job arguments belong inside the quoted -run value: -run 'x=/tmp/x.test -test.v',
+not -run x=/tmp/x.test -test.v (vmrig would read -test.v as its own flag).
 
 Example:
   go test -c -o /tmp/ipvs.test . && go run ./internal/vmrig -kernel all -require-tests \
