@@ -1,0 +1,479 @@
+//go:build linux
+
+// Command ipvsbench times the ipvs library against moby/ipvs,
+// cloudflare/ipvs, ipvsadm and a raw netlink floor on a real IPVS kernel.
+//
+// It must run as root on a kernel with IPVS (the repository's VM rig boots
+// one). It re-executes itself in a new network namespace, so it only ever
+// touches an IPVS table of its own, and never sends traffic. See
+// BENCHMARKS.md at the repository root for the method and the results.
+//
+// For every round, each implementation runs once, in an order rotated by the
+// round: starting from an empty table it creates N services x M
+// destinations, lists them, sets every weight, and deletes every service.
+// Only the library calls are timed; inputs are built before the clock starts
+// and the table is checked with this library after each step, outside the
+// timed region. The output is one "RESULT <impl> <op> <median seconds>"
+// line per measurement, then the ratios against the targets.
+//
+// The exit status reports errors only (an implementation failing, or a table
+// of the wrong size), never timing.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ipvs-go/ipvs"
+)
+
+const childEnv = "IPVSBENCH_NETNS"
+
+type config struct {
+	services, dests int
+	rounds          int
+	impls           []string
+	floorBatch      int
+	big             bool
+	bigServices     int
+	cpuProfile      string
+	profileImpl     string
+	keepNetNS       bool
+}
+
+var allImpls = []string{"floor", "ipvs-call", "ipvs-batch", "ipvs-reconcile", "moby", "cloudflare", "ipvsadm"}
+
+func main() {
+	os.Exit(realMain())
+}
+
+func realMain() int {
+	var cfg config
+	var impls string
+	flag.IntVar(&cfg.services, "services", 2000, "number of virtual services")
+	flag.IntVar(&cfg.dests, "dests", 4, "destinations per service")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds; each runs every implementation once, in rotated order")
+	flag.StringVar(&impls, "impls", strings.Join(allImpls, ","), "comma-separated implementations to run")
+	flag.IntVar(&cfg.floorBatch, "floor-batch", 200, "requests per sendmsg for the floor (1 = one request per sendmsg; at most 250 so every ACK fits the default receive buffer)")
+	flag.BoolVar(&cfg.big, "big", false, "instead of the rounds, Reconcile -big-services x -dests from empty, then a no-op, then to empty, and report time and memory")
+	flag.IntVar(&cfg.bigServices, "big-services", 20000, "services for -big")
+	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed regions of -profile-impl to this file (inside the guest)")
+	flag.StringVar(&cfg.profileImpl, "profile-impl", "ipvs-batch", "implementation profiled by -cpuprofile")
+	flag.BoolVar(&cfg.keepNetNS, "no-netns", false, "run in the current network namespace instead of a new one (it must hold no IPVS services)")
+	flag.Parse()
+
+	for _, s := range strings.Split(impls, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !slices.Contains(allImpls, s) {
+			fmt.Fprintf(os.Stderr, "ipvsbench: unknown implementation %q (have %s)\n", s, strings.Join(allImpls, ", "))
+			return 2
+		}
+		cfg.impls = append(cfg.impls, s)
+	}
+	switch {
+	case cfg.services < 1 || cfg.services > 1<<20, cfg.dests < 0 || cfg.dests > 255,
+		cfg.bigServices < 1 || cfg.bigServices > 1<<20:
+		fmt.Fprintln(os.Stderr, "ipvsbench: -services/-big-services must be 1..1048576 and -dests 0..255")
+		return 2
+	case cfg.rounds < 1:
+		fmt.Fprintln(os.Stderr, "ipvsbench: -rounds must be at least 1")
+		return 2
+	case cfg.floorBatch < 1 || cfg.floorBatch > 250:
+		fmt.Fprintln(os.Stderr, "ipvsbench: -floor-batch must be 1..250")
+		return 2
+	}
+
+	if !cfg.keepNetNS && os.Getenv(childEnv) == "" {
+		return reexecInNetNS()
+	}
+	if !cfg.keepNetNS {
+		// Without any address the namespace has no local routing table,
+		// and the kernel refuses IPv4 destinations with EINVAL
+		// (inet_addr_type answers RTN_BROADCAST).
+		if err := loopbackUp(); err != nil {
+			fmt.Fprintf(os.Stderr, "ipvsbench: bringing lo up: %v\n", err)
+			return 1
+		}
+	}
+
+	var err error
+	if cfg.big {
+		err = runBig(cfg)
+	} else {
+		err = runRounds(cfg)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ipvsbench: FAIL: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// reexecInNetNS runs this program again in a new network namespace, so that
+// everything, ipvsadm included, works on a private IPVS table.
+func reexecInNetNS() int {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ipvsbench: %v\n", err)
+		return 1
+	}
+	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		fmt.Fprintf(os.Stderr, "ipvsbench: cannot start in a new network namespace: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// loopbackUp sets the namespace's loopback interface up.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// An op is one timed operation of an implementation run.
+type op string
+
+const (
+	opCreate op = "create"
+	opList   op = "list"
+	opUpdate op = "update"
+	opNoop   op = "noop"
+	opDelete op = "delete"
+)
+
+var allOps = []op{opCreate, opList, opUpdate, opNoop, opDelete}
+
+// sample is one timed run: wall time and the process's CPU time split.
+type sample struct {
+	wall, user, sys time.Duration
+}
+
+type results map[string]map[op][]sample
+
+func (r results) add(impl string, o op, s sample) {
+	if r[impl] == nil {
+		r[impl] = map[op][]sample{}
+	}
+	r[impl][o] = append(r[impl][o], s)
+}
+
+// median returns the median of the samples' field f, and whether there were any.
+func median(ss []sample, f func(sample) time.Duration) (time.Duration, bool) {
+	if len(ss) == 0 {
+		return 0, false
+	}
+	v := make([]time.Duration, len(ss))
+	for i, s := range ss {
+		v[i] = f(s)
+	}
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2], true
+	}
+	return (v[n/2-1] + v[n/2]) / 2, true
+}
+
+func (r results) med(impl string, o op) (time.Duration, bool) {
+	return median(r[impl][o], func(s sample) time.Duration { return s.wall })
+}
+
+// An impl is one implementation under test. setup builds its client and its
+// inputs (untimed); the operations are timed; close releases the client.
+type impl interface {
+	setup(w *workload) error
+	create(ctx context.Context) error
+	list(ctx context.Context) (svcs, dests int, err error)
+	update(ctx context.Context) error
+	delete(ctx context.Context) error
+	close()
+}
+
+// noopper is implemented by the implementations that have a no-op
+// measurement (Reconcile with nothing to change).
+type noopper interface {
+	noop(ctx context.Context) error
+}
+
+// childTimer is implemented by implementations that run child processes,
+// whose CPU time is reported instead of this process's.
+type childTimer interface {
+	childCPU() (user, sys time.Duration)
+}
+
+func newImpl(name string, cfg config) impl {
+	switch name {
+	case "floor":
+		return &floorImpl{batch: cfg.floorBatch}
+	case "ipvs-call":
+		return &callImpl{}
+	case "ipvs-batch":
+		return &batchImpl{}
+	case "ipvs-reconcile":
+		return &reconcileImpl{}
+	case "moby":
+		return &mobyImpl{}
+	case "cloudflare":
+		return &cloudflareImpl{}
+	case "ipvsadm":
+		return &ipvsadmImpl{}
+	}
+	panic("unknown implementation " + name)
+}
+
+func runRounds(cfg config) error {
+	ctx := context.Background()
+	check, err := ipvs.New()
+	if err != nil {
+		return fmt.Errorf("cannot open the IPVS checker client: %w", err)
+	}
+	defer check.Close()
+	if err := check.Flush(ctx); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	if _, err := exec.LookPath("ipvsadm"); err != nil && slices.Contains(cfg.impls, "ipvsadm") {
+		return fmt.Errorf("ipvsadm: %w", err)
+	}
+	w := newWorkload(cfg.services, cfg.dests)
+	fmt.Printf("ipvsbench: %d services x %d destinations (%d objects), %d rounds, implementations %s, floor %d requests per sendmsg, kernel %s, GOMAXPROCS %d\n",
+		cfg.services, cfg.dests, cfg.services*(1+cfg.dests), cfg.rounds, strings.Join(cfg.impls, ","), cfg.floorBatch, kernelRelease(), runtime.GOMAXPROCS(0))
+
+	var prof *os.File
+	if cfg.cpuProfile != "" {
+		if prof, err = os.Create(cfg.cpuProfile); err != nil {
+			return err
+		}
+		defer prof.Close()
+	}
+	profiled := false
+
+	res := results{}
+	var failures []error
+	for round := 0; round < cfg.rounds; round++ {
+		order := make([]string, len(cfg.impls))
+		for i := range cfg.impls {
+			order[i] = cfg.impls[(i+round)%len(cfg.impls)]
+		}
+		fmt.Printf("round %d: %s\n", round+1, strings.Join(order, " "))
+		for _, name := range order {
+			if prof != nil && name == cfg.profileImpl && !profiled {
+				// The first run of that implementation only, checks included.
+				if err := pprof.StartCPUProfile(prof); err != nil {
+					return err
+				}
+				profiled = true
+			}
+			err := runOne(ctx, check, name, cfg, w, res)
+			if prof != nil && name == cfg.profileImpl {
+				pprof.StopCPUProfile()
+			}
+			if err != nil {
+				fmt.Printf("  %-15s ERROR %v\n", name, err)
+				failures = append(failures, fmt.Errorf("round %d, %s: %w", round+1, name, err))
+				// Leave an empty table for the next one.
+				if err := check.Flush(ctx); err != nil {
+					return fmt.Errorf("flush after failure: %w", err)
+				}
+			}
+		}
+	}
+	report(cfg, res)
+	return errors.Join(failures...)
+}
+
+// runOne runs one implementation from an empty table and records its samples.
+func runOne(ctx context.Context, check *ipvs.Client, name string, cfg config, w *workload, res results) error {
+	im := newImpl(name, cfg)
+	if err := im.setup(w); err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	defer im.close()
+	var line []string
+	timed := func(o op, fn func() error) error {
+		runtime.GC()
+		var u0, u1 syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &u0)
+		t0 := time.Now()
+		err := fn()
+		d := time.Since(t0)
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &u1)
+		if err != nil {
+			return fmt.Errorf("%s: %w", o, err)
+		}
+		s := sample{wall: d, user: tv(u1.Utime) - tv(u0.Utime), sys: tv(u1.Stime) - tv(u0.Stime)}
+		if ct, ok := im.(childTimer); ok {
+			s.user, s.sys = ct.childCPU()
+		}
+		res.add(name, o, s)
+		line = append(line, fmt.Sprintf("%s %.3fs", o, d.Seconds()))
+		return nil
+	}
+	defer func() { fmt.Printf("  %-15s %s\n", name, strings.Join(line, ", ")) }()
+
+	if err := timed(opCreate, func() error { return im.create(ctx) }); err != nil {
+		return err
+	}
+	if err := w.verify(ctx, check, 1); err != nil {
+		return fmt.Errorf("after create: %w", err)
+	}
+	if err := timed(opList, func() error {
+		s, d, err := im.list(ctx)
+		if err == nil && (s != w.n || d != w.n*w.m) {
+			err = fmt.Errorf("listed %d services and %d destinations, want %d and %d", s, d, w.n, w.n*w.m)
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := timed(opUpdate, func() error { return im.update(ctx) }); err != nil {
+		return err
+	}
+	if err := w.verify(ctx, check, 2); err != nil {
+		return fmt.Errorf("after update: %w", err)
+	}
+	if n, ok := im.(noopper); ok {
+		if err := timed(opNoop, func() error { return n.noop(ctx) }); err != nil {
+			return err
+		}
+		if err := w.verify(ctx, check, 2); err != nil {
+			return fmt.Errorf("after noop: %w", err)
+		}
+	}
+	if err := timed(opDelete, func() error { return im.delete(ctx) }); err != nil {
+		return err
+	}
+	vs, err := check.VirtualServices(ctx)
+	if err != nil {
+		return fmt.Errorf("after delete: %w", err)
+	}
+	if len(vs) != 0 {
+		return fmt.Errorf("after delete: %d services left", len(vs))
+	}
+	return nil
+}
+
+func tv(t syscall.Timeval) time.Duration {
+	return time.Duration(t.Sec)*time.Second + time.Duration(t.Usec)*time.Microsecond
+}
+
+func kernelRelease() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// report prints the RESULT lines, the CPU split and the targets.
+func report(cfg config, res results) {
+	fmt.Println()
+	for _, name := range allImpls {
+		for _, o := range allOps {
+			if d, ok := res.med(name, o); ok {
+				fmt.Printf("RESULT %s %s %.4f\n", name, o, d.Seconds())
+			}
+		}
+	}
+	fmt.Println()
+	fmt.Println("# per-request medians (create: services+destinations; list: per object; update: per destination; delete: per service) and CPU time of the process (ipvsadm: of its child processes)")
+	for _, name := range allImpls {
+		for _, o := range allOps {
+			ss := res[name][o]
+			if len(ss) == 0 {
+				continue
+			}
+			wall, _ := median(ss, func(s sample) time.Duration { return s.wall })
+			user, _ := median(ss, func(s sample) time.Duration { return s.user })
+			sys, _ := median(ss, func(s sample) time.Duration { return s.sys })
+			var per string
+			if n := requests(cfg, o); n > 0 {
+				per = fmt.Sprintf("%.1fus/object", wall.Seconds()*1e6/float64(n))
+			}
+			fmt.Printf("CPU %s %s wall=%.3fs user=%.3fs sys=%.3fs %s\n", name, o, wall.Seconds(), user.Seconds(), sys.Seconds(), per)
+		}
+	}
+	fmt.Println()
+	target := func(desc string, a, b string, ao, bo op, limit float64, strict bool) {
+		x, ok1 := res.med(a, ao)
+		y, ok2 := res.med(b, bo)
+		if !ok1 || !ok2 || y == 0 {
+			fmt.Printf("TARGET %-58s SKIP (not measured)\n", desc)
+			return
+		}
+		r := x.Seconds() / y.Seconds()
+		pass := r <= limit
+		if strict {
+			pass = r < limit
+		}
+		verdict := "FAIL"
+		if pass {
+			verdict = "PASS"
+		}
+		cmp := "<="
+		if strict {
+			cmp = "<"
+		}
+		fmt.Printf("TARGET %-58s %s/%s = %.3f (%s %.2f) %s\n", desc, a+" "+string(ao), b+" "+string(bo), r, cmp, limit, verdict)
+	}
+	target("batch create <= 1.3x floor", "ipvs-batch", "floor", opCreate, opCreate, 1.3, false)
+	target("batch weight update <= 1.3x floor", "ipvs-batch", "floor", opUpdate, opUpdate, 1.3, false)
+	target("reconcile from empty <= 1.3x floor", "ipvs-reconcile", "floor", opCreate, opCreate, 1.3, false)
+	target("per-call create no slower than moby", "ipvs-call", "moby", opCreate, opCreate, 1.0, false)
+	target("list (VirtualServices) >= 1.5x faster than moby", "ipvs-batch", "moby", opList, opList, 1/1.5, false)
+	target("list (VirtualServices) faster than ipvsadm -Ln", "ipvs-batch", "ipvsadm", opList, opList, 1.0, true)
+	target("reconcile noop <= one list", "ipvs-reconcile", "ipvs-batch", opNoop, opList, 1.0, false)
+	fmt.Println("# informational")
+	target("batch delete vs floor", "ipvs-batch", "floor", opDelete, opDelete, 1.3, false)
+	target("per-call update no slower than moby", "ipvs-call", "moby", opUpdate, opUpdate, 1.0, false)
+	target("per-call list (Services+Destinations) vs moby", "ipvs-call", "moby", opList, opList, 1.0, false)
+	target("VirtualServices list vs floor list", "ipvs-batch", "floor", opList, opList, 1.3, false)
+	target("reconcile update vs floor update", "ipvs-reconcile", "floor", opUpdate, opUpdate, 1.3, false)
+}
+
+// requests is the number of objects an operation touches, for per-object costs.
+func requests(cfg config, o op) int {
+	switch o {
+	case opCreate, opList:
+		return cfg.services * (1 + cfg.dests)
+	case opUpdate:
+		return cfg.services * cfg.dests
+	case opDelete:
+		return cfg.services
+	}
+	return 0
+}
