@@ -187,6 +187,7 @@ flags:
 	}
 
 	tAll := time.Now()
+	killQemuOnSignal()
 	// Several rigs may share the cache: serialise provisioning and the
 	// cache writes (not the boots).
 	unlock, err := lockCache(o.cache)

@@ -11,12 +11,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ipvs-go/ipvs/internal/vmrig/spec"
@@ -210,6 +212,8 @@ func boot(o *options, k *Kernel, base, initBin string, rep *bootReport) (err err
 	cmd := exec.Command("qemu-system-x86_64", args...)
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = consoleW, consoleW
+	// qemu must not outlive the rig (CI cancellation, ^C).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	logf("kernel %s: booting %s", k.Label, k.Release)
 	qStart := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -217,6 +221,8 @@ func boot(o *options, k *Kernel, base, initBin string, rep *bootReport) (err err
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	setCurrentQemu(cmd.Process)
+	defer setCurrentQemu(nil)
 	defer func() {
 		rep.total = time.Since(qStart)
 	}()
@@ -271,6 +277,7 @@ func boot(o *options, k *Kernel, base, initBin string, rep *bootReport) (err err
 	}
 	var cur *jobResult
 	done, sawInit := false, false
+	var doneAt time.Time
 	overall := time.NewTimer(o.timeout)
 	defer overall.Stop()
 	tick := time.NewTicker(5 * time.Second)
@@ -363,6 +370,17 @@ func boot(o *options, k *Kernel, base, initBin string, rep *bootReport) (err err
 				cur.output.WriteByte('\n')
 			}
 		case <-tick.C:
+			if done && doneAt.IsZero() {
+				doneAt = time.Now()
+			}
+			if done && time.Since(doneAt) > 30*time.Second {
+				// All results are in; the power off just did not happen.
+				logf("kernel %s: guest did not power off 30s after the last job; killing qemu", k.Label)
+				_ = cmd.Process.Kill()
+				<-exited
+				exited = nil
+				continue
+			}
 			// Host-side watchdog in case the guest itself stops responding.
 			if cur != nil && time.Since(cur.started) > timeouts[cur.name]+2*time.Minute {
 				kill(fmt.Sprintf("job %q exceeded its timeout %s by 2m without the guest reporting;", cur.name, timeouts[cur.name]))
@@ -452,4 +470,32 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	}
 	_, err := p.w.Write(out)
 	return len(b), err
+}
+
+var (
+	qemuMu  sync.Mutex
+	curQemu *os.Process
+)
+
+func setCurrentQemu(p *os.Process) {
+	qemuMu.Lock()
+	curQemu = p
+	qemuMu.Unlock()
+}
+
+// killQemuOnSignal makes SIGINT/SIGTERM kill the running qemu before the
+// rig exits.
+func killQemuOnSignal() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		sig := <-c
+		qemuMu.Lock()
+		if curQemu != nil {
+			_ = curQemu.Kill()
+		}
+		qemuMu.Unlock()
+		logf("%v: qemu killed, exiting", sig)
+		os.Exit(1)
+	}()
 }
