@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command vmrig boots Debian's own kernels under qemu (software emulation)
 // and runs test binaries inside them, so the ipvs library can be tested
 // against a real IPVS implementation. See README.md.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -28,7 +30,7 @@ import (
 func buildGuestInit(cache string) (string, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return "", fmt.Errorf("building the guest init needs the go command on PATH: %w", err)
 	}
 	final := filepath.Join(cache, "guestinit")
 	out := fmt.Sprintf("%s.%d.tmp", final, os.Getpid())

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command guestinit is the /init of the vmrig initramfs. It is built by the
 // host rig with CGO_ENABLED=0, so it is static and needs nothing else.
 //

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command smoke is the vmrig self-test payload. Inside the guest it checks
 // that the generic netlink family "IPVS" resolves, that ipvsadm works, and
 // that IPVS state is per network namespace.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package racetest is a tiny test package used to check that a `go test -c
 // -race` binary (dynamically linked against libc) runs in the vmrig guest.
 package racetest
