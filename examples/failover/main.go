@@ -233,6 +233,9 @@ func run(ctx context.Context, l *lab.Lab) error {
 		if err != nil {
 			return err
 		}
+		if !found && ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
 		if !found {
 			return fmt.Errorf("the connection from %v did not reach the backup's table within %v", local, *syncWait)
 		}

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -18,10 +19,18 @@ func Run(name string, limit time.Duration, fn func(ctx context.Context, l *Lab) 
 }
 
 func run(name string, limit time.Duration, fn func(ctx context.Context, l *Lab) error) (code int) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigc
+		// A second signal kills the program the default way.
+		signal.Stop(sigc)
+		cancel(fmt.Errorf("interrupted by %v", sig))
+	}()
+	ctx, cancelTimeout := context.WithTimeoutCause(ctx, limit, fmt.Errorf("over the time limit of %v", limit))
+	defer cancelTimeout()
 
 	l, err := New(name, os.Stdout)
 	if err != nil {
@@ -40,8 +49,8 @@ func run(name string, limit time.Duration, fn func(ctx context.Context, l *Lab) 
 	}
 	l.Close()
 	if err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (interrupted or over the time limit of %v)", err, limit)
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+			err = fmt.Errorf("%w (%v)", err, cause)
 		}
 		fmt.Printf("\nRESULT: %s lab FAILED: %v\n", name, err)
 		return 1
