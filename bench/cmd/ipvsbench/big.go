@@ -19,6 +19,11 @@ import (
 // of each. It runs alone in its process, so VmHWM is its own.
 func runBig(cfg config) error {
 	ctx := context.Background()
+	if !cfg.keepNetNS {
+		if err := loopbackUp(); err != nil {
+			return fmt.Errorf("bringing lo up: %w", err)
+		}
+	}
 	n, m := cfg.bigServices, cfg.dests
 	fmt.Printf("ipvsbench -big: Reconcile of %d services x %d destinations (%d objects), kernel %s\n", n, m, n*(1+m), kernelRelease())
 	c, err := ipvs.New()

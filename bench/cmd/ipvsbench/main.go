@@ -4,9 +4,12 @@
 // cloudflare/ipvs, ipvsadm and a raw netlink floor on a real IPVS kernel.
 //
 // It must run as root on a kernel with IPVS (the repository's VM rig boots
-// one). It re-executes itself in a new network namespace, so it only ever
-// touches an IPVS table of its own, and never sends traffic. See
-// BENCHMARKS.md at the repository root for the method and the results.
+// one). Every implementation run is a child process (this program with
+// -child) in a new network namespace of its own, so it only ever touches an
+// IPVS table of its own, starts with an empty kernel "destination trash"
+// (deleted destinations linger there for minutes and slow later creations
+// down), and never sends traffic. See BENCHMARKS.md at the repository root
+// for the method and the results.
 //
 // For every round, each implementation runs once, in an order rotated by the
 // round: starting from an empty table it creates N services x M
@@ -21,6 +24,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -39,20 +43,6 @@ import (
 	"github.com/ipvs-go/ipvs"
 )
 
-const childEnv = "IPVSBENCH_NETNS"
-
-type config struct {
-	services, dests int
-	rounds          int
-	impls           []string
-	floorBatch      int
-	big             bool
-	bigServices     int
-	cpuProfile      string
-	profileImpl     string
-	keepNetNS       bool
-}
-
 var allImpls = []string{"floor", "ipvs-call", "ipvs-batch", "ipvs-reconcile", "moby", "cloudflare", "ipvsadm"}
 
 func main() {
@@ -69,9 +59,11 @@ func realMain() int {
 	flag.IntVar(&cfg.floorBatch, "floor-batch", 200, "requests per sendmsg for the floor (1 = one request per sendmsg; at most 250 so every ACK fits the default receive buffer)")
 	flag.BoolVar(&cfg.big, "big", false, "instead of the rounds, Reconcile -big-services x -dests from empty, then a no-op, then to empty, and report time and memory")
 	flag.IntVar(&cfg.bigServices, "big-services", 20000, "services for -big")
-	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed regions of -profile-impl to this file (inside the guest)")
+	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the first run of -profile-impl (checks included) to this file (inside the guest)")
 	flag.StringVar(&cfg.profileImpl, "profile-impl", "ipvs-batch", "implementation profiled by -cpuprofile")
-	flag.BoolVar(&cfg.keepNetNS, "no-netns", false, "run in the current network namespace instead of a new one (it must hold no IPVS services)")
+	flag.BoolVar(&cfg.keepNetNS, "no-netns", false, "run in the current network namespace instead of a new one per run (its IPVS table is flushed)")
+	flag.DurationVar(&cfg.settle, "settle", time.Second, "pause between runs, for the kernel's deferred cleanup of the previous namespace")
+	flag.StringVar(&cfg.child, "child", "", "internal: run one implementation (or \"big\") in this process and print SAMPLE lines")
 	flag.Parse()
 
 	for _, s := range strings.Split(impls, ",") {
@@ -98,23 +90,16 @@ func realMain() int {
 		return 2
 	}
 
-	if !cfg.keepNetNS && os.Getenv(childEnv) == "" {
-		return reexecInNetNS()
-	}
-	if !cfg.keepNetNS {
-		// Without any address the namespace has no local routing table,
-		// and the kernel refuses IPv4 destinations with EINVAL
-		// (inet_addr_type answers RTN_BROADCAST).
-		if err := loopbackUp(); err != nil {
-			fmt.Fprintf(os.Stderr, "ipvsbench: bringing lo up: %v\n", err)
-			return 1
-		}
-	}
-
 	var err error
-	if cfg.big {
+	switch {
+	case cfg.child == "big":
 		err = runBig(cfg)
-	} else {
+	case cfg.child != "":
+		err = runChild(cfg)
+	case cfg.big:
+		fmt.Printf("ipvsbench -big: kernel %s\n", kernelRelease())
+		_, err = spawn(cfg, "big", func(l string) { fmt.Println(l) })
+	default:
 		err = runRounds(cfg)
 	}
 	if err != nil {
@@ -124,27 +109,144 @@ func realMain() int {
 	return 0
 }
 
-// reexecInNetNS runs this program again in a new network namespace, so that
-// everything, ipvsadm included, works on a private IPVS table.
-func reexecInNetNS() int {
+// spawn runs this program again with -child name, in a new network
+// namespace unless -no-netns, and hands each line of its output to line.
+func spawn(cfg config, name string, line func(string)) (time.Duration, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "ipvsbench: %v\n", err)
-		return 1
+		return 0, err
 	}
-	cmd := exec.Command(exe, os.Args[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), childEnv+"=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
-	if err := cmd.Run(); err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
+	args := append(slices.Clone(os.Args[1:]), "-child", name)
+	cmd := exec.Command(exe, args...)
+	cmd.Stderr = os.Stderr
+	if !cfg.keepNetNS {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("cannot start %s: %w", name, err)
+	}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line(sc.Text())
+	}
+	err = cmd.Wait()
+	return time.Since(t0), err
+}
+
+// config is set from the flags.
+type config struct {
+	services, dests int
+	rounds          int
+	impls           []string
+	floorBatch      int
+	big             bool
+	bigServices     int
+	cpuProfile      string
+	profileImpl     string
+	keepNetNS       bool
+	settle          time.Duration
+	child           string
+}
+
+// runRounds runs every implementation once per round, each run in a child
+// process in a network namespace of its own, and reports the medians.
+func runRounds(cfg config) error {
+	if _, err := exec.LookPath("ipvsadm"); err != nil && slices.Contains(cfg.impls, "ipvsadm") {
+		return fmt.Errorf("ipvsadm: %w", err)
+	}
+	ns := "a new network namespace per run"
+	if cfg.keepNetNS {
+		ns = "the current network namespace, flushed"
+	}
+	fmt.Printf("ipvsbench: %d services x %d destinations (%d objects), %d rounds, implementations %s, floor %d requests per sendmsg, %s, kernel %s, GOMAXPROCS %d\n",
+		cfg.services, cfg.dests, cfg.services*(1+cfg.dests), cfg.rounds, strings.Join(cfg.impls, ","), cfg.floorBatch, ns, kernelRelease(), runtime.GOMAXPROCS(0))
+	res := results{}
+	var failures []error
+	profiled := false
+	for round := 0; round < cfg.rounds; round++ {
+		order := make([]string, len(cfg.impls))
+		for i := range cfg.impls {
+			order[i] = cfg.impls[(i+round)%len(cfg.impls)]
 		}
-		fmt.Fprintf(os.Stderr, "ipvsbench: cannot start in a new network namespace: %v\n", err)
-		return 1
+		fmt.Printf("round %d: %s\n", round+1, strings.Join(order, " "))
+		for _, name := range order {
+			time.Sleep(cfg.settle)
+			c := cfg
+			if name != cfg.profileImpl || profiled {
+				c.cpuProfile = ""
+			}
+			profiled = profiled || c.cpuProfile != ""
+			var perr error
+			_, err := spawn(c, name, func(l string) {
+				f := strings.Fields(l)
+				if len(f) == 6 && f[0] == "SAMPLE" {
+					var s sample
+					for i, d := range []*time.Duration{&s.wall, &s.user, &s.sys} {
+						v, err := time.ParseDuration(f[3+i])
+						if err != nil {
+							perr = fmt.Errorf("bad line %q", l)
+						}
+						*d = v
+					}
+					res.add(f[1], op(f[2]), s)
+					return
+				}
+				fmt.Println(l)
+			})
+			if err == nil {
+				err = perr
+			}
+			if err != nil {
+				fmt.Printf("  %-15s ERROR %v\n", name, err)
+				failures = append(failures, fmt.Errorf("round %d, %s: %w", round+1, name, err))
+			}
+		}
 	}
-	return 0
+	report(cfg, res)
+	return errors.Join(failures...)
+}
+
+// runChild runs one implementation (-child) from an empty table.
+func runChild(cfg config) error {
+	ctx := context.Background()
+	if !cfg.keepNetNS {
+		// Without any address the namespace has no local routing table,
+		// and the kernel refuses IPv4 destinations with EINVAL
+		// (inet_addr_type answers RTN_BROADCAST).
+		if err := loopbackUp(); err != nil {
+			return fmt.Errorf("bringing lo up: %w", err)
+		}
+	}
+	check, err := ipvs.New()
+	if err != nil {
+		return fmt.Errorf("cannot open the IPVS checker client: %w", err)
+	}
+	defer check.Close()
+	if err := check.Flush(ctx); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	err = runOne(ctx, check, cfg.child, cfg, newWorkload(cfg.services, cfg.dests))
+	if err != nil {
+		// Leave an empty table.
+		_ = check.Flush(ctx)
+	}
+	return err
 }
 
 // loopbackUp sets the namespace's loopback interface up.
@@ -256,68 +358,8 @@ func newImpl(name string, cfg config) impl {
 	panic("unknown implementation " + name)
 }
 
-func runRounds(cfg config) error {
-	ctx := context.Background()
-	check, err := ipvs.New()
-	if err != nil {
-		return fmt.Errorf("cannot open the IPVS checker client: %w", err)
-	}
-	defer check.Close()
-	if err := check.Flush(ctx); err != nil {
-		return fmt.Errorf("flush: %w", err)
-	}
-	if _, err := exec.LookPath("ipvsadm"); err != nil && slices.Contains(cfg.impls, "ipvsadm") {
-		return fmt.Errorf("ipvsadm: %w", err)
-	}
-	w := newWorkload(cfg.services, cfg.dests)
-	fmt.Printf("ipvsbench: %d services x %d destinations (%d objects), %d rounds, implementations %s, floor %d requests per sendmsg, kernel %s, GOMAXPROCS %d\n",
-		cfg.services, cfg.dests, cfg.services*(1+cfg.dests), cfg.rounds, strings.Join(cfg.impls, ","), cfg.floorBatch, kernelRelease(), runtime.GOMAXPROCS(0))
-
-	var prof *os.File
-	if cfg.cpuProfile != "" {
-		if prof, err = os.Create(cfg.cpuProfile); err != nil {
-			return err
-		}
-		defer prof.Close()
-	}
-	profiled := false
-
-	res := results{}
-	var failures []error
-	for round := 0; round < cfg.rounds; round++ {
-		order := make([]string, len(cfg.impls))
-		for i := range cfg.impls {
-			order[i] = cfg.impls[(i+round)%len(cfg.impls)]
-		}
-		fmt.Printf("round %d: %s\n", round+1, strings.Join(order, " "))
-		for _, name := range order {
-			if prof != nil && name == cfg.profileImpl && !profiled {
-				// The first run of that implementation only, checks included.
-				if err := pprof.StartCPUProfile(prof); err != nil {
-					return err
-				}
-				profiled = true
-			}
-			err := runOne(ctx, check, name, cfg, w, res)
-			if prof != nil && name == cfg.profileImpl {
-				pprof.StopCPUProfile()
-			}
-			if err != nil {
-				fmt.Printf("  %-15s ERROR %v\n", name, err)
-				failures = append(failures, fmt.Errorf("round %d, %s: %w", round+1, name, err))
-				// Leave an empty table for the next one.
-				if err := check.Flush(ctx); err != nil {
-					return fmt.Errorf("flush after failure: %w", err)
-				}
-			}
-		}
-	}
-	report(cfg, res)
-	return errors.Join(failures...)
-}
-
 // runOne runs one implementation from an empty table and records its samples.
-func runOne(ctx context.Context, check *ipvs.Client, name string, cfg config, w *workload, res results) error {
+func runOne(ctx context.Context, check *ipvs.Client, name string, cfg config, w *workload) error {
 	im := newImpl(name, cfg)
 	if err := im.setup(w); err != nil {
 		return fmt.Errorf("setup: %w", err)
@@ -339,7 +381,7 @@ func runOne(ctx context.Context, check *ipvs.Client, name string, cfg config, w 
 		if ct, ok := im.(childTimer); ok {
 			s.user, s.sys = ct.childCPU()
 		}
-		res.add(name, o, s)
+		fmt.Printf("SAMPLE %s %s %s %s %s\n", name, o, s.wall, s.user, s.sys)
 		line = append(line, fmt.Sprintf("%s %.3fs", o, d.Seconds()))
 		return nil
 	}
