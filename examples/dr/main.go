@@ -81,6 +81,16 @@ func run(ctx context.Context, l *lab.Lab) error {
 	if err := lb.GratuitousARP("eth0", lab.VIP); err != nil {
 		return err
 	}
+	// Linux hosts (arp_accept=0) only update existing entries from an
+	// unsolicited ARP; this router has none yet, so it learns the VIP when
+	// it first asks for it. The announcement matters when the VIP moves
+	// (see the failover lab).
+	l.Cmd(t.Router, "ip neigh show %s", lab.VIP)
+	first, err := lab.ARPOwner(t, lab.VIP)
+	if err != nil {
+		return err
+	}
+	l.Printf("%s\n", first)
 
 	l.Section("IPVS rules on the load balancer")
 	c, err := lb.IPVS()
@@ -160,11 +170,12 @@ func run(ctx context.Context, l *lab.Lab) error {
 		}
 		l.Printf("Pitfall reproduced: round-robin is lost (%v).\n"+
 			"Answers: %d from backend 1, %d from backend 2, %d failed; IPVS scheduled %d of the %d connections.\n"+
-			"The router's ARP entry for 10.0.1.1 is %s's MAC address, not the load balancer's:\n"+
-			"with the default arp_ignore=0 a backend answers ARP requests for the VIP it holds on lo,\n"+
-			"and with arp_announce=0 it uses the VIP as the source of its own ARP requests, which\n"+
-			"makes the router learn the VIP at the backend. The router then sends the client's\n"+
-			"packets for 10.0.1.1 straight to that backend, bypassing IPVS.\n"+
+			"The router's ARP entry for 10.0.1.1 is %s's MAC address, not the load balancer's.\n"+
+			"When the router asked who has 10.0.1.1, the backends answered too: with the default\n"+
+			"arp_ignore=0 a host answers ARP for any of its addresses, including the VIP on lo, and the\n"+
+			"router kept a backend's answer. (With arp_announce=0 a backend's own ARP requests, sent\n"+
+			"from the VIP, would teach the router the same.) The router then sends the client's packets\n"+
+			"for 10.0.1.1 straight to that backend, bypassing IPVS.\n"+
 			"Fix: net.ipv4.conf.{all,lo}.arp_ignore=1 and arp_announce=2 on the backends.\n",
 			rrErr, counts[bodies[0]], counts[bodies[1]], counts[""], st.Stats.Connections, len(res), owner.NS.Role)
 		l.Outcome = "pitfall reproduced"
