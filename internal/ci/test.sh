@@ -32,12 +32,14 @@ if [ "${IPVS_SKIP_VM:-}" = 1 ]; then echo "IPVS_SKIP_VM=1: skipping the real-ker
 step "real-kernel suite on Linux 6.1 and 6.12 (qemu, no network device)"
 go test -c -race -o "$work/ipvs.test" .
 runs=(-run "integration@25m=$work/ipvs.test -test.v -test.count=1 -test.run ^TestIntegration")
-if [ -f examples/go.mod ]; then
-	(cd examples && CGO_ENABLED=0 go build -o "$work/labs/" ./...)
-	for lab in nat dr ipip failover; do
-		[ -x "$work/labs/$lab" ] && runs+=(-run "lab-$lab@5m=$work/labs/$lab")
-	done
-fi
+# The labs share the boot: each with and without -pitfall, then a check
+# that they left nothing behind in the guest.
+(cd examples && CGO_ENABLED=0 go build -o "$work/labs/" ./nat ./dr ./ipip ./failover)
+runs+=(-run 'before=guest:/bin/sh -c "ls /sys/class/net > /tmp/links-before"')
+for lab in nat dr ipip failover; do
+	runs+=(-run "lab-$lab@5m=$work/labs/$lab" -run "lab-$lab-pitfall@5m=$work/labs/$lab -pitfall")
+done
+runs+=(-run 'leftovers=guest:/bin/sh -c "ls /sys/class/net | diff /tmp/links-before - && test -z \"$(ls -A /run/netns)\" && echo nothing left behind"')
 if [ -f bench/go.mod ] && [ -n "${IPVS_BENCH_SMOKE:-bench/ci-smoke-args}" ] && [ -f bench/ci-smoke-args ]; then
 	(cd bench && CGO_ENABLED=0 go build -o "$work/ipvsbench" ./cmd/ipvsbench)
 	runs+=(-run "bench-smoke@10m=$work/ipvsbench $(cat bench/ci-smoke-args)")
