@@ -25,10 +25,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -59,7 +62,7 @@ func realMain() int {
 	flag.IntVar(&cfg.floorBatch, "floor-batch", 200, "requests per sendmsg for the floor (1 = one request per sendmsg; at most 250 so every ACK fits the default receive buffer)")
 	flag.BoolVar(&cfg.big, "big", false, "instead of the rounds, Reconcile -big-services x -dests from empty, then a no-op, then to empty, and report time and memory")
 	flag.IntVar(&cfg.bigServices, "big-services", 20000, "services for -big")
-	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the first run of -profile-impl (checks included) to this file (inside the guest)")
+	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the first run of -profile-impl (checks included) to this file (inside the guest), or print it base64-encoded on a PPROF line if \"-\"")
 	flag.StringVar(&cfg.profileImpl, "profile-impl", "ipvs-batch", "implementation profiled by -cpuprofile")
 	flag.BoolVar(&cfg.keepNetNS, "no-netns", false, "run in the current network namespace instead of a new one per run (its IPVS table is flushed)")
 	flag.DurationVar(&cfg.settle, "settle", time.Second, "pause between runs, for the kernel's deferred cleanup of the previous namespace")
@@ -231,15 +234,27 @@ func runChild(cfg config) error {
 		return fmt.Errorf("flush: %w", err)
 	}
 	if cfg.cpuProfile != "" {
-		f, err := os.Create(cfg.cpuProfile)
-		if err != nil {
+		// "-" prints the profile as one "PPROF <base64>" line, to carry
+		// it out of a VM that only streams its output.
+		var buf bytes.Buffer
+		var w io.Writer = &buf
+		if cfg.cpuProfile != "-" {
+			f, err := os.Create(cfg.cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			w = f
+		}
+		if err := pprof.StartCPUProfile(w); err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+		defer func() {
+			pprof.StopCPUProfile()
+			if cfg.cpuProfile == "-" {
+				fmt.Printf("PPROF %s\n", base64.StdEncoding.EncodeToString(buf.Bytes()))
+			}
+		}()
 	}
 	err = runOne(ctx, check, cfg.child, cfg, newWorkload(cfg.services, cfg.dests))
 	if err != nil {
