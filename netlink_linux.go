@@ -375,14 +375,29 @@ var errAcksLost = errors.New("acknowledgements lost to a receive buffer overrun"
 // Messages of other sequence numbers, left by an earlier exchange, are
 // skipped. If the kernel dropped answers (ENOBUFS), exchange reads what is
 // left and returns errAcksLost; requests without an answer get no onResult.
-func (s *sock) exchange(n int, flags uint16, onData func(i int, m message) error, onResult func(i int, errno int32, text string)) error {
+func (s *sock) exchange(n int, onData func(i int, m message) error, onResult func(i int, errno int32, text string)) error {
+	return s.exchangeUntil(n, false, onData, onResult)
+}
+
+// exchangeUntil is exchange; with untilLast it also stops as soon as the last
+// request is answered, leaving earlier requests that got no answer without
+// onResult: the kernel answers in order, so none will come.
+func (s *sock) exchangeUntil(n int, untilLast bool, onData func(i int, m message) error, onResult func(i int, errno int32, text string)) error {
 	if err := s.t.send(s.enc.b); err != nil {
 		return err
 	}
 	first := s.seq - uint32(n) + 1
 	pending := n
 	overrun := false
-	for pending > 0 {
+	lastDone := false
+	result := onResult
+	onResult = func(i int, errno int32, text string) {
+		if i == n-1 {
+			lastDone = true
+		}
+		result(i, errno, text)
+	}
+	for pending > 0 && !(untilLast && lastDone) {
 		k, err := s.t.recv(s.rbuf, overrun)
 		switch {
 		case errors.Is(err, unix.ENOBUFS):
@@ -424,8 +439,8 @@ func (s *sock) exchange(n int, flags uint16, onData func(i int, m message) error
 						return err
 					}
 				}
-				if flags&(nlmFDump|nlmFAck) == 0 {
-					pending-- // a GET's single reply
+				if m.flags&nlmFMulti == 0 {
+					pending-- // a doit's single reply; dump parts are multipart
 					onResult(i, 0, "")
 				}
 			}
@@ -454,7 +469,7 @@ func (c *client) do(ctx context.Context, op string, cmd uint8, dump bool, encode
 		if onData != nil {
 			data = func(_ int, m message) error { return onData(m) }
 		}
-		err := s.exchange(1, requestFlags(cmd, dump), data, func(_ int, errno int32, text string) {
+		err := s.exchange(1, data, func(_ int, errno int32, text string) {
 			if errno != 0 {
 				kerr = &kernelError{errno: syscall.Errno(errno), text: text}
 			}
@@ -635,14 +650,36 @@ func (c *client) startDaemon(ctx context.Context, d SyncDaemon) error {
 	return c.do(ctx, "start sync daemon", uapi.CmdNewDaemon, false, func(e *encoder) { encodeDaemon(e, d) }, nil)
 }
 
+// stopDaemon sends DEL_DAEMON followed by a GET_INFO as a barrier. A daemon
+// stopped before its thread ever ran makes the kernel's kthread_stop return
+// EINTR, and netlink sends no acknowledgement for EINTR, although the daemon
+// is gone (seen on 6.1 and 6.12 for stops right after a start). The kernel
+// answers requests in order, so the barrier's reply arriving without an
+// answer to DEL_DAEMON means exactly that: the daemon was stopped.
 func (c *client) stopDaemon(ctx context.Context, state DaemonState) error {
-	return c.do(ctx, "stop sync daemon", uapi.CmdDelDaemon, false, func(e *encoder) {
+	const op = "stop sync daemon"
+	err := c.session(ctx, func(s *sock) error {
+		s.enc.b = s.enc.b[:0]
+		off := c.begin(s, uapi.CmdDelDaemon, false)
 		// The kernel reads only the state; ipvsadm also sends an empty
 		// interface and sync ID 0, which change nothing.
-		off := e.nest(uapi.CmdAttrDaemon)
-		e.u32(uapi.DaemonAttrState, uint32(state))
-		e.end(off)
-	}, nil)
+		nest := s.enc.nest(uapi.CmdAttrDaemon)
+		s.enc.u32(uapi.DaemonAttrState, uint32(state))
+		s.enc.end(nest)
+		s.enc.endMessage(off)
+		s.enc.endMessage(c.begin(s, uapi.CmdGetInfo, false))
+		var kerr error
+		err := s.exchangeUntil(2, true, nil, func(i int, errno int32, text string) {
+			if i == 0 && errno != 0 {
+				kerr = &kernelError{errno: syscall.Errno(errno), text: text}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return kerr
+	})
+	return wrap(op, uapi.CmdDelDaemon, err)
 }
 
 func (c *client) daemons(ctx context.Context) ([]SyncDaemon, error) {
@@ -702,7 +739,7 @@ func (c *client) virtualServices(ctx context.Context) ([]VirtualServiceStats, er
 // dumpOne runs the one dump request in s's buffer.
 func (s *sock) dumpOne(onData func(int, message) error) error {
 	var kerr error
-	err := s.exchange(1, nlmFRequest|nlmFDump, onData, func(_ int, errno int32, text string) {
+	err := s.exchange(1, onData, func(_ int, errno int32, text string) {
 		if errno != 0 {
 			kerr = &kernelError{errno: syscall.Errno(errno), text: text}
 		}
@@ -748,7 +785,7 @@ func (c *client) apply(ctx context.Context, changes []Change, errs []error) erro
 			if len(s.idx) == 0 {
 				continue
 			}
-			err := s.exchange(len(s.idx), nlmFRequest|nlmFAck, nil, func(k int, errno int32, text string) {
+			err := s.exchange(len(s.idx), nil, func(k int, errno int32, text string) {
 				i := s.idx[k]
 				known[i] = true
 				if errno != 0 {

@@ -81,6 +81,9 @@ func (k *fakeKernel) send(b []byte) error {
 			return err
 		}
 		msgs, err := k.fn(gm, nm)
+		if errors.Is(err, errSilent) {
+			continue // like a handler returning EINTR: no answer at all
+		}
 		var errno syscall.Errno
 		if errors.As(err, &errno) {
 			d := header(16+4+16, nlmsgError, nlmFCapped, nm.Header.Sequence)
@@ -121,6 +124,31 @@ func (k *fakeKernel) send(b []byte) error {
 }
 
 func nlmsgAlign(n int) int { return (n + 3) &^ 3 }
+
+// errSilent makes the fake kernel send no answer to a request, as the real
+// one does when a handler returns EINTR.
+var errSilent = errors.New("no answer")
+
+// TestStopDaemonWithoutAnswer: the kernel sends nothing for a DEL_DAEMON
+// whose thread never ran (EINTR); the barrier ends the wait, and the stop is
+// a success. A real error is still reported.
+func TestStopDaemonWithoutAnswer(t *testing.T) {
+	for _, tt := range []struct {
+		answer error
+		want   error
+	}{{errSilent, nil}, {nil, nil}, {syscall.ESRCH, os.ErrNotExist}} {
+		c := testClient(t, func(greq genetlink.Message, _ netlink.Message) ([]genetlink.Message, error) {
+			if greq.Header.Command == uapi.CmdGetInfo {
+				return []genetlink.Message{infoReply()}, nil
+			}
+			return nil, tt.answer
+		})
+		err := c.StopSyncDaemon(context.Background(), Master)
+		if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+			t.Errorf("kernel answer %v: StopSyncDaemon = %v, want %v", tt.answer, err, tt.want)
+		}
+	}
+}
 
 var errFakeBlock = errors.New("fake kernel: no answer queued; a real socket would block here")
 
@@ -479,11 +507,20 @@ func TestGoldenRequests(t *testing.T) {
 					}
 				case uapi.CmdGetConfig:
 					return []genetlink.Message{timeoutsReply(900, 120, 300)}, nil
+				case uapi.CmdGetInfo:
+					return []genetlink.Message{infoReply()}, nil
 				}
 				return nil, nil
 			})
 			if err := tt.call(c); err != nil {
 				t.Fatalf("call: %v", err)
+			}
+			if tt.command == "ipvsadm --stop-daemon master" {
+				// A GET_INFO follows as a barrier (see stopDaemon).
+				if len(got) != 2 || got[1].Header.Command != uapi.CmdGetInfo || gotFlags[1] != netlink.Request {
+					t.Fatalf("sent %d requests, want DEL_DAEMON and a GET_INFO barrier", len(got))
+				}
+				got, gotFlags = got[:1], gotFlags[:1]
 			}
 			if len(got) != 1 {
 				t.Fatalf("sent %d requests, want 1", len(got))
