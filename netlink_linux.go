@@ -30,6 +30,10 @@ type transport interface {
 	// recv reads one datagram into b. With nonblock it returns EAGAIN
 	// instead of waiting.
 	recv(b []byte, nonblock bool) (int, error)
+	// recvBatch reads up to len(lens) datagrams, each into its own slot of
+	// b (slot bytes long), and stores their lengths: one system call for
+	// many small answers such as ACKs. It waits only for the first.
+	recvBatch(b []byte, slot int, lens []int, nonblock bool) (int, error)
 	setDeadline(t time.Time) error
 	// bufferSizes reports SO_RCVBUF and SO_SNDBUF as the kernel accounts them.
 	bufferSizes() (rcv, snd int)
@@ -51,7 +55,15 @@ type sock struct {
 	rbuf []byte
 	enc  encoder
 	idx  []int // the changes of a batch in flight, by message
+	lens [ackSlots]int
 }
+
+// ACKs are read many per system call, each into a slot of the receive buffer
+// large enough for an error with its extended acknowledgement text.
+const (
+	ackSlot  = 1024
+	ackSlots = recvBufferSize / ackSlot
+)
 
 // client is the Linux implementation behind Client. Requests run on pooled
 // sockets: a call takes one, sets the context's deadline on it and returns it
@@ -164,6 +176,8 @@ type rawTransport struct {
 	c        *netlink.Conn
 	rc       syscall.RawConn
 	rcv, snd int
+	iov      [ackSlots]unix.Iovec
+	hdr      [ackSlots]unix.Mmsghdr
 }
 
 func newRawTransport(c *netlink.Conn) (*rawTransport, error) {
@@ -211,7 +225,9 @@ func (t *rawTransport) recv(b []byte, nonblock bool) (int, error) {
 		rerr error
 	)
 	err := t.rc.Read(func(fd uintptr) bool {
-		r, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+		// MSG_DONTWAIT: the call never blocks, so it need not hand the
+		// processor back to the scheduler; the poller does the waiting.
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
 			unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
 		switch {
 		case e == unix.EAGAIN && !nonblock:
@@ -234,6 +250,50 @@ func (t *rawTransport) recv(b []byte, nonblock bool) (int, error) {
 		}
 	}
 	return n, rerr
+}
+
+func (t *rawTransport) recvBatch(b []byte, slot int, lens []int, nonblock bool) (int, error) {
+	n := min(len(lens), len(b)/slot, ackSlots)
+	for i := range n {
+		t.iov[i].Base = &b[i*slot]
+		t.iov[i].SetLen(slot)
+		t.hdr[i] = unix.Mmsghdr{}
+		t.hdr[i].Hdr.Iov = &t.iov[i]
+		t.hdr[i].Hdr.SetIovlen(1)
+	}
+	var (
+		got  int
+		rerr error
+	)
+	err := t.rc.Read(func(fd uintptr) bool {
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&t.hdr[0])), uintptr(n),
+			unix.MSG_DONTWAIT, 0, 0)
+		switch {
+		case e == unix.EAGAIN && !nonblock:
+			return false
+		case e != 0:
+			rerr = e
+		default:
+			got = int(r)
+		}
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	if rerr != nil {
+		if errno, ok := rerr.(syscall.Errno); ok && errno != unix.EAGAIN && errno != unix.ENOBUFS {
+			rerr = os.NewSyscallError("recvmmsg", errno)
+		}
+		return 0, rerr
+	}
+	for i := range got {
+		if t.hdr[i].Hdr.Flags&unix.MSG_TRUNC != 0 {
+			return 0, errTruncated
+		}
+		lens[i] = int(t.hdr[i].Len)
+	}
+	return got, nil
 }
 
 func (t *rawTransport) setDeadline(d time.Time) error { return t.c.SetDeadline(d) }
@@ -397,8 +457,57 @@ func (s *sock) exchangeUntil(n int, untilLast bool, onData func(i int, m message
 		}
 		result(i, errno, text)
 	}
+	handle := func(m message) error {
+		i := int(m.seq - first)
+		if m.seq-first >= uint32(n) {
+			return nil // stale
+		}
+		switch m.typ {
+		case nlmsgError:
+			errno, text, err := parseError(m)
+			if err != nil {
+				return err
+			}
+			pending--
+			onResult(i, errno, text)
+		case nlmsgDone:
+			pending--
+			var errno int32
+			if len(m.data) >= 4 {
+				errno = -int32(ne.Uint32(m.data))
+			}
+			onResult(i, errno, "")
+		case nlmsgOverrun:
+			return errors.New("netlink overrun")
+		default:
+			if m.typ < 0x10 {
+				return nil // NLMSG_NOOP and reserved types
+			}
+			if onData != nil {
+				if err := onData(i, m); err != nil {
+					return err
+				}
+			}
+			if m.flags&nlmFMulti == 0 {
+				pending-- // a doit's single reply; dump parts are multipart
+				onResult(i, 0, "")
+			}
+		}
+		return nil
+	}
 	for pending > 0 && !(untilLast && lastDone) {
-		k, err := s.t.recv(s.rbuf, overrun)
+		var (
+			got int
+			err error
+		)
+		if n > 1 {
+			// Many answers expected, all small (ACKs): read them in
+			// bulk.
+			got, err = s.t.recvBatch(s.rbuf, ackSlot, s.lens[:], overrun)
+		} else {
+			s.lens[0], err = s.t.recv(s.rbuf, overrun)
+			got = 1
+		}
 		switch {
 		case errors.Is(err, unix.ENOBUFS):
 			overrun = true
@@ -408,46 +517,14 @@ func (s *sock) exchangeUntil(n int, untilLast bool, onData func(i int, m message
 		case err != nil:
 			return err
 		}
-		err = messages(s.rbuf[:k], func(m message) error {
-			i := int(m.seq - first)
-			if m.seq-first >= uint32(n) {
-				return nil // stale
+		slot := len(s.rbuf)
+		if n > 1 {
+			slot = ackSlot
+		}
+		for j := range got {
+			if err := messages(s.rbuf[j*slot:j*slot+s.lens[j]], handle); err != nil {
+				return err
 			}
-			switch m.typ {
-			case nlmsgError:
-				errno, text, err := parseError(m)
-				if err != nil {
-					return err
-				}
-				pending--
-				onResult(i, errno, text)
-			case nlmsgDone:
-				pending--
-				var errno int32
-				if len(m.data) >= 4 {
-					errno = -int32(ne.Uint32(m.data))
-				}
-				onResult(i, errno, "")
-			case nlmsgOverrun:
-				return errors.New("netlink overrun")
-			default:
-				if m.typ < 0x10 {
-					return nil // NLMSG_NOOP and reserved types
-				}
-				if onData != nil {
-					if err := onData(i, m); err != nil {
-						return err
-					}
-				}
-				if m.flags&nlmFMulti == 0 {
-					pending-- // a doit's single reply; dump parts are multipart
-					onResult(i, 0, "")
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
 		}
 	}
 	return nil
@@ -592,10 +669,10 @@ func dedupServices(svcs []ServiceStats) []ServiceStats {
 	if len(svcs) < 2 {
 		return svcs
 	}
-	seen := make(map[Service]struct{}, len(svcs))
+	seen := make(map[serviceKey]struct{}, len(svcs))
 	out := svcs[:0]
 	for _, s := range svcs {
-		k := s.identity()
+		k := s.key()
 		if _, dup := seen[k]; dup {
 			continue
 		}

@@ -173,6 +173,31 @@ func (k *fakeKernel) recv(b []byte, nonblock bool) (int, error) {
 	return copy(b, d), nil
 }
 
+func (k *fakeKernel) recvBatch(b []byte, slot int, lens []int, nonblock bool) (int, error) {
+	return recvBatchLoop(k, b, slot, lens, nonblock)
+}
+
+// recvBatchLoop implements recvBatch with recv: it waits for the first
+// datagram only, as recvmmsg with MSG_WAITFORONE does.
+func recvBatchLoop(t transport, b []byte, slot int, lens []int, nonblock bool) (int, error) {
+	got := 0
+	for got < len(lens) && (got+1)*slot <= len(b) {
+		n, err := t.recv(b[got*slot:(got+1)*slot], nonblock || got > 0)
+		if err != nil {
+			if got > 0 && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, errFakeBlock)) {
+				break
+			}
+			if got > 0 {
+				break // reported by the next call, as recvmmsg does
+			}
+			return 0, err
+		}
+		lens[got] = n
+		got++
+	}
+	return got, nil
+}
+
 func (k *fakeKernel) setDeadline(time.Time) error { return nil }
 func (k *fakeKernel) bufferSizes() (int, int) {
 	if k.rcv != 0 {
@@ -1075,6 +1100,10 @@ func (b *blockingTransport) recv(_ []byte, nonblock bool) (int, error) {
 		case <-time.After(time.Millisecond):
 		}
 	}
+}
+
+func (b *blockingTransport) recvBatch(buf []byte, slot int, lens []int, nonblock bool) (int, error) {
+	return recvBatchLoop(b, buf, slot, lens, nonblock)
 }
 
 func (b *blockingTransport) setDeadline(t time.Time) error {

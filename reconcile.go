@@ -13,26 +13,24 @@ type desiredService struct {
 func prepareDesired(desired []VirtualService) ([]desiredService, error) {
 	const op = "reconcile"
 	out := make([]desiredService, 0, len(desired))
-	seen := make(map[Service]struct{}, len(desired))
+	seen := make(map[serviceKey]struct{}, len(desired))
 	for _, vs := range desired {
 		if err := vs.Service.validate(op, true); err != nil {
 			return nil, err
 		}
 		s := vs.Service.normalized()
-		if _, dup := seen[s.identity()]; dup {
+		if _, dup := seen[s.key()]; dup {
 			return nil, invalid(op, "VirtualService.Service", "%v is listed twice", s)
 		}
-		seen[s.identity()] = struct{}{}
-		dseen := make(map[netip.AddrPort]struct{}, len(vs.Destinations))
-		for _, d := range vs.Destinations {
+		seen[s.key()] = struct{}{}
+		idx := indexDests(vs.Destinations, func(d Destination) netip.AddrPort { return netip.AddrPortFrom(d.Address, d.Port) })
+		for i, d := range vs.Destinations {
 			if err := d.validate(op, s); err != nil {
 				return nil, err
 			}
-			k := netip.AddrPortFrom(d.Address, d.Port)
-			if _, dup := dseen[k]; dup {
-				return nil, invalid(op, "VirtualService.Destinations", "%v is listed twice under %v", k, s)
+			if j := idx.find(netip.AddrPortFrom(d.Address, d.Port)); j != i {
+				return nil, invalid(op, "VirtualService.Destinations", "%v is listed twice under %v", d, s)
 			}
-			dseen[k] = struct{}{}
 		}
 		out = append(out, desiredService{svc: s, dests: vs.Destinations})
 	}
@@ -44,21 +42,21 @@ func prepareDesired(desired []VirtualService) ([]desiredService, error) {
 // removals, and its destination creations and updates.
 func diff(want []desiredService, cur []VirtualServiceStats, opts ReconcileOptions) []Change {
 	var changes []Change
-	curBy := make(map[Service]*VirtualServiceStats, len(cur))
+	curBy := make(map[serviceKey]*VirtualServiceStats, len(cur))
 	for i := range cur {
-		curBy[cur[i].Service.identity()] = &cur[i]
+		curBy[cur[i].Service.key()] = &cur[i]
 	}
-	wanted := make(map[Service]struct{}, len(want))
+	wanted := make(map[serviceKey]struct{}, len(want))
 	for _, w := range want {
-		wanted[w.svc.identity()] = struct{}{}
+		wanted[w.svc.key()] = struct{}{}
 	}
 	for _, c := range cur {
-		if _, ok := wanted[c.Service.identity()]; !ok {
+		if _, ok := wanted[c.Service.key()]; !ok {
 			changes = append(changes, Change{Kind: DeleteService, Service: c.Service})
 		}
 	}
 	for _, w := range want {
-		c, exists := curBy[w.svc.identity()]
+		c, exists := curBy[w.svc.key()]
 		if !exists {
 			changes = append(changes, Change{Kind: CreateService, Service: w.svc})
 			for _, d := range w.dests {
@@ -69,16 +67,10 @@ func diff(want []desiredService, cur []VirtualServiceStats, opts ReconcileOption
 		if c.Service != w.svc {
 			changes = append(changes, Change{Kind: UpdateService, Service: w.svc})
 		}
-		curDests := make(map[netip.AddrPort]DestinationStats, len(c.Destinations))
+		curDests := indexDests(c.Destinations, func(d DestinationStats) netip.AddrPort { return netip.AddrPortFrom(d.Address, d.Port) })
+		wantDests := indexDests(w.dests, func(d Destination) netip.AddrPort { return netip.AddrPortFrom(d.Address, d.Port) })
 		for _, d := range c.Destinations {
-			curDests[netip.AddrPortFrom(d.Address, d.Port)] = d
-		}
-		wantDests := make(map[netip.AddrPort]struct{}, len(w.dests))
-		for _, d := range w.dests {
-			wantDests[netip.AddrPortFrom(d.Address, d.Port)] = struct{}{}
-		}
-		for _, d := range c.Destinations {
-			if _, ok := wantDests[netip.AddrPortFrom(d.Address, d.Port)]; ok {
+			if wantDests.find(netip.AddrPortFrom(d.Address, d.Port)) >= 0 {
 				continue
 			}
 			switch {
@@ -93,14 +85,53 @@ func diff(want []desiredService, cur []VirtualServiceStats, opts ReconcileOption
 			}
 		}
 		for _, d := range w.dests {
-			cd, ok := curDests[netip.AddrPortFrom(d.Address, d.Port)]
+			j := curDests.find(netip.AddrPortFrom(d.Address, d.Port))
 			switch {
-			case !ok:
+			case j < 0:
 				changes = append(changes, Change{Kind: CreateDestination, Service: w.svc, Destination: d})
-			case cd.Destination != d:
+			case c.Destinations[j].Destination != d:
 				changes = append(changes, Change{Kind: UpdateDestination, Service: w.svc, Destination: d})
 			}
 		}
 	}
 	return changes
+}
+
+// destIndex finds destinations by address and port: by scanning the slice
+// for the few destinations a service usually has (no allocation), by a map
+// for many.
+type destIndex struct {
+	n   int
+	key func(i int) netip.AddrPort
+	m   map[netip.AddrPort]int
+}
+
+// linearMax is the size up to which a scan beats building a map.
+const linearMax = 16
+
+func indexDests[D any](ds []D, key func(D) netip.AddrPort) destIndex {
+	ix := destIndex{n: len(ds), key: func(i int) netip.AddrPort { return key(ds[i]) }}
+	if len(ds) > linearMax {
+		ix.m = make(map[netip.AddrPort]int, len(ds))
+		for i := len(ds) - 1; i >= 0; i-- {
+			ix.m[key(ds[i])] = i // the first occurrence wins
+		}
+	}
+	return ix
+}
+
+// find returns the index of the first destination with key k, or -1.
+func (ix destIndex) find(k netip.AddrPort) int {
+	if ix.m != nil {
+		if i, ok := ix.m[k]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range ix.n {
+		if ix.key(i) == k {
+			return i
+		}
+	}
+	return -1
 }

@@ -447,6 +447,23 @@ func checkName(op, field, name string, max int) error {
 	return nil
 }
 
+// serviceKey is a service's identity as a compact map key.
+type serviceKey struct {
+	addr  netip.Addr
+	mark  uint32
+	proto Protocol
+	port  uint16
+	fam   Family
+}
+
+// key returns the identity of s as a map key.
+func (s Service) key() serviceKey {
+	if s.FirewallMark != 0 {
+		return serviceKey{mark: s.FirewallMark, fam: s.Family}
+	}
+	return serviceKey{addr: s.Address, proto: s.Protocol, port: s.Port}
+}
+
 // identity returns the fields of s that identify it, in the form the kernel
 // reports them.
 func (s Service) identity() Service {
