@@ -1151,9 +1151,9 @@ func wantDaemons(t *testing.T, ctx context.Context, c *ipvs.Client, want ...ipvs
 }
 
 // stopDaemon stops a sync daemon, waiting at most stopWait for the
-// kernel's answer. Some kernels (seen on 6.12) stop a daemon whose thread
-// has not run yet without answering the request at all; the call then runs
-// into its deadline although the daemon is gone. stopDaemon reports that
+// kernel's answer. The kernel (seen on 6.1 and 6.12) can stop a daemon
+// started a moment before without answering the request at all; the call
+// then runs into its deadline although the daemon is gone. stopDaemon reports that
 // with t.Logf, with the kernel stacks, and treats the stop as done if the
 // daemon is gone; TestIntegrationStopDaemonRightAfterStart fails on it.
 func stopDaemon(t *testing.T, c *ipvs.Client, st ipvs.DaemonState) error {
@@ -1179,7 +1179,7 @@ func stopDaemon(t *testing.T, c *ipvs.Client, st ipvs.DaemonState) error {
 	return nil
 }
 
-const stopWait = 3 * time.Second
+const stopWait = 2 * time.Second
 
 // kernelStacks returns the kernel stacks of this process's threads that are
 // not idle, and of kernel threads whose name starts with "ipvs".
@@ -2263,7 +2263,11 @@ func TestIntegrationDumpForeignChurn(t *testing.T) {
 }
 
 // TestIntegrationStopDaemonRightAfterStart stops sync daemons at once after
-// starting them, and after a pause. A stop must get the kernel's answer.
+// starting them, and after a pause. A stop must get an answer. The kernel
+// sends none when the daemon's thread had not run yet (likely kthread_stop
+// returning -EINTR, on which netlink_rcv_skb sends no acknowledgement), so
+// StopSyncDaemon blocks until its deadline: this test fails until the
+// library copes with that, and how often depends on timing.
 func TestIntegrationStopDaemonRightAfterStart(t *testing.T) {
 	c, _ := newClient(t)
 	ctx := testCtx(t)
@@ -2296,7 +2300,7 @@ func TestIntegrationStopDaemonRightAfterStart(t *testing.T) {
 		wantDaemons(t, ctx, c)
 		return noAnswer
 	}
-	const n, m = 30, 10
+	const n, m = 16, 6
 	immediate := phase(0, n)
 	paused := phase(300*time.Millisecond, m)
 	t.Logf("%s: StopSyncDaemon got no answer within %v in %d of %d stops right after the start, and in %d of %d stops 300ms after it; each of those daemons was stopped", kernelRelease(), stopWait, immediate, n, paused, m)
