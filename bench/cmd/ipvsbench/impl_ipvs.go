@@ -117,7 +117,7 @@ func apply(ctx context.Context, c *ipvs.Client, changes []ipvs.Change) error {
 		if e != nil {
 			failed = append(failed, fmt.Errorf("change %d (%v): %w", i, changes[i], e))
 			if len(failed) == 5 {
-				failed = append(failed, errors.New("..."))
+				failed = append(failed, errors.New("more failed changes not shown"))
 				break
 			}
 		}
