@@ -40,8 +40,8 @@ for lab in nat dr ipip failover; do
 	runs+=(-run "lab-$lab@5m=$work/labs/$lab" -run "lab-$lab-pitfall@5m=$work/labs/$lab -pitfall")
 done
 runs+=(-run 'leftovers=guest:/bin/sh -c "ls /sys/class/net | diff /tmp/links-before - && test -z \"$(ls -A /run/netns)\" && echo nothing left behind"')
-if [ -f bench/go.mod ] && [ -n "${IPVS_BENCH_SMOKE:-bench/ci-smoke-args}" ] && [ -f bench/ci-smoke-args ]; then
-	(cd bench && CGO_ENABLED=0 go build -o "$work/ipvsbench" ./cmd/ipvsbench)
-	runs+=(-run "bench-smoke@10m=$work/ipvsbench $(cat bench/ci-smoke-args)")
-fi
+# The benchmark program at small sizes, so it cannot rot; its exit status
+# depends on errors only, never on timings (BENCHMARKS.md has the real run).
+(cd bench && CGO_ENABLED=0 go build -o "$work/ipvsbench" ./cmd/ipvsbench)
+runs+=(-run "bench-smoke@5m=$work/ipvsbench -services 50 -dests 2 -rounds 1")
 go run ./internal/vmrig -kernel all -require-tests -timeout 40m "${runs[@]}"
