@@ -150,7 +150,9 @@ type DestinationStats struct {
 //
 // If the service does not exist, an error compatible with errors.Is(err,
 // os.ErrNotExist) is returned; if the destination exists, one compatible with
-// errors.Is(err, os.ErrExist).
+// errors.Is(err, os.ErrExist). The kernel refuses (os.ErrInvalid) an address
+// that the namespace's routes do not call unicast or local: in a new network
+// namespace, bring lo up first, or every IPv4 destination is refused.
 func (c *Client) CreateDestination(ctx context.Context, s Service, d Destination) error {
 	const op = "create destination"
 	if err := d.validate(op, s); err != nil {

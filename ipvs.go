@@ -380,6 +380,12 @@ func describeErrno(cmd uint8, errno syscall.Errno) string {
 	case syscall.EPERM:
 		return "permission denied (CAP_NET_ADMIN in the initial user namespace is required)"
 	case syscall.EINVAL:
+		if cmd == uapi.CmdNewDest {
+			return "invalid argument (the kernel takes only destination addresses that its routes in the namespace call unicast or local, so a new namespace needs lo up; and no other-family destination while a sync daemon runs)"
+		}
+		if cmd == uapi.CmdNewDaemon {
+			return "invalid argument (the kernel refuses a sync daemon while a service has a destination of the other address family)"
+		}
 		return "invalid argument"
 	case syscall.ERANGE:
 		return "value out of range"
