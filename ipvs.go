@@ -247,16 +247,20 @@ func (e *Error) Error() string {
 	}
 	var errno syscall.Errno
 	if errors.As(e.Err, &errno) {
-		if d := describeErrno(e.cmd, errno); d != "" {
-			s += ": " + d
-		} else {
-			s += ": " + errno.Error()
+		d := describeErrno(e.cmd, errno)
+		msg := e.Message
+		if d == "" && msg != "" {
+			d, msg = msg, ""
 		}
+		if d == "" {
+			d = errno.Error()
+		}
+		s += ": " + d
 		if n := errnoName(errno); n != "" {
 			s += " (" + n + ")"
 		}
-		if e.Message != "" {
-			s += ": " + e.Message
+		if msg != "" {
+			s += ": " + msg
 		}
 		return s
 	}

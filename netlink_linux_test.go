@@ -1067,6 +1067,14 @@ func TestErrorText(t *testing.T) {
 	if want := "ipvs: delete destination: no such destination (ENOENT)"; err == nil || err.Error() != want {
 		t.Errorf("error = %v, want %q", err, want)
 	}
+	err = &Error{Op: "new client", Message: "IPVS is unavailable", Err: syscall.ENOENT}
+	if want := "ipvs: new client: IPVS is unavailable (ENOENT)"; err.Error() != want {
+		t.Errorf("error = %v, want %q", err, want)
+	}
+	err = &Error{Op: "list services", Err: context.DeadlineExceeded}
+	if want := "ipvs: list services: context deadline exceeded"; err.Error() != want {
+		t.Errorf("error = %v, want %q", err, want)
+	}
 }
 
 // blockingTransport is a socket whose requests never get an answer: a read
