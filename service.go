@@ -341,6 +341,13 @@ func (c *Client) Service(ctx context.Context, s Service) (ServiceStats, error) {
 
 // Services lists every service of the network namespace, in the kernel's
 // hash order. An empty table is an empty slice.
+//
+// The kernel resumes a dump that spans several datagrams (about 100
+// services each) by position in tables it shares between namespaces, and
+// flags no inconsistency: while services are added or deleted, in this
+// namespace or another, a long dump can repeat entries and miss others.
+// Services drops the repeats; a miss cannot be seen in one dump. Reconcile
+// copes with both.
 func (c *Client) Services(ctx context.Context) ([]ServiceStats, error) {
 	return c.c.services(ctx)
 }
