@@ -619,9 +619,16 @@ func (c *Client) Reconcile(ctx context.Context, desired []VirtualService, opts R
 		if len(changes) == 0 {
 			return res, nil
 		}
-		errs, err := c.Apply(ctx, changes)
-		res.Changes = append(res.Changes, changes...)
-		res.Errors = append(res.Errors, errs...)
+		// The changes come from validated input: no need to check them
+		// again.
+		errs := make([]error, len(changes))
+		err = c.c.apply(ctx, changes, errs)
+		if res.Changes == nil {
+			res.Changes, res.Errors = changes, errs
+		} else {
+			res.Changes = append(res.Changes, changes...)
+			res.Errors = append(res.Errors, errs...)
+		}
 		if err != nil {
 			return res, err
 		}

@@ -41,7 +41,16 @@ func prepareDesired(desired []VirtualService) ([]desiredService, error) {
 // first, then per desired service its creation or update, its destination
 // removals, and its destination creations and updates.
 func diff(want []desiredService, cur []VirtualServiceStats, opts ReconcileOptions) []Change {
+	// From an empty table every desired entry is a creation: size the
+	// slice once, as Changes are large. Otherwise changes are usually few.
 	var changes []Change
+	if len(cur) == 0 {
+		n := len(want)
+		for _, w := range want {
+			n += len(w.dests)
+		}
+		changes = make([]Change, 0, n)
+	}
 	curBy := make(map[serviceKey]*VirtualServiceStats, len(cur))
 	for i := range cur {
 		curBy[cur[i].Service.key()] = &cur[i]
