@@ -510,3 +510,117 @@ func TestApplyDeadline(t *testing.T) {
 		t.Errorf("invalid change: %v", errs[1])
 	}
 }
+
+// dumpKernel models how the kernel runs destination dumps on one socket:
+// one dump at a time (a request meanwhile gets EBUSY); the first datagram is
+// built when the request arrives, each later one (two destinations per
+// datagram here) and finally NLMSG_DONE inside the read that returns the
+// previous one.
+type dumpKernel struct {
+	dests   map[uint32][]DestinationStats // by service firewall mark
+	queue   [][]byte
+	running []DestinationStats // what the running dump has left
+	runSeq  uint32
+	active  bool
+	ebusy   int
+}
+
+func (k *dumpKernel) next() {
+	if !k.active {
+		return
+	}
+	if len(k.running) == 0 {
+		k.queue = append(k.queue, append(header(20, nlmsgDone, nlmFMulti, k.runSeq), 0, 0, 0, 0))
+		k.active = false
+		return
+	}
+	var d []byte
+	for i := 0; i < 2 && len(k.running) > 0; i++ {
+		body, _ := destMessage(k.running[0]).MarshalBinary()
+		d = append(d, header(16+len(body), familyID, nlmFMulti, k.runSeq)...)
+		d = append(d, body...)
+		k.running = k.running[1:]
+	}
+	k.queue = append(k.queue, d)
+}
+
+func (k *dumpKernel) send(b []byte) error {
+	seq := ne.Uint32(b[8:])
+	if k.active {
+		k.ebusy++
+		d := header(36, nlmsgError, nlmFCapped, seq)
+		ebusy := -int32(syscall.EBUSY)
+		d = ne.AppendUint32(d, uint32(ebusy))
+		k.queue = append(k.queue, append(d, b[:16]...))
+		return nil
+	}
+	svc, _, err := parseService(b[20:])
+	if err != nil {
+		return err
+	}
+	k.running, k.runSeq, k.active = k.dests[svc.FirewallMark], seq, true
+	k.next()
+	return nil
+}
+
+func (k *dumpKernel) recv(b []byte, nonblock bool) (int, error) {
+	if len(k.queue) == 0 {
+		if nonblock {
+			return 0, syscall.EAGAIN
+		}
+		return 0, errFakeBlock
+	}
+	d := k.queue[0]
+	k.queue = k.queue[1:]
+	k.next() // the kernel continues the dump inside the read
+	return copy(b, d), nil
+}
+
+func (k *dumpKernel) recvBatch(b []byte, slot int, lens []int, nonblock bool) (int, error) {
+	return recvBatchLoop(k, b, slot, lens, nonblock)
+}
+func (k *dumpKernel) setDeadline(time.Time) error { return nil }
+func (k *dumpKernel) bufferSizes() (int, int)     { return 212992, 212992 }
+func (k *dumpKernel) close() error                { return nil }
+
+// TestDumpDestinationsPipelined: services with no, few and many destinations
+// in a row all come back complete, the early requests that met a running
+// dump were sent again, and the sockets' exchanges stayed in order.
+func TestDumpDestinationsPipelined(t *testing.T) {
+	counts := []int{0, 1, 0, 0, 5, 2, 9, 0, 1, 3}
+	k := &dumpKernel{dests: map[uint32][]DestinationStats{}}
+	var out []VirtualServiceStats
+	for i, n := range counts {
+		mark := uint32(i + 1)
+		svc := Service{FirewallMark: mark, Family: IPv4, Scheduler: "rr"}
+		for j := range n {
+			k.dests[mark] = append(k.dests[mark], DestinationStats{Destination: destN(i*100 + j)})
+		}
+		out = append(out, VirtualServiceStats{ServiceStats: ServiceStats{Service: svc}})
+	}
+	c := newClientWith(familyID, func() (transport, error) { return k, nil })
+	defer c.close()
+	s, err := c.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.dumpDestinations(s, out); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range counts {
+		if got := len(out[i].Destinations); got != n {
+			t.Errorf("service %d: %d destinations, want %d", i, got, n)
+		}
+		for j, d := range out[i].Destinations {
+			if d.Destination != destN(i*100+j) {
+				t.Errorf("service %d destination %d = %v", i, j, d.Destination)
+			}
+		}
+	}
+	if k.ebusy == 0 {
+		t.Error("no early request met a running dump; the EBUSY path went untested")
+	}
+	if len(k.queue) != 0 || k.active {
+		t.Errorf("left %d datagrams unread", len(k.queue))
+	}
+}

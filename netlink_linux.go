@@ -794,23 +794,110 @@ func (c *client) virtualServices(ctx context.Context) ([]VirtualServiceStats, er
 		out = make([]VirtualServiceStats, len(svcs))
 		for i := range svcs {
 			out[i].ServiceStats = svcs[i]
-			dests := make([]DestinationStats, 0, 4)
-			s.enc.b = s.enc.b[:0]
-			off := c.begin(s, uapi.CmdGetDest, true)
-			encodeService(&s.enc, svcs[i].Service, false, 0, 0)
-			s.enc.endMessage(off)
-			collect := destCollector(&dests, svcs[i].family())
-			if err := s.dumpOne(func(_ int, m message) error { return collect(m) }); err != nil {
-				return err
-			}
-			out[i].Destinations = dests
+			out[i].Destinations = make([]DestinationStats, 0, 4)
 		}
-		return nil
+		return c.dumpDestinations(s, out)
 	})
 	if err != nil {
 		return nil, wrap(op, uapi.CmdGetService, err)
 	}
 	return out, nil
+}
+
+// dumpDestinations fills in the destinations of every service, one GET_DEST
+// dump each, pipelined: a netlink socket runs one dump at a time (another
+// request meanwhile gets EBUSY), but the kernel ends a short dump, queueing
+// its NLMSG_DONE, inside the read that returns its data. So once the data of
+// dump i is read, dump i+1 is requested at once, and the next read returns
+// both the end of i and the data of i+1: two system calls per service
+// instead of three. A dump that spans several datagrams makes the early
+// request fail with EBUSY; it is sent again after that dump's end.
+func (c *client) dumpDestinations(s *sock, out []VirtualServiceStats) error {
+	n := len(out)
+	if n == 0 {
+		return nil
+	}
+	const slots = 2
+	slot := len(s.rbuf) / slots
+	var (
+		cur     int                // the first dump not yet ended
+		bySeq   = map[uint32]int{} // request sequence number -> service
+		sent    = make([]bool, n)  // a request is outstanding or answered
+		tried   = make([]bool, n)  // an early request was made
+		gotData = make([]bool, n)  // data has arrived
+		done    = make([]bool, n)  // NLMSG_DONE has arrived
+	)
+	send := func(i int) error {
+		s.enc.b = s.enc.b[:0]
+		off := c.begin(s, uapi.CmdGetDest, true)
+		encodeService(&s.enc, out[i].Service, false, 0, 0)
+		s.enc.endMessage(off)
+		bySeq[s.seq] = i
+		sent[i] = true
+		return s.t.send(s.enc.b)
+	}
+	handle := func(m message) error {
+		i, ok := bySeq[m.seq]
+		if !ok {
+			return nil // stale
+		}
+		switch {
+		case m.typ == nlmsgError:
+			errno, text, err := parseError(m)
+			if err != nil || errno == 0 {
+				return err
+			}
+			if syscall.Errno(errno) == syscall.EBUSY && i != cur {
+				// Requested while an earlier dump still ran: again
+				// once it has ended. (Its refusal is queued at once,
+				// so it is read before that dump's end.)
+				sent[i] = false
+				return nil
+			}
+			return &kernelError{errno: syscall.Errno(errno), text: text}
+		case m.typ == nlmsgDone:
+			done[i] = true
+		case m.typ >= 0x10 && m.cmd == uapi.CmdNewDest:
+			d, ok, err := parseDest(m.data, out[i].family())
+			if err != nil {
+				return err
+			}
+			if ok {
+				out[i].Destinations = append(out[i].Destinations, d)
+			}
+			gotData[i] = true
+		}
+		return nil
+	}
+	if err := send(0); err != nil {
+		return err
+	}
+	for cur < n {
+		got, err := s.t.recvBatch(s.rbuf, slot, s.lens[:slots], false)
+		if err != nil {
+			return err
+		}
+		for j := range got {
+			if err := messages(s.rbuf[j*slot:j*slot+s.lens[j]], handle); err != nil {
+				return err
+			}
+		}
+		for cur < n && done[cur] {
+			cur++
+			if cur < n && !sent[cur] {
+				if err := send(cur); err != nil {
+					return err
+				}
+			}
+		}
+		if next := cur + 1; cur < n && gotData[cur] && next < n && !sent[next] && !tried[next] {
+			tried[next] = true
+			if err := send(next); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // dumpOne runs the one dump request in s's buffer.
