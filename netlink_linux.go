@@ -58,11 +58,14 @@ type sock struct {
 	lens [ackSlots]int
 }
 
-// ACKs are read many per system call, each into a slot of the receive buffer
-// large enough for an error with its extended acknowledgement text.
+// The receive buffer holds recvSlots dump datagrams (the kernel builds
+// them at most 32 KiB long), read by one system call when dumps are
+// pipelined. ACKs are read many per system call too, each into a slot large
+// enough for an error with its extended acknowledgement text.
 const (
-	ackSlot  = 1024
-	ackSlots = recvBufferSize / ackSlot
+	recvSlots = 2
+	ackSlot   = 1024
+	ackSlots  = recvSlots * recvBufferSize / ackSlot
 )
 
 // client is the Linux implementation behind Client. Requests run on pooled
@@ -142,7 +145,7 @@ func newClientWith(family uint16, dial func() (transport, error)) *client {
 }
 
 func newSock(t transport) *sock {
-	return &sock{t: t, rbuf: make([]byte, recvBufferSize)}
+	return &sock{t: t, rbuf: make([]byte, recvSlots*recvBufferSize)}
 }
 
 // openNetNS returns the namespace file the client's sockets are created in.
@@ -505,7 +508,9 @@ func (s *sock) exchangeUntil(n int, untilLast bool, onData func(i int, m message
 			// bulk.
 			got, err = s.t.recvBatch(s.rbuf, ackSlot, s.lens[:], overrun)
 		} else {
-			s.lens[0], err = s.t.recv(s.rbuf, overrun)
+			// One datagram: a recvBufferSize buffer, after which the
+			// kernel sizes dump datagrams.
+			s.lens[0], err = s.t.recv(s.rbuf[:recvBufferSize], overrun)
 			got = 1
 		}
 		switch {
@@ -817,7 +822,7 @@ func (c *client) dumpDestinations(s *sock, out []VirtualServiceStats) error {
 	if n == 0 {
 		return nil
 	}
-	const slots = 2
+	const slots = recvSlots
 	slot := len(s.rbuf) / slots
 	var (
 		cur     int                // the first dump not yet ended
