@@ -224,6 +224,11 @@ func (d Destination) validate(op string, s Service) error {
 	if err := s.validateIdentity(op); err != nil {
 		return err
 	}
+	return d.validateConfig(op, s)
+}
+
+// validateConfig is validate for a service whose identity is valid.
+func (d Destination) validateConfig(op string, s Service) error {
 	if err := d.validateAddress(op, s); err != nil {
 		return err
 	}

@@ -510,6 +510,19 @@ func (ch Change) String() string {
 	return ch.Kind.op() + " " + ch.Service.String()
 }
 
+// validateWithValidService is validate for a change whose service identity
+// is known to be valid.
+func (ch Change) validateWithValidService() error {
+	op := ch.Kind.op()
+	switch ch.Kind {
+	case CreateDestination, UpdateDestination:
+		return ch.Destination.validateConfig(op, ch.Service)
+	case DeleteDestination:
+		return ch.Destination.validateAddress(op, ch.Service)
+	}
+	return ch.validate()
+}
+
 // validate checks a change as the single-call method would.
 func (ch Change) validate() error {
 	op := ch.Kind.op()
@@ -548,7 +561,12 @@ var ErrUnacknowledged = errors.New("change sent but its acknowledgement was lost
 func (c *Client) Apply(ctx context.Context, changes []Change) ([]error, error) {
 	errs := make([]error, len(changes))
 	for i, ch := range changes {
-		errs[i] = ch.validate()
+		if i > 0 && errs[i-1] == nil && sameIdentity(ch.Service, changes[i-1].Service) {
+			// The service's identity was found valid just before.
+			errs[i] = ch.validateWithValidService()
+		} else {
+			errs[i] = ch.validate()
+		}
 	}
 	if len(changes) == 0 {
 		return errs, nil

@@ -56,6 +56,12 @@ type sock struct {
 	enc  encoder
 	idx  []int // the changes of a batch in flight, by message
 	lens [ackSlots]int
+	// lastNest is the service identity nest that ends at
+	// enc.b[lastNest.end] (n bytes), for serviceIdentity.
+	lastNest struct {
+		svc    Service
+		n, end int
+	}
 }
 
 // The receive buffer holds recvSlots dump datagrams (the kernel builds
@@ -939,6 +945,7 @@ func (c *client) apply(ctx context.Context, changes []Change, errs []error) erro
 		for i := 0; i < len(changes); {
 			s.enc.b = s.enc.b[:0]
 			s.idx = s.idx[:0]
+			s.lastNest.n = 0
 			for ; i < len(changes) && len(s.idx) < maxMsgs; i++ {
 				if known[i] {
 					continue
@@ -996,14 +1003,26 @@ func (c *client) encodeChange(s *sock, ch Change) {
 		encodeService(&s.enc, ch.Service, true, ch.Service.Flags, serviceFlagsSentMask)
 	case DeleteService:
 		encodeService(&s.enc, ch.Service, false, 0, 0)
-	case CreateDestination, UpdateDestination:
-		encodeService(&s.enc, ch.Service, false, 0, 0)
-		encodeDest(&s.enc, ch.Destination, true)
-	case DeleteDestination:
-		encodeService(&s.enc, ch.Service, false, 0, 0)
-		encodeDest(&s.enc, ch.Destination, false)
+	case CreateDestination, UpdateDestination, DeleteDestination:
+		s.serviceIdentity(ch.Service)
+		encodeDest(&s.enc, ch.Destination, ch.Kind != DeleteDestination)
 	}
 	s.enc.endMessage(off)
+}
+
+// serviceIdentity writes the identity nest of svc, copying it from the
+// previous message when that named the same service, as the destination
+// changes of one service usually follow each other.
+func (s *sock) serviceIdentity(svc Service) {
+	if s.lastNest.n > 0 && s.lastNest.end <= len(s.enc.b) && sameIdentity(s.lastNest.svc, svc) {
+		start := s.lastNest.end - s.lastNest.n
+		s.enc.b = append(s.enc.b, s.enc.b[start:s.lastNest.end]...)
+	} else {
+		start := len(s.enc.b)
+		encodeService(&s.enc, svc, false, 0, 0)
+		s.lastNest.svc, s.lastNest.n = svc, len(s.enc.b)-start
+	}
+	s.lastNest.end = len(s.enc.b)
 }
 
 // Encoding. Attribute order follows ipvsadm's, so requests can be compared

@@ -471,6 +471,12 @@ func (s Service) key() serviceKey {
 	return serviceKey{addr: s.Address, proto: s.Protocol, port: s.Port}
 }
 
+// sameIdentity reports whether a and b have the same identity fields.
+func sameIdentity(a, b Service) bool {
+	return a.Protocol == b.Protocol && a.Address == b.Address && a.Port == b.Port &&
+		a.FirewallMark == b.FirewallMark && a.Family == b.Family
+}
+
 // identity returns the fields of s that identify it, in the form the kernel
 // reports them.
 func (s Service) identity() Service {
