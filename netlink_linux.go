@@ -805,7 +805,6 @@ func (c *client) virtualServices(ctx context.Context) ([]VirtualServiceStats, er
 		out = make([]VirtualServiceStats, len(svcs))
 		for i := range svcs {
 			out[i].ServiceStats = svcs[i]
-			out[i].Destinations = make([]DestinationStats, 0, 4)
 		}
 		return c.dumpDestinations(s, out)
 	})
@@ -837,6 +836,11 @@ func (c *client) dumpDestinations(s *sock, out []VirtualServiceStats) error {
 		tried   = make([]bool, n)  // an early request was made
 		gotData = make([]bool, n)  // data has arrived
 		done    = make([]bool, n)  // NLMSG_DONE has arrived
+		// Destinations are decoded into one growing slab, each service's
+		// run sliced off when its dump ends: the dumps deliver them one
+		// service after another.
+		slab  = make([]DestinationStats, 0, 4*n)
+		start = make([]int, n)
 	)
 	send := func(i int) error {
 		s.enc.b = s.enc.b[:0]
@@ -867,16 +871,23 @@ func (c *client) dumpDestinations(s *sock, out []VirtualServiceStats) error {
 			}
 			return &kernelError{errno: syscall.Errno(errno), text: text}
 		case m.typ == nlmsgDone:
+			if !gotData[i] {
+				start[i] = len(slab)
+			}
+			out[i].Destinations = slab[start[i]:len(slab):len(slab)]
 			done[i] = true
 		case m.typ >= 0x10 && m.cmd == uapi.CmdNewDest:
 			d, ok, err := parseDest(m.data, out[i].family())
 			if err != nil {
 				return err
 			}
-			if ok {
-				out[i].Destinations = append(out[i].Destinations, d)
+			if !gotData[i] {
+				start[i] = len(slab)
+				gotData[i] = true
 			}
-			gotData[i] = true
+			if ok {
+				slab = append(slab, d)
+			}
 		}
 		return nil
 	}
