@@ -604,7 +604,7 @@ func TestDumpDestinationsPipelined(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.dumpDestinations(s, out); err != nil {
+	if err := c.dumpDestinations(s, out, true); err != nil {
 		t.Fatal(err)
 	}
 	for i, n := range counts {

@@ -149,7 +149,7 @@ func BenchmarkDecodeServiceDump(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		svcs := make([]ServiceStats, 0, 16)
-		collect := serviceCollector(&svcs)
+		collect := serviceCollector(&svcs, true)
 		if err := messages(dg, collect); err != nil {
 			b.Fatal(err)
 		}

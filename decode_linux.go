@@ -101,7 +101,11 @@ func parseAddr(name string, b []byte, fam Family) (netip.Addr, error) {
 func prefixLen(mask uint32) int { return bits.LeadingZeros32(^mask) }
 
 // parseServiceAttrs decodes the attributes of one IPVS_CMD_ATTR_SERVICE.
-func parseServiceAttrs(b []byte) (ServiceStats, error) {
+func parseServiceAttrs(b []byte) (ServiceStats, error) { return parseServiceAttrsOpt(b, true) }
+
+// parseServiceAttrsOpt is parseServiceAttrs; without stats it leaves the
+// statistics undecoded, for callers that only compare configurations.
+func parseServiceAttrsOpt(b []byte, stats bool) (ServiceStats, error) {
 	var (
 		s                     ServiceStats
 		af                    Family
@@ -182,6 +186,7 @@ func parseServiceAttrs(b []byte) (ServiceStats, error) {
 		}
 	}
 	switch {
+	case !stats:
 	case hasStat64:
 		s.Stats, err = parseStats(stats64)
 	case hasStats32:
@@ -217,17 +222,27 @@ func nested(data []byte, typ uint16) ([]byte, bool, error) {
 // parseService decodes a NEW_SERVICE message; ok is false if it carries no
 // service.
 func parseService(data []byte) (s ServiceStats, ok bool, err error) {
+	return parseServiceOpt(data, true)
+}
+
+func parseServiceOpt(data []byte, stats bool) (s ServiceStats, ok bool, err error) {
 	b, ok, err := nested(data, uapi.CmdAttrService)
 	if err != nil || !ok {
 		return ServiceStats{}, false, err
 	}
-	s, err = parseServiceAttrs(b)
+	s, err = parseServiceAttrsOpt(b, stats)
 	return s, err == nil, err
 }
 
 // parseDestAttrs decodes one IPVS_CMD_ATTR_DEST; svcFamily is the address
 // family to assume when the kernel (before 3.18) sends none.
 func parseDestAttrs(b []byte, svcFamily Family) (DestinationStats, error) {
+	return parseDestAttrsOpt(b, svcFamily, true)
+}
+
+// parseDestAttrsOpt is parseDestAttrs; without stats it leaves the
+// statistics undecoded.
+func parseDestAttrsOpt(b []byte, svcFamily Family, stats bool) (DestinationStats, error) {
 	var (
 		d                     DestinationStats
 		af                    = svcFamily
@@ -297,6 +312,7 @@ func parseDestAttrs(b []byte, svcFamily Family) (DestinationStats, error) {
 		return DestinationStats{}, err
 	}
 	switch {
+	case !stats:
 	case hasStat64:
 		d.Stats, err = parseStats(stats64)
 	case hasStats32:
@@ -307,11 +323,15 @@ func parseDestAttrs(b []byte, svcFamily Family) (DestinationStats, error) {
 
 // parseDest decodes a NEW_DEST message.
 func parseDest(data []byte, svcFamily Family) (d DestinationStats, ok bool, err error) {
+	return parseDestOpt(data, svcFamily, true)
+}
+
+func parseDestOpt(data []byte, svcFamily Family, stats bool) (d DestinationStats, ok bool, err error) {
 	b, ok, err := nested(data, uapi.CmdAttrDest)
 	if err != nil || !ok {
 		return DestinationStats{}, false, err
 	}
-	d, err = parseDestAttrs(b, svcFamily)
+	d, err = parseDestAttrsOpt(b, svcFamily, stats)
 	return d, err == nil, err
 }
 

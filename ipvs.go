@@ -592,7 +592,7 @@ type VirtualServiceStats struct {
 // one socket: a service dump, then a destination dump per service. Services
 // repeated by a dump that raced with changes are reported once.
 func (c *Client) VirtualServices(ctx context.Context) ([]VirtualServiceStats, error) {
-	return c.c.virtualServices(ctx)
+	return c.c.virtualServices(ctx, true)
 }
 
 // ReconcileOptions tune Reconcile.
@@ -629,7 +629,9 @@ func (c *Client) Reconcile(ctx context.Context, desired []VirtualService, opts R
 	}
 	var res ReconcileResult
 	for pass := 0; pass < 2; pass++ {
-		cur, err := c.VirtualServices(ctx)
+		// The comparison needs configurations and connection counts,
+		// not statistics: they are left undecoded.
+		cur, err := c.c.virtualServices(ctx, false)
 		if err != nil {
 			return res, err
 		}

@@ -637,13 +637,14 @@ func (c *client) serviceOnly(ctx context.Context, op string, cmd uint8, s Servic
 	return c.do(ctx, op, cmd, false, func(e *encoder) { encodeService(e, s, false, 0, 0) }, nil)
 }
 
-// serviceCollector appends the services of NEW_SERVICE messages.
-func serviceCollector(out *[]ServiceStats) func(m message) error {
+// serviceCollector appends the services of NEW_SERVICE messages, with
+// their statistics if stats.
+func serviceCollector(out *[]ServiceStats, stats bool) func(m message) error {
 	return func(m message) error {
 		if m.cmd != uapi.CmdNewService {
 			return nil
 		}
-		s, ok, err := parseService(m.data)
+		s, ok, err := parseServiceOpt(m.data, stats)
 		if ok {
 			*out = append(*out, s)
 		}
@@ -654,7 +655,7 @@ func serviceCollector(out *[]ServiceStats) func(m message) error {
 func (c *client) getService(ctx context.Context, s Service) (ServiceStats, error) {
 	const op = "get service"
 	var svcs []ServiceStats
-	err := c.do(ctx, op, uapi.CmdGetService, false, func(e *encoder) { encodeService(e, s, false, 0, 0) }, serviceCollector(&svcs))
+	err := c.do(ctx, op, uapi.CmdGetService, false, func(e *encoder) { encodeService(e, s, false, 0, 0) }, serviceCollector(&svcs, true))
 	if err != nil {
 		return ServiceStats{}, err
 	}
@@ -666,7 +667,7 @@ func (c *client) getService(ctx context.Context, s Service) (ServiceStats, error
 
 func (c *client) services(ctx context.Context) ([]ServiceStats, error) {
 	svcs := make([]ServiceStats, 0, 16)
-	err := c.do(ctx, "list services", uapi.CmdGetService, true, nil, serviceCollector(&svcs))
+	err := c.do(ctx, "list services", uapi.CmdGetService, true, nil, serviceCollector(&svcs, true))
 	if err != nil {
 		return nil, err
 	}
@@ -790,14 +791,14 @@ func (c *client) daemons(ctx context.Context) ([]SyncDaemon, error) {
 
 // virtualServices reads every service and its destinations on one socket:
 // one service dump, then one destination dump per service.
-func (c *client) virtualServices(ctx context.Context) ([]VirtualServiceStats, error) {
+func (c *client) virtualServices(ctx context.Context, stats bool) ([]VirtualServiceStats, error) {
 	const op = "list virtual services"
 	var out []VirtualServiceStats
 	err := c.session(ctx, func(s *sock) error {
 		svcs := make([]ServiceStats, 0, 64)
 		s.enc.b = s.enc.b[:0]
 		s.enc.endMessage(c.begin(s, uapi.CmdGetService, true))
-		collect := serviceCollector(&svcs)
+		collect := serviceCollector(&svcs, stats)
 		if err := s.dumpOne(func(_ int, m message) error { return collect(m) }); err != nil {
 			return err
 		}
@@ -806,7 +807,7 @@ func (c *client) virtualServices(ctx context.Context) ([]VirtualServiceStats, er
 		for i := range svcs {
 			out[i].ServiceStats = svcs[i]
 		}
-		return c.dumpDestinations(s, out)
+		return c.dumpDestinations(s, out, stats)
 	})
 	if err != nil {
 		return nil, wrap(op, uapi.CmdGetService, err)
@@ -822,7 +823,7 @@ func (c *client) virtualServices(ctx context.Context) ([]VirtualServiceStats, er
 // both the end of i and the data of i+1: two system calls per service
 // instead of three. A dump that spans several datagrams makes the early
 // request fail with EBUSY; it is sent again after that dump's end.
-func (c *client) dumpDestinations(s *sock, out []VirtualServiceStats) error {
+func (c *client) dumpDestinations(s *sock, out []VirtualServiceStats, stats bool) error {
 	n := len(out)
 	if n == 0 {
 		return nil
@@ -877,7 +878,7 @@ func (c *client) dumpDestinations(s *sock, out []VirtualServiceStats) error {
 			out[i].Destinations = slab[start[i]:len(slab):len(slab)]
 			done[i] = true
 		case m.typ >= 0x10 && m.cmd == uapi.CmdNewDest:
-			d, ok, err := parseDest(m.data, out[i].family())
+			d, ok, err := parseDestOpt(m.data, out[i].family(), stats)
 			if err != nil {
 				return err
 			}

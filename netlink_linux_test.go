@@ -1547,3 +1547,23 @@ func TestValidInputsAccepted(t *testing.T) {
 		t.Errorf("StartSyncDaemon: %v", err)
 	}
 }
+
+// TestDecodeWithoutStats: Reconcile's reads skip the statistics and keep
+// everything else.
+func TestDecodeWithoutStats(t *testing.T) {
+	full, _, err := parseDest(destReply().Data, IPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lean, _, err := parseDestOpt(destReply().Data, IPv4, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lean.Stats != (Stats{}) || lean.Destination != full.Destination || lean.ActiveConnections != full.ActiveConnections {
+		t.Errorf("without stats: %+v, with: %+v", lean, full)
+	}
+	svc, _, err := parseServiceOpt(serviceReplyUDP6().Data, false)
+	if err != nil || svc.Stats != (Stats{}) || svc.PersistenceEngine != "sip" || svc.Netmask != 64 {
+		t.Errorf("service without stats: %+v, %v", svc, err)
+	}
+}

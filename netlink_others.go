@@ -50,6 +50,6 @@ func (*client) destinations(context.Context, Service) ([]DestinationStats, error
 
 func (*client) apply(context.Context, []Change, []error) error { return errUnsupported }
 
-func (*client) virtualServices(context.Context) ([]VirtualServiceStats, error) {
+func (*client) virtualServices(context.Context, bool) ([]VirtualServiceStats, error) {
 	return nil, errUnsupported
 }
