@@ -26,18 +26,18 @@ import (
 type table struct {
 	mu    sync.Mutex
 	svcs  []Service
-	dests map[Service][]DestinationStats
+	dests map[serviceKey][]DestinationStats
 	sends int // sendmsg calls
 	reqs  int // requests
 	// hide makes the service dump skip these services, as a racing dump can.
-	hide map[Service]bool
+	hide map[serviceKey]bool
 }
 
-func newTable() *table { return &table{dests: map[Service][]DestinationStats{}} }
+func newTable() *table { return &table{dests: map[serviceKey][]DestinationStats{}} }
 
-func (tb *table) find(id Service) int {
+func (tb *table) find(id serviceKey) int {
 	for i, s := range tb.svcs {
-		if s.identity() == id {
+		if s.key() == id {
 			return i
 		}
 	}
@@ -65,7 +65,7 @@ func (tb *table) serve(greq genetlink.Message, nreq netlink.Message) ([]genetlin
 		}
 		dst = d
 	}
-	id := svc.identity()
+	id := svc.key()
 	i := tb.find(id)
 	switch greq.Header.Command {
 	case uapi.CmdNewService:
@@ -126,7 +126,7 @@ func (tb *table) serve(greq genetlink.Message, nreq netlink.Message) ([]genetlin
 		}
 		var out []genetlink.Message
 		for _, s := range tb.svcs {
-			if !tb.hide[s.identity()] {
+			if !tb.hide[s.key()] {
 				out = append(out, serviceMessage(s))
 			}
 		}
@@ -232,7 +232,7 @@ func TestApply(t *testing.T) {
 	if tb.sends != 1 {
 		t.Errorf("%d sendmsg calls, want 1", tb.sends)
 	}
-	if len(tb.svcs) != 2 || tb.dests[svcN(1).identity()][0].Weight != 7 {
+	if len(tb.svcs) != 2 || tb.dests[svcN(1).key()][0].Weight != 7 {
 		t.Errorf("table after Apply: %v %v", tb.svcs, tb.dests)
 	}
 }
@@ -392,7 +392,7 @@ func TestReconcileGraceful(t *testing.T) {
 	if _, err := c.Reconcile(ctx, desired, ReconcileOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	id := svcN(0).identity()
+	id := svcN(0).key()
 	tb.dests[id][1].ActiveConnections = 3 // the leaving destination has clients
 	desired[0].Destinations = desired[0].Destinations[:1]
 	opts := ReconcileOptions{GracefulRemoval: true}
@@ -421,7 +421,7 @@ func TestReconcileSkippedByDump(t *testing.T) {
 	stale := svcN(1)
 	stale.Scheduler = "wlc"
 	tb.svcs = append(tb.svcs, stale)
-	tb.hide = map[Service]bool{stale.identity(): true}
+	tb.hide = map[serviceKey]bool{stale.key(): true}
 	desired := desiredN(2, 1)
 
 	// The first read misses it; the second sees it.
@@ -457,7 +457,7 @@ func TestReconcileSkippedByDump(t *testing.T) {
 	if !sawExist {
 		t.Fatalf("expected the first pass to meet EEXIST: %v", res.Errors)
 	}
-	i := tb.find(svcN(1).identity())
+	i := tb.find(svcN(1).key())
 	if i < 0 || tb.svcs[i].Scheduler != "rr" {
 		t.Errorf("the skipped service was not corrected: %+v", tb.svcs)
 	}

@@ -477,16 +477,6 @@ func sameIdentity(a, b Service) bool {
 		a.FirewallMark == b.FirewallMark && a.Family == b.Family
 }
 
-// identity returns the fields of s that identify it, in the form the kernel
-// reports them.
-func (s Service) identity() Service {
-	id := Service{Protocol: s.Protocol, Address: s.Address, Port: s.Port, FirewallMark: s.FirewallMark}
-	if s.FirewallMark != 0 {
-		id = Service{FirewallMark: s.FirewallMark, Family: s.Family}
-	}
-	return id
-}
-
 // normalized returns s in the form the kernel reports it: the full netmask
 // as zero, the family only for mark services.
 func (s Service) normalized() Service {
