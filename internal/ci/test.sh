@@ -44,4 +44,11 @@ runs+=(-run 'leftovers=guest:/bin/sh -c "ls /sys/class/net | diff /tmp/links-bef
 # depends on errors only, never on timings (BENCHMARKS.md has the real run).
 (cd bench && CGO_ENABLED=0 go build -o "$work/ipvsbench" ./cmd/ipvsbench)
 runs+=(-run "bench-smoke@5m=$work/ipvsbench -services 50 -dests 2 -rounds 1")
-go run ./internal/vmrig -kernel all -require-tests -timeout 40m "${runs[@]}"
+go run ./internal/vmrig -kernel all -require-tests -timeout 40m "${runs[@]}" | tee "$work/vm.log"
+rc=${PIPESTATUS[0]}
+# One closing line for both kernels: the real-kernel tests (top level and
+# subtests) and the VM jobs (labs, pitfalls, benchmark smoke).
+passed=$(grep -cE -- '^--- PASS: TestIntegration|^VMRIG-RESULT .* exit=0 ' "$work/vm.log" || true)
+failed=$(grep -cE -- '^--- FAIL: TestIntegration|^VMRIG-RESULT .* exit=[1-9]' "$work/vm.log" || true)
+echo "real-kernel: $passed passed, $failed failed"
+exit "$rc"
