@@ -85,12 +85,9 @@ func run(ctx context.Context, l *lab.Lab) error {
 	// unsolicited ARP; this router has none yet, so it learns the VIP when
 	// it first asks for it. The announcement matters when the VIP moves
 	// (see the failover lab).
-	l.Cmd(t.Router, "ip neigh show %s", lab.VIP)
-	first, err := lab.ARPOwner(t, lab.VIP)
-	if err != nil {
+	if _, err := l.ShowARPOwner(t, lab.VIP); err != nil {
 		return err
 	}
-	l.Printf("%s\n", first)
 
 	l.Section("IPVS rules on the load balancer")
 	c, err := lb.IPVS()
@@ -146,12 +143,10 @@ func run(ctx context.Context, l *lab.Lab) error {
 	}
 
 	// Whom does the router send the VIP's packets to?
-	l.Cmd(t.Router, "ip neigh show %s", lab.VIP)
-	owner, err := lab.ARPOwner(t, lab.VIP)
+	owner, err := l.ShowARPOwner(t, lab.VIP)
 	if err != nil {
 		return err
 	}
-	l.Printf("%s\n", owner)
 
 	st, err := c.Service(ctx, svc)
 	if err != nil {

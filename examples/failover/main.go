@@ -257,12 +257,9 @@ func run(ctx context.Context, l *lab.Lab) error {
 	}
 
 	l.Section("failover: the primary fails, the backup takes the VIP")
-	l.Cmd(t.Router, "ip neigh show %s", lab.VIP)
-	before, err := lab.ARPOwner(t, lab.VIP)
-	if err != nil {
+	if _, err := l.ShowARPOwner(t, lab.VIP); err != nil {
 		return err
 	}
-	l.Printf("%s\n", before)
 	if err := primary.LinkDown("eth0"); err != nil {
 		return err
 	}
@@ -272,12 +269,10 @@ func run(ctx context.Context, l *lab.Lab) error {
 	if err := backup.GratuitousARP("eth0", lab.VIP); err != nil {
 		return err
 	}
-	l.Cmd(t.Router, "ip neigh show %s", lab.VIP)
-	after, err := lab.ARPOwner(t, lab.VIP)
+	after, err := l.ShowARPOwner(t, lab.VIP)
 	if err != nil {
 		return err
 	}
-	l.Printf("%s\n", after)
 	if after.NS != backup {
 		return fmt.Errorf("after the gratuitous ARP the router still sends the VIP to %s", after)
 	}

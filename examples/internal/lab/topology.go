@@ -152,6 +152,18 @@ func (o Owner) String() string {
 	return fmt.Sprintf("router: %s lladdr %s %s  (that is %s's eth0)", o.IP, o.MAC, o.State, who)
 }
 
+// ShowARPOwner prints the command that shows the router's ARP entry for ip,
+// looks it up with ARPOwner and prints the answer.
+func (l *Lab) ShowARPOwner(t *Topology, ip string) (Owner, error) {
+	l.Cmd(t.Router, "ip neigh show %s", ip)
+	o, err := ARPOwner(t, ip)
+	if err != nil {
+		return o, err
+	}
+	l.Printf("%s\n", o)
+	return o, nil
+}
+
 // ARPOwner looks ip up in the router's ARP table and tells which machine of
 // the server segment the MAC address belongs to.
 func ARPOwner(t *Topology, ip string) (Owner, error) {
