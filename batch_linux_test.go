@@ -320,6 +320,54 @@ func TestVirtualServicesDedup(t *testing.T) {
 	}
 }
 
+// TestReadsStayPageSized: the kernel sizes every dump datagram after the
+// longest read a socket ever made, and a 32 KiB one costs it a page-allocator
+// allocation per datagram (see dumpSlot). No read may be longer than
+// dumpSlot, and dumps of many datagrams still come back whole.
+func TestReadsStayPageSized(t *testing.T) {
+	tb := newTable()
+	k := &countingKernel{fakeKernel: fakeKernel{fn: tb.serve}, tb: tb}
+	c := &Client{c: newClientWith(familyID, func() (transport, error) { return k, nil })}
+	defer c.Close()
+	ctx := context.Background()
+	const services, dests = 150, 40 // 40 destinations span several datagrams
+	var changes []Change
+	for i := range services {
+		changes = append(changes, Change{Kind: CreateService, Service: svcN(i)})
+		for j := range dests {
+			changes = append(changes, Change{Kind: CreateDestination, Service: svcN(i), Destination: destN(i*dests + j)})
+		}
+	}
+	if _, err := c.Apply(ctx, changes); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := c.VirtualServices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != services {
+		t.Fatalf("%d services, want %d", len(vs), services)
+	}
+	for i, v := range vs {
+		if len(v.Destinations) != dests {
+			t.Fatalf("service %d: %d destinations, want %d", i, len(v.Destinations), dests)
+		}
+	}
+	svcs, err := c.Services(ctx)
+	if err != nil || len(svcs) != services {
+		t.Fatalf("Services = %d entries, %v", len(svcs), err)
+	}
+	ds, err := c.Destinations(ctx, svcN(7))
+	if err != nil || len(ds) != dests || ds[dests-1].Destination != destN(7*dests+dests-1) {
+		t.Fatalf("Destinations = %d entries, %v", len(ds), err)
+	}
+	// NLMSG_GOODSIZE is one page less the skb overhead, at most 8 KiB less
+	// it: datagrams come from the small-object allocator up to there.
+	if limit := min(os.Getpagesize(), 8<<10); k.maxRead == 0 || k.maxRead > limit {
+		t.Errorf("longest read %d bytes, want 1..%d", k.maxRead, limit)
+	}
+}
+
 func desiredN(n, dests int) []VirtualService {
 	var out []VirtualService
 	for i := range n {
@@ -587,7 +635,8 @@ func (k *dumpKernel) close() error                { return nil }
 // in a row all come back complete, the early requests that met a running
 // dump were sent again, and the sockets' exchanges stayed in order.
 func TestDumpDestinationsPipelined(t *testing.T) {
-	counts := []int{0, 1, 0, 0, 5, 2, 9, 0, 1, 3}
+	// 40 destinations take 20 datagrams here: more than one read returns.
+	counts := []int{0, 1, 0, 0, 5, 2, 9, 0, 40, 1, 3}
 	k := &dumpKernel{dests: map[uint32][]DestinationStats{}}
 	var out []VirtualServiceStats
 	for i, n := range counts {

@@ -120,9 +120,9 @@ func BenchmarkParseStats(b *testing.B) {
 	}
 }
 
-// dumpDatagram frames n copies of a generic netlink payload as one dump
-// datagram, the way the kernel fills a 32 KiB dump buffer.
-func dumpDatagram(cmd uint8, payload []byte, n int) []byte {
+// frameDump frames n copies of a generic netlink payload as one dump
+// datagram.
+func frameDump(cmd uint8, payload []byte, n int) []byte {
 	var b []byte
 	for i := range n {
 		l := nlmsgHdrLen + genlHdrLen + len(payload)
@@ -140,11 +140,11 @@ func dumpDatagram(cmd uint8, payload []byte, n int) []byte {
 	return b
 }
 
-// BenchmarkDecodeServiceDump decodes a full 32 KiB service dump datagram
-// (101 services) the way Services and VirtualServices do.
+// BenchmarkDecodeServiceDump decodes a full service dump datagram of one
+// page (11 services) the way Services and VirtualServices do.
 func BenchmarkDecodeServiceDump(b *testing.B) {
-	const n = 101
-	dg := dumpDatagram(uapi.CmdNewService, serviceReply().Data, n)
+	const n = 11
+	dg := frameDump(uapi.CmdNewService, serviceReply().Data, n)
 	b.SetBytes(int64(len(dg)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -164,7 +164,7 @@ func BenchmarkDecodeServiceDump(b *testing.B) {
 // destinations, the per-service reply of VirtualServices in the VM benchmark.
 func BenchmarkDecodeDestDump(b *testing.B) {
 	const n = 4
-	dg := dumpDatagram(uapi.CmdNewDest, destReply().Data, n)
+	dg := frameDump(uapi.CmdNewDest, destReply().Data, n)
 	b.SetBytes(int64(len(dg)))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -40,10 +40,21 @@ type transport interface {
 	close() error
 }
 
-// recvBufferSize is the receive buffer of every socket. The kernel sizes each
-// dump datagram after the caller's last read buffer, capped at 32 KiB: with
-// 32 KiB a datagram carries about 100 services instead of 11.
-const recvBufferSize = 32 << 10
+// dumpSlot is the length of every read: one page, at most 8 KiB.
+//
+// The kernel allocates each dump datagram as large as the longest read the
+// socket has ever made (netlink_recvmsg records it; netlink_dump allocates
+// that much), capped at 32 KiB and at least NLMSG_GOODSIZE, one page less
+// the skb overhead, 8 KiB at most. Reads of 32 KiB get about 100 services
+// per datagram, but also a 32 KiB buffer from the page allocator for every
+// datagram of every dump, the one NLMSG_DONE included: a destination dump
+// (one small datagram and its end) then costs the kernel about twice the
+// system time (measured in BENCHMARKS.md). With page-sized reads every
+// datagram comes from the small-object allocator, and reading many of them
+// per recvmmsg keeps the system calls of a long dump as few as with 32 KiB.
+// No IPVS message comes near NLMSG_GOODSIZE, so none is truncated; a read
+// that were would fail with errTruncated, never return a partial message.
+func dumpSlot() int { return min(os.Getpagesize(), 8<<10) }
 
 // maxIdleSockets bounds the sockets a client keeps open between calls.
 const maxIdleSockets = 8
@@ -53,6 +64,7 @@ type sock struct {
 	t    transport
 	seq  uint32
 	rbuf []byte
+	slot int // dumpSlot
 	enc  encoder
 	idx  []int // the changes of a batch in flight, by message
 	lens [ackSlots]int
@@ -64,14 +76,13 @@ type sock struct {
 	}
 }
 
-// The receive buffer holds recvSlots dump datagrams (the kernel builds
-// them at most 32 KiB long), read by one system call when dumps are
-// pipelined. ACKs are read many per system call too, each into a slot large
-// enough for an error with its extended acknowledgement text.
+// The receive buffer holds several datagrams read by one system call: dump
+// datagrams, one dumpSlot each, or ACKs, each in a slot large enough for an
+// error with its extended acknowledgement text.
 const (
-	recvSlots = 2
-	ackSlot   = 1024
-	ackSlots  = recvSlots * recvBufferSize / ackSlot
+	recvBuffer = 64 << 10
+	ackSlot    = 1024
+	ackSlots   = recvBuffer / ackSlot
 )
 
 // client is the Linux implementation behind Client. Requests run on pooled
@@ -151,7 +162,7 @@ func newClientWith(family uint16, dial func() (transport, error)) *client {
 }
 
 func newSock(t transport) *sock {
-	return &sock{t: t, rbuf: make([]byte, recvSlots*recvBufferSize)}
+	return &sock{t: t, rbuf: make([]byte, recvBuffer), slot: dumpSlot()}
 }
 
 // openNetNS returns the namespace file the client's sockets are created in.
@@ -456,6 +467,7 @@ func (s *sock) exchangeUntil(n int, untilLast bool, onData func(i int, m message
 		return err
 	}
 	first := s.seq - uint32(n) + 1
+	dump := n == 1 && len(s.enc.b) >= 8 && ne.Uint16(s.enc.b[6:])&unix.NLM_F_DUMP == unix.NLM_F_DUMP
 	pending := n
 	overrun := false
 	lastDone := false
@@ -509,14 +521,20 @@ func (s *sock) exchangeUntil(n int, untilLast bool, onData func(i int, m message
 			got int
 			err error
 		)
-		if n > 1 {
+		slot := s.slot
+		switch {
+		case n > 1:
 			// Many answers expected, all small (ACKs): read them in
 			// bulk.
-			got, err = s.t.recvBatch(s.rbuf, ackSlot, s.lens[:], overrun)
-		} else {
-			// One datagram: a recvBufferSize buffer, after which the
-			// kernel sizes dump datagrams.
-			s.lens[0], err = s.t.recv(s.rbuf[:recvBufferSize], overrun)
+			slot = ackSlot
+			got, err = s.t.recvBatch(s.rbuf, slot, s.lens[:], overrun)
+		case dump:
+			// A dump: as many datagrams per read as are queued; the
+			// kernel builds the next one inside each.
+			got, err = s.t.recvBatch(s.rbuf, slot, s.lens[:], overrun)
+		default:
+			// One reply.
+			s.lens[0], err = s.t.recv(s.rbuf[:slot], overrun)
 			got = 1
 		}
 		switch {
@@ -527,10 +545,6 @@ func (s *sock) exchangeUntil(n int, untilLast bool, onData func(i int, m message
 			return errAcksLost
 		case err != nil:
 			return err
-		}
-		slot := len(s.rbuf)
-		if n > 1 {
-			slot = ackSlot
 		}
 		for j := range got {
 			if err := messages(s.rbuf[j*slot:j*slot+s.lens[j]], handle); err != nil {
@@ -828,8 +842,8 @@ func (c *client) dumpDestinations(s *sock, out []VirtualServiceStats, stats bool
 	if n == 0 {
 		return nil
 	}
-	const slots = recvSlots
-	slot := len(s.rbuf) / slots
+	slot := s.slot
+	slots := len(s.rbuf) / slot
 	var (
 		cur     int                // the first dump not yet ended
 		bySeq   = map[uint32]int{} // request sequence number -> service

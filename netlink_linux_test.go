@@ -38,8 +38,10 @@ var equateAddr = cmpopts.EquateComparable(netip.Addr{})
 // each request and returns the reply messages, or a syscall.Errno for an
 // error reply. ACKs, dump parts (NLM_F_MULTI) and NLMSG_DONE are added as the
 // request's flags ask, each answer in its own datagram as a 6.1 kernel sends
-// them. With capacity > 0 it holds at most that many datagrams and drops the
-// rest with ENOBUFS, as a full receive buffer does.
+// them; dump parts fill datagrams as large as the kernel makes them after the
+// longest read so far (see dumpDatagram). With capacity > 0 it holds at most
+// that many datagrams and drops the rest with ENOBUFS, as a full receive
+// buffer does.
 type fakeKernel struct {
 	fn       func(greq genetlink.Message, nreq netlink.Message) ([]genetlink.Message, error)
 	capacity int
@@ -49,6 +51,16 @@ type fakeKernel struct {
 	overrun bool
 	rcv     int
 	closed  bool
+	maxRead int // the longest read buffer, as netlink_recvmsg records it
+}
+
+// dumpDatagram is how many bytes of dump messages the kernel puts in one
+// datagram after reads of at most maxRead bytes: netlink_dump allocates
+// max(NLMSG_GOODSIZE, maxRead) capped at 32 KiB less the skb overhead
+// (numbers of x86-64 with 4 KiB pages).
+func dumpDatagram(maxRead int) int {
+	const goodSize, skbOverhead = 3776, 320
+	return max(goodSize, min(maxRead, 32<<10-skbOverhead))
 }
 
 func header(length int, typ, flags uint16, seq uint32) []byte {
@@ -100,6 +112,10 @@ func (k *fakeKernel) send(b []byte) error {
 			body, err := m.MarshalBinary()
 			if err != nil {
 				return err
+			}
+			if dump && len(d) > 0 && len(d)+16+len(body) > dumpDatagram(k.maxRead) {
+				k.push(d)
+				d = nil
 			}
 			flags := uint16(0)
 			if dump {
@@ -165,6 +181,7 @@ func (k *fakeKernel) recv(b []byte, nonblock bool) (int, error) {
 		}
 		return 0, errFakeBlock
 	}
+	k.maxRead = max(k.maxRead, len(b))
 	d := k.queue[0]
 	k.queue = k.queue[1:]
 	if len(d) > len(b) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -20,8 +21,9 @@ import (
 // blocking NETLINK_GENERIC socket, batch requests per call, and reads
 // datagrams until each request has its ACK. The list is a raw service dump
 // and one destination dump per service (requests pre-encoded from the
-// known service identities) read with a 32 KiB buffer; the replies are only
-// counted (message headers walked), never decoded.
+// known service identities) read with a one-page buffer (the kernel sizes
+// dump datagrams after the reads: see dumpSlot in the library); the replies
+// are only counted (message headers walked), never decoded.
 type floorImpl struct {
 	batch  int
 	fd     int
@@ -137,7 +139,7 @@ func (im *floorImpl) setup(w *workload) error {
 		return err
 	}
 	im.fd, im.family = fd, family
-	im.buf = make([]byte, 32<<10)
+	im.buf = make([]byte, min(os.Getpagesize(), 8<<10))
 	seq := uint32(1)
 	// Each builder appends one request to e.
 	build := func(reqs []func(e *nlenc, seq uint32)) *batches {
