@@ -8,78 +8,95 @@ type desiredService struct {
 	dests []Destination
 }
 
+// desiredTable is Reconcile's validated input with its services indexed by
+// identity.
+type desiredTable struct {
+	svcs  []desiredService
+	index map[serviceKey]int
+}
+
 // prepareDesired validates Reconcile's input and normalizes it to the form
 // the kernel reports, so that equal configurations compare equal.
-func prepareDesired(desired []VirtualService) ([]desiredService, error) {
+func prepareDesired(desired []VirtualService) (desiredTable, error) {
 	const op = "reconcile"
-	out := make([]desiredService, 0, len(desired))
-	seen := make(map[serviceKey]struct{}, len(desired))
+	t := desiredTable{
+		svcs:  make([]desiredService, 0, len(desired)),
+		index: make(map[serviceKey]int, len(desired)),
+	}
+	var seen destSet
 	for _, vs := range desired {
 		if err := vs.Service.validate(op, true); err != nil {
-			return nil, err
+			return desiredTable{}, err
 		}
 		s := vs.Service.normalized()
-		if _, dup := seen[s.key()]; dup {
-			return nil, invalid(op, "VirtualService.Service", "%v is listed twice", s)
+		k := s.key()
+		if _, dup := t.index[k]; dup {
+			return desiredTable{}, invalid(op, "VirtualService.Service", "%v is listed twice", s)
 		}
-		seen[s.key()] = struct{}{}
-		idx := indexDests(vs.Destinations, func(d Destination) netip.AddrPort { return netip.AddrPortFrom(d.Address, d.Port) })
-		for i, d := range vs.Destinations {
+		t.index[k] = len(t.svcs)
+		seen.reset(len(vs.Destinations))
+		for _, d := range vs.Destinations {
 			if err := d.validate(op, s); err != nil {
-				return nil, err
+				return desiredTable{}, err
 			}
-			if j := idx.find(netip.AddrPortFrom(d.Address, d.Port)); j != i {
-				return nil, invalid(op, "VirtualService.Destinations", "%v is listed twice under %v", d, s)
+			if !seen.add(netip.AddrPortFrom(d.Address, d.Port)) {
+				return desiredTable{}, invalid(op, "VirtualService.Destinations", "%v is listed twice under %v", d, s)
 			}
 		}
-		out = append(out, desiredService{svc: s, dests: vs.Destinations})
+		t.svcs = append(t.svcs, desiredService{svc: s, dests: vs.Destinations})
 	}
-	return out, nil
+	return t, nil
 }
 
 // diff computes the changes that turn cur into want: deletions of services
 // first, then per desired service its creation or update, its destination
 // removals, and its destination creations and updates.
-func diff(want []desiredService, cur []VirtualServiceStats, opts ReconcileOptions) []Change {
+func diff(want desiredTable, cur []VirtualServiceStats, opts ReconcileOptions) []Change {
 	// From an empty table every desired entry is a creation: size the
 	// slice once, as Changes are large. Otherwise changes are usually few.
 	var changes []Change
 	if len(cur) == 0 {
-		n := len(want)
-		for _, w := range want {
+		n := len(want.svcs)
+		for _, w := range want.svcs {
 			n += len(w.dests)
 		}
 		changes = make([]Change, 0, n)
 	}
-	curBy := make(map[serviceKey]*VirtualServiceStats, len(cur))
+	// curOf[i] is the index in cur of desired service i, or -1.
+	curOf := make([]int32, len(want.svcs))
+	for i := range curOf {
+		curOf[i] = -1
+	}
 	for i := range cur {
-		curBy[cur[i].Service.key()] = &cur[i]
-	}
-	wanted := make(map[serviceKey]struct{}, len(want))
-	for _, w := range want {
-		wanted[w.svc.key()] = struct{}{}
-	}
-	for _, c := range cur {
-		if _, ok := wanted[c.Service.key()]; !ok {
-			changes = append(changes, Change{Kind: DeleteService, Service: c.Service})
+		if j, ok := want.index[cur[i].Service.key()]; ok {
+			curOf[j] = int32(i)
+		} else {
+			changes = append(changes, Change{Kind: DeleteService, Service: cur[i].Service})
 		}
 	}
-	for _, w := range want {
-		c, exists := curBy[w.svc.key()]
-		if !exists {
+	var curDests, wantDests destSet
+	for i, w := range want.svcs {
+		if curOf[i] < 0 {
 			changes = append(changes, Change{Kind: CreateService, Service: w.svc})
 			for _, d := range w.dests {
 				changes = append(changes, Change{Kind: CreateDestination, Service: w.svc, Destination: d})
 			}
 			continue
 		}
+		c := &cur[curOf[i]]
 		if c.Service != w.svc {
 			changes = append(changes, Change{Kind: UpdateService, Service: w.svc})
 		}
-		curDests := indexDests(c.Destinations, func(d DestinationStats) netip.AddrPort { return netip.AddrPortFrom(d.Address, d.Port) })
-		wantDests := indexDests(w.dests, func(d Destination) netip.AddrPort { return netip.AddrPortFrom(d.Address, d.Port) })
+		curDests.reset(len(c.Destinations))
 		for _, d := range c.Destinations {
-			if wantDests.find(netip.AddrPortFrom(d.Address, d.Port)) >= 0 {
+			curDests.add(netip.AddrPortFrom(d.Address, d.Port))
+		}
+		wantDests.reset(len(w.dests))
+		for _, d := range w.dests {
+			wantDests.add(netip.AddrPortFrom(d.Address, d.Port))
+		}
+		for j, d := range c.Destinations {
+			if wantDests.find(curDests.keys[j]) >= 0 {
 				continue
 			}
 			switch {
@@ -93,12 +110,12 @@ func diff(want []desiredService, cur []VirtualServiceStats, opts ReconcileOption
 				changes = append(changes, Change{Kind: DeleteDestination, Service: w.svc, Destination: d.Destination})
 			}
 		}
-		for _, d := range w.dests {
-			j := curDests.find(netip.AddrPortFrom(d.Address, d.Port))
+		for j, d := range w.dests {
+			k := curDests.find(wantDests.keys[j])
 			switch {
-			case j < 0:
+			case k < 0:
 				changes = append(changes, Change{Kind: CreateDestination, Service: w.svc, Destination: d})
-			case c.Destinations[j].Destination != d:
+			case c.Destinations[k].Destination != d:
 				changes = append(changes, Change{Kind: UpdateDestination, Service: w.svc, Destination: d})
 			}
 		}
@@ -106,39 +123,60 @@ func diff(want []desiredService, cur []VirtualServiceStats, opts ReconcileOption
 	return changes
 }
 
-// destIndex finds destinations by address and port: by scanning the slice
-// for the few destinations a service usually has (no allocation), by a map
-// for many.
-type destIndex struct {
-	n   int
-	key func(i int) netip.AddrPort
-	m   map[netip.AddrPort]int
+// destSet holds the addresses and ports of one service's destinations, in
+// order, and finds them: by scanning for the few destinations a service
+// usually has, with a map past linearMax. Its memory is reused from one
+// service to the next.
+type destSet struct {
+	keys []netip.AddrPort
+	m    map[netip.AddrPort]int
 }
 
-// linearMax is the size up to which a scan beats building a map.
+// linearMax is the size up to which a scan beats a map.
 const linearMax = 16
 
-func indexDests[D any](ds []D, key func(D) netip.AddrPort) destIndex {
-	ix := destIndex{n: len(ds), key: func(i int) netip.AddrPort { return key(ds[i]) }}
-	if len(ds) > linearMax {
-		ix.m = make(map[netip.AddrPort]int, len(ds))
-		for i := len(ds) - 1; i >= 0; i-- {
-			ix.m[key(ds[i])] = i // the first occurrence wins
+func (s *destSet) reset(n int) {
+	s.keys = s.keys[:0]
+	if n > linearMax {
+		if s.m == nil {
+			s.m = make(map[netip.AddrPort]int, n)
+		} else {
+			clear(s.m)
 		}
+	} else if s.m != nil {
+		s.m = nil
 	}
-	return ix
 }
 
-// find returns the index of the first destination with key k, or -1.
-func (ix destIndex) find(k netip.AddrPort) int {
-	if ix.m != nil {
-		if i, ok := ix.m[k]; ok {
+// add appends k and reports whether it was new; the first occurrence is
+// the one find returns.
+func (s *destSet) add(k netip.AddrPort) bool {
+	s.keys = append(s.keys, k)
+	if s.m != nil {
+		if _, ok := s.m[k]; ok {
+			return false
+		}
+		s.m[k] = len(s.keys) - 1
+		return true
+	}
+	for _, x := range s.keys[:len(s.keys)-1] {
+		if x == k {
+			return false
+		}
+	}
+	return true
+}
+
+// find returns the index of the first key k, or -1.
+func (s *destSet) find(k netip.AddrPort) int {
+	if s.m != nil {
+		if i, ok := s.m[k]; ok {
 			return i
 		}
 		return -1
 	}
-	for i := range ix.n {
-		if ix.key(i) == k {
+	for i, x := range s.keys {
+		if x == k {
 			return i
 		}
 	}

@@ -222,7 +222,7 @@ func openGenl(name string) (int, uint16, error) {
 	if _, err := unix.Write(fd, e.b); err != nil {
 		return fail(fmt.Errorf("write: %w", err))
 	}
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, min(os.Getpagesize(), 8<<10)) // larger would make every dump datagram of this socket larger
 	n, err := unix.Read(fd, buf)
 	if err != nil {
 		return fail(fmt.Errorf("read: %w", err))
