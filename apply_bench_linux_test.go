@@ -72,3 +72,30 @@ func (f *fastAck) recvBatch(b []byte, slot int, lens []int, nonblock bool) (int,
 func (f *fastAck) setDeadline(time.Time) error { return nil }
 func (f *fastAck) bufferSizes() (int, int)     { return 212992, 212992 }
 func (f *fastAck) close() error                { return nil }
+
+// BenchmarkVirtualServices reads 2000 services x 4 destinations from the
+// fake table kernel; the fake's own allocations (it builds every reply
+// message) are included, so only differences between runs mean something.
+func BenchmarkVirtualServices(b *testing.B) {
+	tb := newTable()
+	k := &countingKernel{fakeKernel: fakeKernel{fn: tb.serve}, tb: tb}
+	c := &Client{c: newClientWith(familyID, func() (transport, error) { return k, nil })}
+	defer c.Close()
+	var changes []Change
+	for i := range 2000 {
+		changes = append(changes, Change{Kind: CreateService, Service: svcN(i)})
+		for j := range 4 {
+			changes = append(changes, Change{Kind: CreateDestination, Service: svcN(i), Destination: destN(i*4 + j)})
+		}
+	}
+	if _, err := c.Apply(context.Background(), changes); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		vs, err := c.VirtualServices(context.Background())
+		if err != nil || len(vs) != 2000 {
+			b.Fatal(len(vs), err)
+		}
+	}
+}

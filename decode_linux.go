@@ -137,9 +137,9 @@ func parseServiceAttrsOpt(b []byte, stats bool) (ServiceStats, error) {
 			hasMark = true
 			return err
 		case uapi.SvcAttrSchedName:
-			s.Scheduler = cString(data)
+			s.Scheduler = knownName(cString(data))
 		case uapi.SvcAttrPEName:
-			s.PersistenceEngine = cString(data)
+			s.PersistenceEngine = knownName(cString(data))
 		case uapi.SvcAttrFlags:
 			if len(data) != 8 {
 				return fmt.Errorf("attribute FLAGS: %d bytes, want 8", len(data))
@@ -195,11 +195,54 @@ func parseServiceAttrsOpt(b []byte, stats bool) (ServiceStats, error) {
 	return s, err
 }
 
-func cString(b []byte) string {
+// cString returns the bytes of a NUL-terminated string attribute, without
+// the terminator.
+func cString(b []byte) []byte {
 	for i, c := range b {
 		if c == 0 {
-			return string(b[:i])
+			return b[:i]
 		}
+	}
+	return b
+}
+
+// knownName returns the constant for a scheduler or persistence engine
+// name, so that decoding a table allocates no string per service, or a new
+// string for an unknown name.
+func knownName(b []byte) string {
+	switch string(b) { // compiled without a conversion
+	case RoundRobin:
+		return RoundRobin
+	case WeightedRoundRobin:
+		return WeightedRoundRobin
+	case LeastConnection:
+		return LeastConnection
+	case WeightedLeastConnection:
+		return WeightedLeastConnection
+	case LocalityBasedLeastConnection:
+		return LocalityBasedLeastConnection
+	case LocalityBasedLeastConnectionRepl:
+		return LocalityBasedLeastConnectionRepl
+	case DestinationHashing:
+		return DestinationHashing
+	case SourceHashing:
+		return SourceHashing
+	case ShortestExpectedDelay:
+		return ShortestExpectedDelay
+	case NeverQueue:
+		return NeverQueue
+	case WeightedFailover:
+		return WeightedFailover
+	case WeightedOverflow:
+		return WeightedOverflow
+	case MaglevHashing:
+		return MaglevHashing
+	case WeightedRandomTwoChoices:
+		return WeightedRandomTwoChoices
+	case NoScheduler:
+		return NoScheduler
+	case PersistenceEngineSIP:
+		return PersistenceEngineSIP
 	}
 	return string(b)
 }
@@ -345,7 +388,7 @@ func parseDaemonAttrs(b []byte) (SyncDaemon, error) {
 			v, err = field("STATE", data, 4)
 			d.State = DaemonState(v)
 		case uapi.DaemonAttrMcastIfn:
-			d.Interface = cString(data)
+			d.Interface = string(cString(data))
 		case uapi.DaemonAttrSyncID:
 			v, err = field("SYNC_ID", data, 4)
 			d.SyncID = uint32(v)

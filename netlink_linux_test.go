@@ -1282,10 +1282,10 @@ func TestEditService(t *testing.T) {
 		t.Fatalf("sent %d messages, want GET then SET", len(sent))
 	}
 	set := topAttrs(t, topAttrs(t, sent[1].Data)[uapi.CmdAttrService])
-	if got := cString(set[uapi.SvcAttrSchedName]); got != "wrr" {
+	if got := string(cString(set[uapi.SvcAttrSchedName])); got != "wrr" {
 		t.Errorf("scheduler %q, want wrr", got)
 	}
-	if got := cString(set[uapi.SvcAttrPEName]); got != "sip" {
+	if got := string(cString(set[uapi.SvcAttrPEName])); got != "sip" {
 		t.Errorf("engine %q, want sip kept", got)
 	}
 	flags := binary.NativeEndian.Uint32(set[uapi.SvcAttrFlags][0:4])

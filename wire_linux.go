@@ -197,7 +197,7 @@ func parseError(m message) (errno int32, text string, err error) {
 	}
 	_ = attrs(m.data[off:], func(typ uint16, data []byte) error {
 		if typ == nlmsgerrAttrMsg {
-			text = cString(data)
+			text = string(cString(data))
 		}
 		return nil
 	})

@@ -37,6 +37,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -187,7 +188,7 @@ func runRounds(cfg config) error {
 			var perr error
 			_, err := spawn(c, name, func(l string) {
 				f := strings.Fields(l)
-				if len(f) == 6 && f[0] == "SAMPLE" {
+				if len(f) == 8 && f[0] == "SAMPLE" {
 					var s sample
 					for i, d := range []*time.Duration{&s.wall, &s.user, &s.sys} {
 						v, err := time.ParseDuration(f[3+i])
@@ -195,6 +196,13 @@ func runRounds(cfg config) error {
 							perr = fmt.Errorf("bad line %q", l)
 						}
 						*d = v
+					}
+					for i, n := range []*int64{&s.faults, &s.waits} {
+						v, err := strconv.ParseInt(f[6+i], 10, 64)
+						if err != nil {
+							perr = fmt.Errorf("bad line %q", l)
+						}
+						*n = v
 					}
 					res.add(f[1], op(f[2]), s)
 					return
@@ -295,9 +303,12 @@ const (
 
 var allOps = []op{opCreate, opList, opUpdate, opNoop, opDelete}
 
-// sample is one timed run: wall time and the process's CPU time split.
+// sample is one timed run: wall time, the process's CPU time split, its
+// minor page faults (first touches of new memory, which cost system time)
+// and voluntary context switches (waits for the kernel's answers).
 type sample struct {
 	wall, user, sys time.Duration
+	faults, waits   int64
 }
 
 type results map[string]map[op][]sample
@@ -392,11 +403,13 @@ func runOne(ctx context.Context, check *ipvs.Client, name string, cfg config, w 
 		if err != nil {
 			return fmt.Errorf("%s: %w", o, err)
 		}
-		s := sample{wall: d, user: tv(u1.Utime) - tv(u0.Utime), sys: tv(u1.Stime) - tv(u0.Stime)}
+		s := sample{wall: d, user: tv(u1.Utime) - tv(u0.Utime), sys: tv(u1.Stime) - tv(u0.Stime),
+			faults: u1.Minflt - u0.Minflt, waits: u1.Nvcsw - u0.Nvcsw}
 		if ct, ok := im.(childTimer); ok {
 			s.user, s.sys = ct.childCPU()
+			s.faults, s.waits = 0, 0 // not counted for child processes
 		}
-		fmt.Printf("SAMPLE %s %s %s %s %s\n", name, o, s.wall, s.user, s.sys)
+		fmt.Printf("SAMPLE %s %s %s %s %s %d %d\n", name, o, s.wall, s.user, s.sys, s.faults, s.waits)
 		line = append(line, fmt.Sprintf("%s %.3fs", o, d.Seconds()))
 		return nil
 	}
@@ -477,11 +490,13 @@ func report(cfg config, res results) {
 			wall, _ := median(ss, func(s sample) time.Duration { return s.wall })
 			user, _ := median(ss, func(s sample) time.Duration { return s.user })
 			sys, _ := median(ss, func(s sample) time.Duration { return s.sys })
+			faults, _ := median(ss, func(s sample) time.Duration { return time.Duration(s.faults) })
+			waits, _ := median(ss, func(s sample) time.Duration { return time.Duration(s.waits) })
 			var per string
 			if n := requests(cfg, o); n > 0 {
 				per = fmt.Sprintf("%.1fus/object", wall.Seconds()*1e6/float64(n))
 			}
-			fmt.Printf("CPU %s %s wall=%.3fs user=%.3fs sys=%.3fs %s\n", name, o, wall.Seconds(), user.Seconds(), sys.Seconds(), per)
+			fmt.Printf("CPU %s %s wall=%.3fs user=%.3fs sys=%.3fs faults=%d waits=%d %s\n", name, o, wall.Seconds(), user.Seconds(), sys.Seconds(), int64(faults), int64(waits), per)
 		}
 	}
 	fmt.Println()
