@@ -70,6 +70,7 @@ func (f *fastAck) recvBatch(b []byte, slot int, lens []int, nonblock bool) (int,
 }
 
 func (f *fastAck) setDeadline(time.Time) error { return nil }
+func (f *fastAck) interrupt()                  {}
 func (f *fastAck) bufferSizes() (int, int)     { return 212992, 212992 }
 func (f *fastAck) close() error                { return nil }
 

@@ -628,6 +628,7 @@ func (k *dumpKernel) recvBatch(b []byte, slot int, lens []int, nonblock bool) (i
 	return recvBatchLoop(k, b, slot, lens, nonblock)
 }
 func (k *dumpKernel) setDeadline(time.Time) error { return nil }
+func (k *dumpKernel) interrupt()                  {}
 func (k *dumpKernel) bufferSizes() (int, int)     { return 212992, 212992 }
 func (k *dumpKernel) close() error                { return nil }
 

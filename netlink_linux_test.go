@@ -216,6 +216,7 @@ func recvBatchLoop(t transport, b []byte, slot int, lens []int, nonblock bool) (
 }
 
 func (k *fakeKernel) setDeadline(time.Time) error { return nil }
+func (k *fakeKernel) interrupt()                  {}
 func (k *fakeKernel) bufferSizes() (int, int) {
 	if k.rcv != 0 {
 		return k.rcv, 212992
@@ -1097,10 +1098,11 @@ func TestErrorText(t *testing.T) {
 // blockingTransport is a socket whose requests never get an answer: a read
 // waits until the deadline passes and then fails as a real socket does.
 type blockingTransport struct {
-	mu       sync.Mutex
-	deadline time.Time
-	wake     chan struct{}
-	closed   bool
+	mu          sync.Mutex
+	deadline    time.Time
+	interrupted bool
+	wake        chan struct{}
+	closed      bool
 }
 
 func newBlockingTransport() *blockingTransport {
@@ -1112,10 +1114,13 @@ func (b *blockingTransport) send([]byte) error { return nil }
 func (b *blockingTransport) recv(_ []byte, nonblock bool) (int, error) {
 	for {
 		b.mu.Lock()
-		d := b.deadline
+		d, interrupted := b.deadline, b.interrupted
 		b.mu.Unlock()
 		if nonblock {
 			return 0, syscall.EAGAIN
+		}
+		if interrupted {
+			return 0, errInterrupted
 		}
 		if !d.IsZero() && !time.Now().Before(d) {
 			return 0, os.ErrDeadlineExceeded
@@ -1133,13 +1138,23 @@ func (b *blockingTransport) recvBatch(buf []byte, slot int, lens []int, nonblock
 
 func (b *blockingTransport) setDeadline(t time.Time) error {
 	b.mu.Lock()
-	b.deadline = t
+	b.deadline, b.interrupted = t, false
 	b.mu.Unlock()
 	select {
 	case b.wake <- struct{}{}:
 	default:
 	}
 	return nil
+}
+
+func (b *blockingTransport) interrupt() {
+	b.mu.Lock()
+	b.interrupted = true
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (b *blockingTransport) bufferSizes() (int, int) { return 212992, 212992 }
