@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"sync"
@@ -672,5 +673,144 @@ func TestDumpDestinationsPipelined(t *testing.T) {
 	}
 	if len(k.queue) != 0 || k.active {
 		t.Errorf("left %d datagrams unread", len(k.queue))
+	}
+}
+
+// TestReconcileRandom: from random tables to random desired states,
+// Reconcile makes exactly the changes a set comparison counts, leaves the
+// table equal to the desired state, and a second run changes nothing.
+func TestReconcileRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	scheds := []string{RoundRobin, WeightedRoundRobin}
+	type conf struct {
+		sched string
+		dests map[int]int // destination index -> weight
+	}
+	randomTable := func() map[int]conf {
+		m := map[int]conf{}
+		for i := range 8 {
+			if rng.IntN(3) == 0 {
+				continue
+			}
+			c := conf{sched: scheds[rng.IntN(2)], dests: map[int]int{}}
+			for j := range rng.IntN(20) { // past linearMax sometimes
+				if rng.IntN(2) == 0 {
+					c.dests[i*100+j] = rng.IntN(3)
+				}
+			}
+			m[i] = c
+		}
+		return m
+	}
+	service := func(i int, c conf) Service {
+		s := svcN(i)
+		s.Scheduler = c.sched
+		return s
+	}
+	dest := func(j, w int) Destination {
+		d := destN(j)
+		d.Weight = w
+		return d
+	}
+	desiredOf := func(m map[int]conf) []VirtualService {
+		var out []VirtualService
+		for i := range 8 {
+			c, ok := m[i]
+			if !ok {
+				continue
+			}
+			vs := VirtualService{Service: service(i, c)}
+			for j := i * 100; j < i*100+20; j++ {
+				if w, ok := c.dests[j]; ok {
+					vs.Destinations = append(vs.Destinations, dest(j, w))
+				}
+			}
+			out = append(out, vs)
+		}
+		// Any order: Reconcile must not depend on it.
+		rng.Shuffle(len(out), func(a, b int) { out[a], out[b] = out[b], out[a] })
+		return out
+	}
+	for iter := range 200 {
+		tb := newTable()
+		c := tableClient(t, tb, 0, 0)
+		ctx := context.Background()
+		cur, want := randomTable(), randomTable()
+		if _, err := c.Reconcile(ctx, desiredOf(cur), ReconcileOptions{}); err != nil {
+			t.Fatalf("iteration %d: setting up: %v", iter, err)
+		}
+		expected := 0
+		for i := range cur {
+			if _, ok := want[i]; !ok {
+				expected++
+			}
+		}
+		for i, wc := range want {
+			cc, ok := cur[i]
+			if !ok {
+				expected += 1 + len(wc.dests)
+				continue
+			}
+			if cc.sched != wc.sched {
+				expected++
+			}
+			for j, w := range wc.dests {
+				if cw, ok := cc.dests[j]; !ok || cw != w {
+					expected++
+				}
+			}
+			for j := range cc.dests {
+				if _, ok := wc.dests[j]; !ok {
+					expected++
+				}
+			}
+		}
+		desired := desiredOf(want)
+		res, err := c.Reconcile(ctx, desired, ReconcileOptions{})
+		if err != nil || len(res.Changes) != expected {
+			t.Fatalf("iteration %d: %d changes (%v), want %d: %v", iter, len(res.Changes), err, expected, res.Changes)
+		}
+		vs, err := c.VirtualServices(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[int]conf{}
+		for _, v := range vs {
+			i := int(v.Address.As4()[3])
+			cf := conf{sched: v.Scheduler, dests: map[int]int{}}
+			for _, d := range v.Destinations {
+				a := d.Address.As4()
+				cf.dests[int(a[2])<<8|int(a[3])] = d.Weight
+			}
+			got[i] = cf
+		}
+		if diff := cmp.Diff(want, got, cmp.AllowUnexported(conf{})); diff != "" {
+			t.Fatalf("iteration %d: table after Reconcile (-want +got):\n%s", iter, diff)
+		}
+		if res, err := c.Reconcile(ctx, desired, ReconcileOptions{}); err != nil || len(res.Changes) != 0 {
+			t.Fatalf("iteration %d: second run: %v, %v", iter, res.Changes, err)
+		}
+	}
+}
+
+// TestReconcileDumpRepeats: a dump that lists a service twice (as dumps
+// racing with changes do) yields one deletion, or one comparison.
+func TestReconcileDumpRepeats(t *testing.T) {
+	tb := newTable()
+	c := tableClient(t, tb, 0, 0)
+	ctx := context.Background()
+	desired := desiredN(3, 2)
+	if _, err := c.Reconcile(ctx, desired, ReconcileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tb.svcs = append(tb.svcs, tb.svcs[0], tb.svcs[2]) // the dump repeats them
+	desired[0].Destinations[1].Weight = 7
+	res, err := c.Reconcile(ctx, desired[:2], ReconcileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[ChangeKind]int{DeleteService: 1, UpdateDestination: 1}
+	if diff := cmp.Diff(want, kinds(res.Changes)); diff != "" {
+		t.Errorf("changes (-want +got):\n%s", diff)
 	}
 }

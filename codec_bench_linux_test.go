@@ -178,33 +178,43 @@ func BenchmarkDecodeDestDump(b *testing.B) {
 	}
 }
 
-// BenchmarkReconcileDiff is Reconcile's own work for a no-op on 2000
-// services x 4 destinations: validating and normalizing the input and
-// diffing it against a table that already matches.
+// BenchmarkReconcileDiff is Reconcile's own work on 2000 services x 4
+// destinations, for a table that already matches (noop) and for one where
+// every weight differs (weights, 8000 updates): validating and normalizing
+// the input and comparing it with the table.
 func BenchmarkReconcileDiff(b *testing.B) {
 	const n, m = 2000, 4
-	desired := make([]VirtualService, n)
-	cur := make([]VirtualServiceStats, n)
-	for i := range n {
-		s := benchService
-		s.Address = netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
-		desired[i].Service = s
-		cur[i].Service = s
-		for j := range m {
-			d := benchDest
-			d.Address = netip.AddrFrom4([4]byte{10, 128 + byte(j), byte(i >> 8), byte(i)})
-			desired[i].Destinations = append(desired[i].Destinations, d)
-			cur[i].Destinations = append(cur[i].Destinations, DestinationStats{Destination: d})
-		}
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		want, err := prepareDesired(desired)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if ch := diff(want, cur, ReconcileOptions{}); len(ch) != 0 {
-			b.Fatalf("%d changes", len(ch))
-		}
+	for _, bc := range []struct {
+		name    string
+		weight  int
+		changes int
+	}{{"noop", benchDest.Weight, 0}, {"weights", benchDest.Weight + 1, n * m}} {
+		b.Run(bc.name, func(b *testing.B) {
+			desired := make([]VirtualService, n)
+			cur := make([]VirtualServiceStats, n)
+			for i := range n {
+				s := benchService
+				s.Address = netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+				desired[i].Service = s
+				cur[i].Service = s
+				for j := range m {
+					d := benchDest
+					d.Address = netip.AddrFrom4([4]byte{10, 128 + byte(j), byte(i >> 8), byte(i)})
+					cur[i].Destinations = append(cur[i].Destinations, DestinationStats{Destination: d})
+					d.Weight = bc.weight
+					desired[i].Destinations = append(desired[i].Destinations, d)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				want, err := prepareDesired(desired)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if ch := diff(want, cur, ReconcileOptions{}); len(ch) != bc.changes {
+					b.Fatalf("%d changes", len(ch))
+				}
+			}
+		})
 	}
 }

@@ -629,13 +629,12 @@ func (c *Client) Reconcile(ctx context.Context, desired []VirtualService, opts R
 	}
 	var res ReconcileResult
 	for pass := 0; pass < 2; pass++ {
-		// The comparison needs configurations and connection counts,
-		// not statistics: they are left undecoded.
-		cur, err := c.c.virtualServices(ctx, false)
+		// The table is compared while it is read, not kept; statistics
+		// are not decoded.
+		changes, err := c.c.reconcileChanges(ctx, want, opts)
 		if err != nil {
 			return res, err
 		}
-		changes := diff(want, cur, opts)
 		if len(changes) == 0 {
 			return res, nil
 		}

@@ -948,42 +948,115 @@ func (c *client) virtualServices(ctx context.Context, stats bool) ([]VirtualServ
 	return out, nil
 }
 
-// dumpDestinations fills in the destinations of every service, one GET_DEST
-// dump each, pipelined: a netlink socket runs one dump at a time (another
-// request meanwhile gets EBUSY), but the kernel ends a short dump, queueing
-// its NLMSG_DONE, inside the read that returns its data. So once the data of
-// dump i is read, dump i+1 is requested at once, and the next read returns
-// both the end of i and the data of i+1: two system calls per service
-// instead of three. A dump that spans several datagrams makes the early
-// request fail with EBUSY; it is sent again after that dump's end.
+// reconcileChanges reads the table and computes the changes that turn it
+// into want. It compares while it reads (see differ) instead of building
+// the table in memory, and dumps the destinations only of the services it
+// keeps.
+func (c *client) reconcileChanges(ctx context.Context, want desiredTable, opts ReconcileOptions) ([]Change, error) {
+	const op = "list virtual services"
+	var changes []Change
+	err := c.session(ctx, func(s *sock) error {
+		d := newDiffer(want, opts)
+		s.enc.b = s.enc.b[:0]
+		s.enc.endMessage(c.begin(s, uapi.CmdGetService, true))
+		err := s.dumpOne(func(_ int, m message) error {
+			if m.cmd != uapi.CmdNewService {
+				return nil
+			}
+			svc, ok, err := parseServiceOpt(m.data, false)
+			if ok {
+				d.service(svc.Service)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		kept := d.kept()
+		started := -1
+		begin := func(i int) {
+			if i != started {
+				d.beginDests(kept[i])
+				started = i
+			}
+		}
+		err = c.dumpDests(s, len(kept), func(i int) Service { return want.svcs[kept[i]].svc },
+			func(i int, m message) error {
+				begin(i)
+				x, ok, err := parseDestOpt(m.data, want.svcs[kept[i]].svc.family(), false)
+				if ok {
+					d.dest(x)
+				}
+				return err
+			},
+			func(i int) {
+				begin(i)
+				d.endDests()
+			})
+		if err != nil {
+			return err
+		}
+		changes = d.finish()
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(op, uapi.CmdGetService, err)
+	}
+	return changes, nil
+}
+
+// dumpDestinations fills in the destinations of every service of out,
+// decoded into one growing slab, each service's run sliced off when its dump
+// ends: the dumps deliver them one service after another.
 func (c *client) dumpDestinations(s *sock, out []VirtualServiceStats, stats bool) error {
-	n := len(out)
+	slab := make([]DestinationStats, 0, 4*len(out))
+	start := 0
+	return c.dumpDests(s, len(out), func(i int) Service { return out[i].Service },
+		func(i int, m message) error {
+			d, ok, err := parseDestOpt(m.data, out[i].family(), stats)
+			if ok {
+				slab = append(slab, d)
+			}
+			return err
+		},
+		func(i int) {
+			out[i].Destinations = slab[start:len(slab):len(slab)]
+			start = len(slab)
+		})
+}
+
+// dumpDests runs one GET_DEST dump for each of n services, pipelined, and
+// hands each NEW_DEST message of service i to onDest and the end of its dump
+// to onEnd, service after service in order.
+//
+// A netlink socket runs one dump at a time (another request meanwhile gets
+// EBUSY), but the kernel ends a short dump, queueing its NLMSG_DONE, inside
+// the read that returns its data. So once the data of dump i is read, dump
+// i+1 is requested at once, and the next read returns both the end of i and
+// the data of i+1: two system calls per service instead of three. A dump
+// that spans several datagrams makes the early request fail with EBUSY; it
+// is sent again after that dump's end.
+func (c *client) dumpDests(s *sock, n int, svc func(i int) Service, onDest func(i int, m message) error, onEnd func(i int)) error {
 	if n == 0 {
 		return nil
 	}
 	slot := s.slot
 	slots := len(s.rbuf) / slot
+	type state struct{ sent, tried, gotData, done bool }
 	var (
-		cur     int               // the first dump not yet ended
-		seq0    = s.seq + 1       // the sequence number of the first request
-		bySeq   []int32           // service of request seq0+k, the kernel's reference
-		sent    = make([]bool, n) // a request is outstanding or answered
-		tried   = make([]bool, n) // an early request was made
-		gotData = make([]bool, n) // data has arrived
-		done    = make([]bool, n) // NLMSG_DONE has arrived
-		// Destinations are decoded into one growing slab, each service's
-		// run sliced off when its dump ends: the dumps deliver them one
-		// service after another.
-		slab  = make([]DestinationStats, 0, 4*n)
-		start = make([]int, n)
+		cur   int                // the first dump not yet ended
+		seq0  = s.seq + 1        // the sequence number of the first request
+		bySeq []int32            // service of request seq0+k, the kernel's reference
+		st    = make([]state, n) // sent: a request is outstanding or answered; tried: an early request was made
+		ended = 0                // dumps ended, in order
 	)
 	send := func(i int) error {
 		s.enc.b = s.enc.b[:0]
 		off := c.begin(s, uapi.CmdGetDest, true)
-		encodeService(&s.enc, out[i].Service, false, 0, 0)
+		encodeService(&s.enc, svc(i), false, 0, 0)
 		s.enc.endMessage(off)
 		bySeq = append(bySeq, int32(i)) // begin numbered it seq0+len(bySeq)
-		sent[i] = true
+		st[i].sent = true
 		return s.t.send(s.enc.b)
 	}
 	handle := func(m message) error {
@@ -1002,28 +1075,20 @@ func (c *client) dumpDestinations(s *sock, out []VirtualServiceStats, stats bool
 				// Requested while an earlier dump still ran: again
 				// once it has ended. (Its refusal is queued at once,
 				// so it is read before that dump's end.)
-				sent[i] = false
+				st[i].sent = false
 				return nil
 			}
 			return &kernelError{errno: syscall.Errno(errno), text: text}
 		case m.typ == nlmsgDone:
-			if !gotData[i] {
-				start[i] = len(slab)
+			if i != ended {
+				return fmt.Errorf("destination dump %d ended before dump %d", i, ended)
 			}
-			out[i].Destinations = slab[start[i]:len(slab):len(slab)]
-			done[i] = true
+			st[i].done = true
+			ended++
+			onEnd(i)
 		case m.typ >= 0x10 && m.cmd == uapi.CmdNewDest:
-			d, ok, err := parseDestOpt(m.data, out[i].family(), stats)
-			if err != nil {
-				return err
-			}
-			if !gotData[i] {
-				start[i] = len(slab)
-				gotData[i] = true
-			}
-			if ok {
-				slab = append(slab, d)
-			}
+			st[i].gotData = true
+			return onDest(i, m)
 		}
 		return nil
 	}
@@ -1040,16 +1105,16 @@ func (c *client) dumpDestinations(s *sock, out []VirtualServiceStats, stats bool
 				return err
 			}
 		}
-		for cur < n && done[cur] {
+		for cur < n && st[cur].done {
 			cur++
-			if cur < n && !sent[cur] {
+			if cur < n && !st[cur].sent {
 				if err := send(cur); err != nil {
 					return err
 				}
 			}
 		}
-		if next := cur + 1; cur < n && gotData[cur] && next < n && !sent[next] && !tried[next] {
-			tried[next] = true
+		if next := cur + 1; cur < n && st[cur].gotData && next < n && !st[next].sent && !st[next].tried {
+			st[next].tried = true
 			if err := send(next); err != nil {
 				return err
 			}

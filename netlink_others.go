@@ -53,3 +53,7 @@ func (*client) apply(context.Context, []Change, []error) error { return errUnsup
 func (*client) virtualServices(context.Context, bool) ([]VirtualServiceStats, error) {
 	return nil, errUnsupported
 }
+
+func (*client) reconcileChanges(context.Context, desiredTable, ReconcileOptions) ([]Change, error) {
+	return nil, errUnsupported
+}

@@ -36,7 +36,7 @@ func prepareDesired(desired []VirtualService) (desiredTable, error) {
 		t.index[k] = len(t.svcs)
 		seen.reset(len(vs.Destinations))
 		for _, d := range vs.Destinations {
-			if err := d.validate(op, s); err != nil {
+			if err := d.validateConfig(op, s); err != nil { // s is valid
 				return desiredTable{}, err
 			}
 			if !seen.add(netip.AddrPortFrom(d.Address, d.Port)) {
@@ -48,79 +48,177 @@ func prepareDesired(desired []VirtualService) (desiredTable, error) {
 	return t, nil
 }
 
-// diff computes the changes that turn cur into want: deletions of services
-// first, then per desired service its creation or update, its destination
-// removals, and its destination creations and updates.
-func diff(want desiredTable, cur []VirtualServiceStats, opts ReconcileOptions) []Change {
-	// From an empty table every desired entry is a creation: size the
-	// slice once, as Changes are large. Otherwise changes are usually few.
-	var changes []Change
-	if len(cur) == 0 {
-		n := len(want.svcs)
-		for _, w := range want.svcs {
+// differ computes the changes that turn the current table into the desired
+// one while the table is read, without keeping it: the current services
+// one by one (service), then the destinations of each desired service that
+// exists, in the order kept returns (beginDests, dest, endDests). The
+// changes come in this order: deletions of services first, then per
+// desired service its creation or update, its destination removals, and
+// its destination creations and updates.
+type differ struct {
+	want    desiredTable
+	opts    ReconcileOptions
+	changes []Change
+
+	exists  []bool // desired service i is in the table
+	changed []bool // ... with another configuration
+	deleted map[serviceKey]struct{}
+	next    int // the first desired service whose changes are not out yet
+
+	// The desired service whose destinations are being compared.
+	j        int
+	set      destSet
+	seen     []bool // desired destination k is in the table
+	updated  []bool // ... with another configuration
+	removals []Change
+}
+
+func newDiffer(want desiredTable, opts ReconcileOptions) *differ {
+	return &differ{
+		want:    want,
+		opts:    opts,
+		exists:  make([]bool, len(want.svcs)),
+		changed: make([]bool, len(want.svcs)),
+	}
+}
+
+// service takes a current service and returns its index among the desired
+// ones, or -1 if it is not desired (it is deleted) or was seen before (a
+// dump can repeat entries).
+func (d *differ) service(cur Service) int {
+	k := cur.key()
+	if j, ok := d.want.index[k]; ok {
+		if d.exists[j] {
+			return -1
+		}
+		d.exists[j], d.changed[j] = true, cur != d.want.svcs[j].svc
+		return j
+	}
+	if d.deleted == nil {
+		d.deleted = make(map[serviceKey]struct{})
+	}
+	if _, dup := d.deleted[k]; !dup {
+		d.deleted[k] = struct{}{}
+		d.add(Change{Kind: DeleteService, Service: cur})
+	}
+	return -1
+}
+
+// kept returns, in order, the desired services the table has: their
+// destinations are compared next.
+func (d *differ) kept() []int {
+	var kept []int
+	for j, ok := range d.exists {
+		if ok {
+			kept = append(kept, j)
+		}
+	}
+	if len(kept) == 0 && len(d.changes) == 0 {
+		// From an empty table every desired entry is a creation: size
+		// the slice once, as Changes are large. Otherwise changes are
+		// usually few.
+		n := len(d.want.svcs)
+		for _, w := range d.want.svcs {
 			n += len(w.dests)
 		}
-		changes = make([]Change, 0, n)
+		d.changes = make([]Change, 0, n)
 	}
-	// curOf[i] is the index in cur of desired service i, or -1.
-	curOf := make([]int32, len(want.svcs))
-	for i := range curOf {
-		curOf[i] = -1
-	}
-	for i := range cur {
-		if j, ok := want.index[cur[i].Service.key()]; ok {
-			curOf[j] = int32(i)
-		} else {
-			changes = append(changes, Change{Kind: DeleteService, Service: cur[i].Service})
-		}
-	}
-	var curDests, wantDests destSet
-	for i, w := range want.svcs {
-		if curOf[i] < 0 {
-			changes = append(changes, Change{Kind: CreateService, Service: w.svc})
-			for _, d := range w.dests {
-				changes = append(changes, Change{Kind: CreateDestination, Service: w.svc, Destination: d})
-			}
+	return kept
+}
+
+// emitUntil writes the changes of the desired services before j that the
+// table lacks: their creations.
+func (d *differ) emitUntil(j int) {
+	for ; d.next < j; d.next++ {
+		if d.exists[d.next] {
 			continue
 		}
-		c := &cur[curOf[i]]
-		if c.Service != w.svc {
-			changes = append(changes, Change{Kind: UpdateService, Service: w.svc})
-		}
-		curDests.reset(len(c.Destinations))
-		for _, d := range c.Destinations {
-			curDests.add(netip.AddrPortFrom(d.Address, d.Port))
-		}
-		wantDests.reset(len(w.dests))
-		for _, d := range w.dests {
-			wantDests.add(netip.AddrPortFrom(d.Address, d.Port))
-		}
-		for j, d := range c.Destinations {
-			if wantDests.find(curDests.keys[j]) >= 0 {
-				continue
-			}
-			switch {
-			case !opts.GracefulRemoval:
-				changes = append(changes, Change{Kind: DeleteDestination, Service: w.svc, Destination: d.Destination})
-			case d.Weight != 0:
-				drained := d.Destination
-				drained.Weight = 0
-				changes = append(changes, Change{Kind: UpdateDestination, Service: w.svc, Destination: drained})
-			case d.ActiveConnections == 0 && d.InactiveConnections == 0:
-				changes = append(changes, Change{Kind: DeleteDestination, Service: w.svc, Destination: d.Destination})
-			}
-		}
-		for j, d := range w.dests {
-			k := curDests.find(wantDests.keys[j])
-			switch {
-			case k < 0:
-				changes = append(changes, Change{Kind: CreateDestination, Service: w.svc, Destination: d})
-			case c.Destinations[k].Destination != d:
-				changes = append(changes, Change{Kind: UpdateDestination, Service: w.svc, Destination: d})
-			}
+		w := d.want.svcs[d.next]
+		d.add(Change{Kind: CreateService, Service: w.svc})
+		for _, x := range w.dests {
+			d.add(Change{Kind: CreateDestination, Service: w.svc, Destination: x})
 		}
 	}
-	return changes
+}
+
+func (d *differ) beginDests(j int) {
+	d.j = j
+	w := d.want.svcs[j].dests
+	d.set.reset(len(w))
+	for _, x := range w {
+		d.set.add(netip.AddrPortFrom(x.Address, x.Port))
+	}
+	d.seen = resetBools(d.seen, len(w))
+	d.updated = resetBools(d.updated, len(w))
+	d.removals = d.removals[:0]
+}
+
+// dest takes a current destination of the service of beginDests.
+func (d *differ) dest(cur DestinationStats) {
+	w := &d.want.svcs[d.j]
+	k := d.set.find(netip.AddrPortFrom(cur.Address, cur.Port))
+	switch {
+	case k >= 0 && d.seen[k]:
+		// Listed twice: the first one was compared.
+	case k >= 0:
+		d.seen[k], d.updated[k] = true, cur.Destination != w.dests[k]
+	case !d.opts.GracefulRemoval:
+		d.removals = append(d.removals, Change{Kind: DeleteDestination, Service: w.svc, Destination: cur.Destination})
+	case cur.Weight != 0:
+		drained := cur.Destination
+		drained.Weight = 0
+		d.removals = append(d.removals, Change{Kind: UpdateDestination, Service: w.svc, Destination: drained})
+	case cur.ActiveConnections == 0 && cur.InactiveConnections == 0:
+		d.removals = append(d.removals, Change{Kind: DeleteDestination, Service: w.svc, Destination: cur.Destination})
+	}
+}
+
+func (d *differ) endDests() {
+	d.emitUntil(d.j)
+	w := &d.want.svcs[d.j]
+	if d.changed[d.j] {
+		d.add(Change{Kind: UpdateService, Service: w.svc})
+	}
+	for _, c := range d.removals {
+		d.add(c)
+	}
+	for k, x := range w.dests {
+		switch {
+		case !d.seen[k]:
+			d.add(Change{Kind: CreateDestination, Service: w.svc, Destination: x})
+		case d.updated[k]:
+			d.add(Change{Kind: UpdateDestination, Service: w.svc, Destination: x})
+		}
+	}
+	d.next = d.j + 1
+}
+
+// finish returns the changes, with the creations of the desired services
+// after the last one the table has.
+func (d *differ) finish() []Change {
+	d.emitUntil(len(d.want.svcs))
+	return d.changes
+}
+
+// add appends c to the changes, doubling their capacity when full: append
+// grows large slices by a quarter, which for thousands of changes (large
+// values) allocated five times their size.
+func (d *differ) add(c Change) {
+	if len(d.changes) == cap(d.changes) {
+		grown := make([]Change, len(d.changes), max(16, 2*cap(d.changes)))
+		copy(grown, d.changes)
+		d.changes = grown
+	}
+	d.changes = append(d.changes, c)
+}
+
+func resetBools(b []bool, n int) []bool {
+	if cap(b) < n {
+		return make([]bool, n)
+	}
+	b = b[:n]
+	clear(b)
+	return b
 }
 
 // destSet holds the addresses and ports of one service's destinations, in

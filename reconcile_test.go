@@ -92,3 +92,23 @@ func TestDiffServices(t *testing.T) {
 		t.Errorf("a service listed twice: %v, want os.ErrInvalid", err)
 	}
 }
+
+// diff computes the changes that turn cur into want, a table read before:
+// the differ fed from memory instead of from the kernel's dumps.
+func diff(want desiredTable, cur []VirtualServiceStats, opts ReconcileOptions) []Change {
+	d := newDiffer(want, opts)
+	curOf := make([]int32, len(want.svcs))
+	for i := range cur {
+		if j := d.service(cur[i].Service); j >= 0 {
+			curOf[j] = int32(i)
+		}
+	}
+	for _, j := range d.kept() {
+		d.beginDests(j)
+		for _, x := range cur[curOf[j]].Destinations {
+			d.dest(x)
+		}
+		d.endDests()
+	}
+	return d.finish()
+}
