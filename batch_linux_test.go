@@ -321,14 +321,20 @@ func TestVirtualServicesDedup(t *testing.T) {
 	}
 }
 
-// TestReadsStayPageSized: the kernel sizes every dump datagram after the
-// longest read a socket ever made, and a 32 KiB one costs it a page-allocator
-// allocation per datagram (see dumpSlot). No read may be longer than
-// dumpSlot, and dumps of many datagrams still come back whole.
-func TestReadsStayPageSized(t *testing.T) {
+// TestReadLengths: the kernel sizes every dump datagram after the longest
+// read a socket ever made, and a 32 KiB one costs it a page-allocator
+// allocation per datagram (see dumpSlot): sockets that dump destinations
+// never read more than a page, and the service table is dumped on sockets
+// of their own with 32 KiB reads (see serviceSlot). Dumps of many
+// datagrams come back whole.
+func TestReadLengths(t *testing.T) {
 	tb := newTable()
-	k := &countingKernel{fakeKernel: fakeKernel{fn: tb.serve}, tb: tb}
-	c := &Client{c: newClientWith(familyID, func() (transport, error) { return k, nil })}
+	var kernels []*kindKernel
+	c := &Client{c: newClientWith(familyID, func() (transport, error) {
+		k := &kindKernel{countingKernel: &countingKernel{fakeKernel: fakeKernel{fn: tb.serve}, tb: tb}}
+		kernels = append(kernels, k)
+		return k, nil
+	})}
 	defer c.Close()
 	ctx := context.Background()
 	const services, dests = 150, 40 // 40 destinations span several datagrams
@@ -342,32 +348,85 @@ func TestReadsStayPageSized(t *testing.T) {
 	if _, err := c.Apply(ctx, changes); err != nil {
 		t.Fatal(err)
 	}
-	vs, err := c.VirtualServices(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(vs) != services {
-		t.Fatalf("%d services, want %d", len(vs), services)
-	}
-	for i, v := range vs {
-		if len(v.Destinations) != dests {
-			t.Fatalf("service %d: %d destinations, want %d", i, len(v.Destinations), dests)
+	var destChanges []Change
+	for _, ch := range changes {
+		if ch.Kind == CreateDestination {
+			destChanges = append(destChanges, ch)
 		}
 	}
-	svcs, err := c.Services(ctx)
-	if err != nil || len(svcs) != services {
-		t.Fatalf("Services = %d entries, %v", len(svcs), err)
-	}
-	ds, err := c.Destinations(ctx, svcN(7))
-	if err != nil || len(ds) != dests || ds[dests-1].Destination != destN(7*dests+dests-1) {
-		t.Fatalf("Destinations = %d entries, %v", len(ds), err)
+	for range 2 {
+		vs, err := c.VirtualServices(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(vs) != services {
+			t.Fatalf("%d services, want %d", len(vs), services)
+		}
+		for i, v := range vs {
+			if len(v.Destinations) != dests {
+				t.Fatalf("service %d: %d destinations, want %d", i, len(v.Destinations), dests)
+			}
+		}
+		svcs, err := c.Services(ctx)
+		if err != nil || len(svcs) != services {
+			t.Fatalf("Services = %d entries, %v", len(svcs), err)
+		}
+		ds, err := c.Destinations(ctx, svcN(7))
+		if err != nil || len(ds) != dests || ds[dests-1].Destination != destN(7*dests+dests-1) {
+			t.Fatalf("Destinations = %d entries, %v", len(ds), err)
+		}
+		if res, err := c.Reconcile(ctx, desiredN(services, 0), ReconcileOptions{}); err != nil || len(res.Changes) != services*dests {
+			t.Fatalf("Reconcile: %d changes, %v", len(res.Changes), err)
+		}
+		errs, err := c.Apply(ctx, destChanges) // the destinations again
+		if err != nil || errors.Join(errs...) != nil {
+			t.Fatal(err, errors.Join(errs...))
+		}
 	}
 	// NLMSG_GOODSIZE is one page less the skb overhead, at most 8 KiB less
 	// it: datagrams come from the small-object allocator up to there.
-	if limit := min(os.Getpagesize(), 8<<10); k.maxRead == 0 || k.maxRead > limit {
-		t.Errorf("longest read %d bytes, want 1..%d", k.maxRead, limit)
+	limit := min(os.Getpagesize(), 8<<10)
+	var destSockets, svcSockets int
+	for i, k := range kernels {
+		switch {
+		case k.destDumps > 0 && k.svcDumps > 0:
+			t.Errorf("socket %d dumped both services and destinations", i)
+		case k.destDumps > 0:
+			destSockets++
+			if k.maxRead > limit {
+				t.Errorf("socket %d dumped destinations after a read of %d bytes, want at most %d", i, k.maxRead, limit)
+			}
+		case k.svcDumps > 0:
+			svcSockets++
+			if k.maxRead != serviceSlot {
+				t.Errorf("socket %d dumped services with reads of %d bytes, want %d", i, k.maxRead, serviceSlot)
+			}
+		}
+	}
+	if destSockets != 1 || svcSockets != 1 {
+		t.Errorf("%d sockets dumped destinations and %d services, want one each (pooled)", destSockets, svcSockets)
 	}
 }
+
+// kindKernel counts the dumps of each kind a socket served.
+type kindKernel struct {
+	*countingKernel
+	destDumps, svcDumps int
+}
+
+func (k *kindKernel) send(b []byte) error {
+	if len(b) > 16 && ne.Uint16(b[6:])&nlmFDumpFlags == nlmFDumpFlags {
+		switch b[16] {
+		case uapi.CmdGetDest:
+			k.destDumps++
+		case uapi.CmdGetService:
+			k.svcDumps++
+		}
+	}
+	return k.countingKernel.send(b)
+}
+
+const nlmFDumpFlags = 0x300
 
 func desiredN(n, dests int) []VirtualService {
 	var out []VirtualService
@@ -651,7 +710,7 @@ func TestDumpDestinationsPipelined(t *testing.T) {
 	}
 	c := newClientWith(familyID, func() (transport, error) { return k, nil })
 	defer c.close()
-	s, err := c.get()
+	s, err := c.get(false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -812,5 +871,38 @@ func TestReconcileDumpRepeats(t *testing.T) {
 	want := map[ChangeKind]int{DeleteService: 1, UpdateDestination: 1}
 	if diff := cmp.Diff(want, kinds(res.Changes)); diff != "" {
 		t.Errorf("changes (-want +got):\n%s", diff)
+	}
+}
+
+// TestReconcileSkippedEveryTime: under a steady writer every dump may skip
+// the same entry; the creation that meets it makes Reconcile read that
+// service alone (a GET and its own destination dump) and correct it.
+func TestReconcileSkippedEveryTime(t *testing.T) {
+	tb := newTable()
+	c := tableClient(t, tb, 0, 0)
+	ctx := context.Background()
+	stale := svcN(1)
+	stale.Scheduler = "wlc"
+	tb.svcs = append(tb.svcs, stale)
+	tb.dests[stale.key()] = []DestinationStats{{Destination: destN(1)}, {Destination: destN(99)}}
+	tb.hide = map[serviceKey]bool{stale.key(): true} // never in a dump
+	desired := desiredN(2, 1)
+	desired[1].Destinations[0].Weight = 3
+
+	res, err := c.Reconcile(ctx, desired, ReconcileOptions{})
+	if err != nil {
+		t.Fatalf("Reconcile: %v (changes %v)", err, res.Changes)
+	}
+	want := map[ChangeKind]int{CreateService: 2, CreateDestination: 2, UpdateService: 1, UpdateDestination: 1, DeleteDestination: 1}
+	if diff := cmp.Diff(want, kinds(res.Changes)); diff != "" {
+		t.Errorf("changes (-want +got):\n%s", diff)
+	}
+	i := tb.find(svcN(1).key())
+	if i < 0 || tb.svcs[i].Scheduler != "rr" {
+		t.Fatalf("the skipped service was not corrected: %+v", tb.svcs)
+	}
+	ds := tb.dests[svcN(1).key()]
+	if len(ds) != 1 || ds[0].Destination != desired[1].Destinations[0] {
+		t.Errorf("its destinations: %+v, want %+v", ds, desired[1].Destinations)
 	}
 }

@@ -59,7 +59,7 @@ func BenchmarkEncodeApplyBatch(b *testing.B) {
 		changes[i] = Change{Kind: CreateDestination, Service: benchService, Destination: d}
 	}
 	c := newClientWith(0x20, nil)
-	s := newSock(nil)
+	s := newSock(nil, false)
 	b.ReportAllocs()
 	for b.Loop() {
 		s.enc.b = s.enc.b[:0]

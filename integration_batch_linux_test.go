@@ -334,7 +334,7 @@ func TestIntegrationUnderConcurrentWriter(t *testing.T) {
 			switch {
 			case ch.Kind == ipvs.CreateService && errors.Is(res.Errors[i], os.ErrExist),
 				ch.Kind == ipvs.CreateDestination && errors.Is(res.Errors[i], os.ErrExist):
-				retried++ // skipped by the dump; compared on the second pass
+				retried++ // skipped by the dump; that service was then read alone
 			case ch.Kind == ipvs.DeleteService || ch.Kind == ipvs.DeleteDestination || ch.Kind == ipvs.UpdateService || ch.Kind == ipvs.UpdateDestination:
 				t.Errorf("Reconcile of an unchanged table made %v", ch)
 			case res.Errors[i] != nil:

@@ -83,6 +83,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 
@@ -622,8 +623,11 @@ type ReconcileResult struct {
 //
 // The kernel's dumps can skip entries while the table changes, so an entry
 // Reconcile did not see may exist: a create that meets an existing entry is
-// not a failure but a reason to read the table again and compare, which
-// Reconcile does once before returning. The returned error joins the errors
+// not a failure but a reason to read that service alone (a GET and a dump of
+// its destinations, which changes to other services cannot disturb) and
+// compare, which Reconcile does before returning. An unacknowledged change,
+// or a deletion of an entry already gone, makes it read the whole table
+// again. The returned error joins the errors
 // of the changes that failed; after a partial failure a new run converges.
 func (c *Client) Reconcile(ctx context.Context, desired []VirtualService, opts ReconcileOptions) (ReconcileResult, error) {
 	want, err := prepareDesired(desired)
@@ -631,10 +635,17 @@ func (c *Client) Reconcile(ctx context.Context, desired []VirtualService, opts R
 		return ReconcileResult{}, err
 	}
 	var res ReconcileResult
-	for pass := 0; pass < 2; pass++ {
-		// The table is compared while it is read, not kept; statistics
-		// are not decoded.
-		changes, err := c.c.reconcileChanges(ctx, want, opts)
+	full := true      // read the whole table; else only the services in targets
+	var targets []int // desired services whose creation met an existing entry
+	for pass := 0; pass < 3; pass++ {
+		var changes []Change
+		if full {
+			// The table is compared while it is read, not kept;
+			// statistics are not decoded.
+			changes, err = c.c.reconcileChanges(ctx, want, opts)
+		} else {
+			changes, err = reconcileServices(ctx, c.c, want, targets, opts)
+		}
 		if err != nil {
 			return res, err
 		}
@@ -654,24 +665,37 @@ func (c *Client) Reconcile(ctx context.Context, desired []VirtualService, opts R
 		if err != nil {
 			return res, err
 		}
-		retry := false
+		// A targeted pass read exactly what it changed: its errors are
+		// final, as are those of the last pass.
+		final := !full || pass == 2
+		retryFull := false
+		targets = targets[:0]
 		var failed []error
 		for i, e := range errs {
+			kind := changes[i].Kind
 			switch {
 			case e == nil:
-			case pass == 1:
-				failed = append(failed, e) // the second pass saw the table afresh
-			case errors.Is(e, os.ErrExist), errors.Is(e, ErrUnacknowledged):
-				retry = true // an entry the dump skipped, or an unknown outcome
-			case errors.Is(e, os.ErrNotExist) && (changes[i].Kind == DeleteService || changes[i].Kind == DeleteDestination):
-				retry = true // already gone: confirm
+			case final:
+				failed = append(failed, e)
+			case errors.Is(e, os.ErrExist) && (kind == CreateService || kind == CreateDestination):
+				// An entry the dump skipped: read that service alone
+				// (a GET, not a dump, cannot skip it) and compare.
+				j := want.index[changes[i].Service.key()]
+				if !slices.Contains(targets, j) {
+					targets = append(targets, j)
+				}
+			case errors.Is(e, ErrUnacknowledged):
+				retryFull = true // an unknown outcome
+			case errors.Is(e, os.ErrNotExist) && (kind == DeleteService || kind == DeleteDestination):
+				retryFull = true // already gone: confirm
 			default:
 				failed = append(failed, e)
 			}
 		}
-		if len(failed) > 0 || !retry {
+		if len(failed) > 0 || !retryFull && len(targets) == 0 {
 			return res, errors.Join(failed...)
 		}
+		full = retryFull // a full read covers the targets too
 	}
 	return res, nil
 }

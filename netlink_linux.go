@@ -60,7 +60,19 @@ type transport interface {
 // per recvmmsg keeps the system calls of a long dump as few as with 32 KiB.
 // No IPVS message comes near NLMSG_GOODSIZE, so none is truncated; a read
 // that were would fail with errTruncated, never return a partial message.
+//
+// Service dumps are the exception (see serviceSlot).
 func dumpSlot() int { return min(os.Getpagesize(), 8<<10) }
+
+// serviceSlot is the read length of the sockets that dump the service
+// table: 32 KiB, about 100 services per datagram. The kernel resumes a dump
+// by position, so every datagram boundary is a point where concurrent
+// changes make a dump skip or repeat entries; page-sized datagrams (11
+// services) gave nine times as many, and a test under a concurrent writer
+// saw Reconcile's second pass miss services again. Service dumps are few
+// and long, so their 32 KiB allocations cost little; they run on sockets of
+// their own, as the read length sticks to a socket.
+const serviceSlot = 32 << 10
 
 // maxIdleSockets bounds the sockets a client keeps open between calls.
 const maxIdleSockets = 8
@@ -70,7 +82,8 @@ type sock struct {
 	t    transport
 	seq  uint32
 	rbuf []byte
-	slot int // dumpSlot
+	slot int  // read length: dumpSlot, or serviceSlot if big
+	big  bool // the socket dumps the service table
 	enc  encoder
 	idx  []int // the changes of a batch in flight, by message
 	lens [ackSlots]int
@@ -158,7 +171,7 @@ func newClient(o options) (*client, error) {
 	}
 	c := newClientWith(f.ID, dial)
 	c.nsFile = nsFile
-	c.idle = append(c.idle, newSock(t))
+	c.idle = append(c.idle, newSock(t, false))
 	return c, nil
 }
 
@@ -167,8 +180,12 @@ func newClientWith(family uint16, dial func() (transport, error)) *client {
 	return &client{family: family, dial: dial}
 }
 
-func newSock(t transport) *sock {
-	return &sock{t: t, rbuf: make([]byte, recvBuffer), slot: dumpSlot()}
+func newSock(t transport, big bool) *sock {
+	s := &sock{t: t, rbuf: make([]byte, recvBuffer), slot: dumpSlot(), big: big}
+	if big {
+		s.slot = serviceSlot
+	}
+	return s
 }
 
 // openNetNS returns the namespace file the client's sockets are created in.
@@ -418,25 +435,27 @@ func (c *client) close() error {
 
 var errClosed = errors.New("client is closed")
 
-// get takes an idle socket or dials one.
-func (c *client) get() (*sock, error) {
+// get takes an idle socket of the kind asked (big: for service dumps) or
+// dials one.
+func (c *client) get(big bool) (*sock, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return nil, errClosed
 	}
-	if n := len(c.idle); n > 0 {
-		s := c.idle[n-1]
-		c.idle = c.idle[:n-1]
-		c.mu.Unlock()
-		return s, nil
+	for i := len(c.idle) - 1; i >= 0; i-- {
+		if s := c.idle[i]; s.big == big {
+			c.idle = append(c.idle[:i], c.idle[i+1:]...)
+			c.mu.Unlock()
+			return s, nil
+		}
 	}
 	c.mu.Unlock()
 	t, err := c.dial()
 	if err != nil {
 		return nil, err
 	}
-	return newSock(t), nil
+	return newSock(t, big), nil
 }
 
 // put returns a socket in sync with the kernel to the pool.
@@ -456,10 +475,15 @@ func (c *client) put(s *sock) {
 // fails with anything but a kernel error the socket may hold unread replies,
 // so it is closed instead of pooled.
 func (c *client) session(ctx context.Context, fn func(s *sock) error) error {
+	return c.sessionOn(ctx, false, fn)
+}
+
+// sessionOn is session on a socket of the kind asked (see get).
+func (c *client) sessionOn(ctx context.Context, big bool, fn func(s *sock) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s, err := c.get()
+	s, err := c.get(big)
 	if err != nil {
 		return err
 	}
@@ -638,7 +662,7 @@ func (s *sock) exchangeUntil(n int, untilLast bool, onData func(i int, m message
 // single-call method. encode writes the attributes; onData, if not nil,
 // receives the reply messages.
 func (c *client) do(ctx context.Context, op string, cmd uint8, dump bool, encode func(e *encoder), onData func(m message) error) error {
-	err := c.session(ctx, func(s *sock) error {
+	err := c.sessionOn(ctx, cmd == uapi.CmdGetService && dump, func(s *sock) error {
 		s.enc.b = s.enc.b[:0]
 		off := c.begin(s, cmd, dump)
 		if encode != nil {
@@ -903,7 +927,7 @@ func (c *client) daemons(ctx context.Context) ([]SyncDaemon, error) {
 func (c *client) virtualServices(ctx context.Context, stats bool) ([]VirtualServiceStats, error) {
 	const op = "list virtual services"
 	var out []VirtualServiceStats
-	err := c.session(ctx, func(s *sock) error {
+	err := c.sessionOn(ctx, true, func(s *sock) error {
 		// The services are decoded into chunks and then copied once into
 		// a slice of the right length: about half the memory of growing
 		// one slice by append, which copies it at every step.
@@ -940,8 +964,13 @@ func (c *client) virtualServices(ctx context.Context, stats bool) ([]VirtualServ
 			out = append(out, ch...)
 		}
 		out = dedup(append(out, chunk...), func(v *VirtualServiceStats) serviceKey { return v.Service.key() })
-		return c.dumpDestinations(s, out, stats)
+		return nil
 	})
+	if err == nil && len(out) > 0 {
+		// The destination dumps run on a socket that reads pages (see
+		// dumpSlot).
+		err = c.session(ctx, func(s *sock) error { return c.dumpDestinations(s, out, stats) })
+	}
 	if err != nil {
 		return nil, wrap(op, uapi.CmdGetService, err)
 	}
@@ -954,12 +983,11 @@ func (c *client) virtualServices(ctx context.Context, stats bool) ([]VirtualServ
 // keeps.
 func (c *client) reconcileChanges(ctx context.Context, want desiredTable, opts ReconcileOptions) ([]Change, error) {
 	const op = "list virtual services"
-	var changes []Change
-	err := c.session(ctx, func(s *sock) error {
-		d := newDiffer(want, opts)
+	d := newDiffer(want, opts)
+	err := c.sessionOn(ctx, true, func(s *sock) error {
 		s.enc.b = s.enc.b[:0]
 		s.enc.endMessage(c.begin(s, uapi.CmdGetService, true))
-		err := s.dumpOne(func(_ int, m message) error {
+		return s.dumpOne(func(_ int, m message) error {
 			if m.cmd != uapi.CmdNewService {
 				return nil
 			}
@@ -969,40 +997,39 @@ func (c *client) reconcileChanges(ctx context.Context, want desiredTable, opts R
 			}
 			return err
 		})
-		if err != nil {
-			return err
-		}
-		kept := d.kept()
-		started := -1
-		begin := func(i int) {
-			if i != started {
-				d.beginDests(kept[i])
-				started = i
-			}
-		}
-		err = c.dumpDests(s, len(kept), func(i int) Service { return want.svcs[kept[i]].svc },
-			func(i int, m message) error {
-				begin(i)
-				x, ok, err := parseDestOpt(m.data, want.svcs[kept[i]].svc.family(), false)
-				if ok {
-					d.dest(x)
-				}
-				return err
-			},
-			func(i int) {
-				begin(i)
-				d.endDests()
-			})
-		if err != nil {
-			return err
-		}
-		changes = d.finish()
-		return nil
 	})
 	if err != nil {
 		return nil, wrap(op, uapi.CmdGetService, err)
 	}
-	return changes, nil
+	kept := d.kept()
+	started := -1
+	begin := func(i int) {
+		if i != started {
+			d.beginDests(kept[i])
+			started = i
+		}
+	}
+	if len(kept) > 0 {
+		err = c.session(ctx, func(s *sock) error {
+			return c.dumpDests(s, len(kept), func(i int) Service { return want.svcs[kept[i]].svc },
+				func(i int, m message) error {
+					begin(i)
+					x, ok, err := parseDestOpt(m.data, want.svcs[kept[i]].svc.family(), false)
+					if ok {
+						d.dest(x)
+					}
+					return err
+				},
+				func(i int) {
+					begin(i)
+					d.endDests()
+				})
+		})
+		if err != nil {
+			return nil, wrap(op, uapi.CmdGetDest, err)
+		}
+	}
+	return d.finish(), nil
 }
 
 // dumpDestinations fills in the destinations of every service of out,

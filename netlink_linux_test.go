@@ -1175,7 +1175,7 @@ func TestContextTimeoutRecovers(t *testing.T) {
 	defer c.close()
 	// The pooled socket is one whose reply never comes.
 	first := newBlockingTransport()
-	c.idle = []*sock{newSock(first)}
+	c.idle = []*sock{newSock(first, false)}
 	cl := &Client{c: c}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -1194,7 +1194,7 @@ func TestContextTimeoutRecovers(t *testing.T) {
 
 	// Cancellation (not a deadline) wakes a blocked call too.
 	second := newBlockingTransport()
-	c.idle = []*sock{newSock(second)}
+	c.idle = []*sock{newSock(second, false)}
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	time.AfterFunc(20*time.Millisecond, cancel2)
 	if _, err := cl.Info(ctx2); !errors.Is(err, context.Canceled) {

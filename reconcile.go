@@ -1,6 +1,11 @@
 package ipvs
 
-import "net/netip"
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+)
 
 // desiredService is a validated, normalized entry of Reconcile's input.
 type desiredService struct {
@@ -279,4 +284,38 @@ func (s *destSet) find(k netip.AddrPort) int {
 		}
 	}
 	return -1
+}
+
+// reconcileServices computes the changes for the desired services js only,
+// reading each of them alone: the service with a GET, its destinations
+// with a dump of their own.
+func reconcileServices(ctx context.Context, c *client, want desiredTable, js []int, opts ReconcileOptions) ([]Change, error) {
+	sub := desiredTable{svcs: make([]desiredService, len(js)), index: make(map[serviceKey]int, len(js))}
+	for k, j := range js {
+		sub.svcs[k] = want.svcs[j]
+		sub.index[want.svcs[j].svc.key()] = k
+	}
+	d := newDiffer(sub, opts)
+	for _, w := range sub.svcs {
+		cur, err := c.getService(ctx, w.svc)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // gone meanwhile: to create
+		}
+		if err != nil {
+			return nil, err
+		}
+		d.service(cur.Service)
+	}
+	for _, k := range d.kept() {
+		ds, err := c.destinations(ctx, sub.svcs[k].svc)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		d.beginDests(k)
+		for _, x := range ds {
+			d.dest(x)
+		}
+		d.endDests()
+	}
+	return d.finish(), nil
 }
