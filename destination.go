@@ -155,7 +155,7 @@ type DestinationStats struct {
 // namespace, bring lo up first, or every IPv4 destination is refused.
 func (c *Client) CreateDestination(ctx context.Context, s Service, d Destination) error {
 	const op = "create destination"
-	if err := d.validate(op, s); err != nil {
+	if err := d.validate(op, &s); err != nil {
 		return err
 	}
 	return c.c.setDestination(ctx, op, uapi.CmdNewDest, s, d, true)
@@ -170,7 +170,7 @@ func (c *Client) CreateDestination(ctx context.Context, s Service, d Destination
 // errors.Is(err, os.ErrNotExist) is returned.
 func (c *Client) UpdateDestination(ctx context.Context, s Service, d Destination) error {
 	const op = "update destination"
-	if err := d.validate(op, s); err != nil {
+	if err := d.validate(op, &s); err != nil {
 		return err
 	}
 	return c.c.setDestination(ctx, op, uapi.CmdSetDest, s, d, true)
@@ -186,7 +186,7 @@ func (c *Client) DeleteDestination(ctx context.Context, s Service, d Destination
 	if err := s.validateIdentity(op); err != nil {
 		return err
 	}
-	if err := d.validateAddress(op, s); err != nil {
+	if err := d.validateAddress(op); err != nil {
 		return err
 	}
 	return c.c.setDestination(ctx, op, uapi.CmdDelDest, s, d, false)
@@ -206,7 +206,7 @@ func (c *Client) Destinations(ctx context.Context, s Service) ([]DestinationStat
 }
 
 // validateAddress checks a destination's address against its service.
-func (d Destination) validateAddress(op string, s Service) error {
+func (d *Destination) validateAddress(op string) error {
 	if !d.Address.IsValid() {
 		return invalid(op, "Destination.Address", "a destination needs an address")
 	}
@@ -220,7 +220,7 @@ func (d Destination) validateAddress(op string, s Service) error {
 }
 
 // validate checks a destination's configuration against its service.
-func (d Destination) validate(op string, s Service) error {
+func (d *Destination) validate(op string, s *Service) error {
 	if err := s.validateIdentity(op); err != nil {
 		return err
 	}
@@ -228,8 +228,8 @@ func (d Destination) validate(op string, s Service) error {
 }
 
 // validateConfig is validate for a service whose identity is valid.
-func (d Destination) validateConfig(op string, s Service) error {
-	if err := d.validateAddress(op, s); err != nil {
+func (d *Destination) validateConfig(op string, s *Service) error {
+	if err := d.validateAddress(op); err != nil {
 		return err
 	}
 	if f := familyOf(d.Address); f != s.family() && d.ForwardMethod != IPIP {

@@ -79,7 +79,7 @@ func FuzzParseDestinations(f *testing.F) {
 			return
 		}
 		svc := Service{FirewallMark: 1, Family: fam}
-		if d.validate("fuzz", svc) == nil {
+		if d.validate("fuzz", &svc) == nil {
 			again, _, err := parseDest(encodeAttrs(func(e *encoder) { encodeDest(e, d.Destination, true) }), fam)
 			if err != nil || again.Destination != d.Destination {
 				t.Fatalf("round trip of %+v: %+v, %v", d.Destination, again, err)
@@ -202,7 +202,7 @@ func FuzzDestinationRoundTrip(f *testing.F) {
 			UpperThreshold: upper, LowerThreshold: lower,
 			TunnelType: TunnelType(tunType), TunnelPort: tunPort, TunnelChecksum: TunnelChecksum(tunCsum),
 		}
-		if d.validate("fuzz", svc) != nil {
+		if d.validate("fuzz", &svc) != nil {
 			return
 		}
 		got, _, err := parseDest(encodeAttrs(func(e *encoder) { encodeDest(e, d, true) }), svc.Family)

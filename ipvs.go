@@ -517,9 +517,9 @@ func (ch Change) validateWithValidService() error {
 	op := ch.Kind.op()
 	switch ch.Kind {
 	case CreateDestination, UpdateDestination:
-		return ch.Destination.validateConfig(op, ch.Service)
+		return ch.Destination.validateConfig(op, &ch.Service)
 	case DeleteDestination:
-		return ch.Destination.validateAddress(op, ch.Service)
+		return ch.Destination.validateAddress(op)
 	}
 	return ch.validate()
 }
@@ -533,12 +533,12 @@ func (ch Change) validate() error {
 	case DeleteService:
 		return ch.Service.validateIdentity(op)
 	case CreateDestination, UpdateDestination:
-		return ch.Destination.validate(op, ch.Service)
+		return ch.Destination.validate(op, &ch.Service)
 	case DeleteDestination:
 		if err := ch.Service.validateIdentity(op); err != nil {
 			return err
 		}
-		return ch.Destination.validateAddress(op, ch.Service)
+		return ch.Destination.validateAddress(op)
 	}
 	return invalid(op, "Change.Kind", "unknown kind %d", uint8(ch.Kind))
 }

@@ -40,8 +40,9 @@ func prepareDesired(desired []VirtualService) (desiredTable, error) {
 		}
 		t.index[k] = len(t.svcs)
 		seen.reset(len(vs.Destinations))
-		for _, d := range vs.Destinations {
-			if err := d.validateConfig(op, s); err != nil { // s is valid
+		for i := range vs.Destinations {
+			d := &vs.Destinations[i]
+			if err := d.validateConfig(op, &s); err != nil { // s is valid
 				return desiredTable{}, err
 			}
 			if !seen.add(netip.AddrPortFrom(d.Address, d.Port)) {
