@@ -235,6 +235,10 @@ type rawTransport struct {
 	rcv, snd int
 	iov      [ackSlots]unix.Iovec
 	hdr      [ackSlots]unix.Mmsghdr
+	// The buffer, slot length and number of entries hdr is set up for.
+	batchBase *byte
+	batchSlot int
+	batchLen  int
 }
 
 // errInterrupted is returned by a call that interrupt ended.
@@ -363,12 +367,17 @@ func (t *rawTransport) recv(b []byte, nonblock bool) (int, error) {
 
 func (t *rawTransport) recvBatch(b []byte, slot int, lens []int, nonblock bool) (int, error) {
 	n := min(len(lens), len(b)/slot, ackSlots)
-	for i := range n {
-		t.iov[i].Base = &b[i*slot]
-		t.iov[i].SetLen(slot)
-		t.hdr[i] = unix.Mmsghdr{}
-		t.hdr[i].Hdr.Iov = &t.iov[i]
-		t.hdr[i].Hdr.SetIovlen(1)
+	if &b[0] != t.batchBase || slot != t.batchSlot || n > t.batchLen {
+		// The kernel writes only msg_len and msg_flags back, so the
+		// headers serve every call on the same buffer and slots.
+		for i := range n {
+			t.iov[i].Base = &b[i*slot]
+			t.iov[i].SetLen(slot)
+			t.hdr[i] = unix.Mmsghdr{}
+			t.hdr[i].Hdr.Iov = &t.iov[i]
+			t.hdr[i].Hdr.SetIovlen(1)
+		}
+		t.batchBase, t.batchSlot, t.batchLen = &b[0], slot, n
 	}
 	for {
 		// MSG_DONTWAIT: as many datagrams as are queued, at least one.
