@@ -530,6 +530,9 @@ func report(cfg config, res results) {
 	target("list (VirtualServices) faster than ipvsadm -Ln", "ipvs-batch", "ipvsadm", opList, opList, 1.0, true)
 	target("reconcile noop <= one list", "ipvs-reconcile", "ipvs-batch", opNoop, opList, 1.0, false)
 	fmt.Println("# informational")
+	// The same VirtualServices call, timed in two processes: the spread
+	// between equal work in this run.
+	target("A/A: one list timed in two processes", "ipvs-reconcile", "ipvs-batch", opList, opList, 1.1, false)
 	target("batch delete vs floor", "ipvs-batch", "floor", opDelete, opDelete, 1.3, false)
 	target("per-call update no slower than moby", "ipvs-call", "moby", opUpdate, opUpdate, 1.0, false)
 	target("per-call list (Services+Destinations) vs moby", "ipvs-call", "moby", opList, opList, 1.0, false)
