@@ -710,7 +710,7 @@ func TestDumpDestinationsPipelined(t *testing.T) {
 	}
 	c := newClientWith(familyID, func() (transport, error) { return k, nil })
 	defer c.close()
-	s, err := c.get(false)
+	s, err := c.get(pageSock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -444,27 +444,47 @@ func (c *client) close() error {
 
 var errClosed = errors.New("client is closed")
 
-// get takes an idle socket of the kind asked (big: for service dumps) or
-// dials one.
-func (c *client) get(big bool) (*sock, error) {
+// sockKind is what a call needs of a socket's read length (see dumpSlot and
+// serviceSlot).
+type sockKind int
+
+const (
+	anySock  sockKind = iota // replies other than dumps, ACKs: any socket
+	pageSock                 // dumps other than the service table
+	bigSock                  // the service table dump
+)
+
+// get takes an idle socket that suits kind or dials one. A page socket
+// becomes a big one by reading 32 KiB, never back (the kernel remembers the
+// longest read).
+func (c *client) get(kind sockKind) (*sock, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return nil, errClosed
 	}
+	take := func(i int) *sock {
+		s := c.idle[i]
+		c.idle = append(c.idle[:i], c.idle[i+1:]...)
+		c.mu.Unlock()
+		return s
+	}
 	for i := len(c.idle) - 1; i >= 0; i-- {
-		if s := c.idle[i]; s.big == big {
-			c.idle = append(c.idle[:i], c.idle[i+1:]...)
-			c.mu.Unlock()
-			return s, nil
+		if kind == anySock || c.idle[i].big == (kind == bigSock) {
+			return take(i), nil
 		}
+	}
+	if kind == bigSock && len(c.idle) > 0 {
+		s := take(len(c.idle) - 1)
+		s.big, s.slot = true, serviceSlot
+		return s, nil
 	}
 	c.mu.Unlock()
 	t, err := c.dial()
 	if err != nil {
 		return nil, err
 	}
-	return newSock(t, big), nil
+	return newSock(t, kind == bigSock), nil
 }
 
 // put returns a socket in sync with the kernel to the pool.
@@ -484,15 +504,15 @@ func (c *client) put(s *sock) {
 // fails with anything but a kernel error the socket may hold unread replies,
 // so it is closed instead of pooled.
 func (c *client) session(ctx context.Context, fn func(s *sock) error) error {
-	return c.sessionOn(ctx, false, fn)
+	return c.sessionOn(ctx, anySock, fn)
 }
 
 // sessionOn is session on a socket of the kind asked (see get).
-func (c *client) sessionOn(ctx context.Context, big bool, fn func(s *sock) error) error {
+func (c *client) sessionOn(ctx context.Context, kind sockKind, fn func(s *sock) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s, err := c.get(big)
+	s, err := c.get(kind)
 	if err != nil {
 		return err
 	}
@@ -671,7 +691,14 @@ func (s *sock) exchangeUntil(n int, untilLast bool, onData func(i int, m message
 // single-call method. encode writes the attributes; onData, if not nil,
 // receives the reply messages.
 func (c *client) do(ctx context.Context, op string, cmd uint8, dump bool, encode func(e *encoder), onData func(m message) error) error {
-	err := c.sessionOn(ctx, cmd == uapi.CmdGetService && dump, func(s *sock) error {
+	kind := anySock
+	switch {
+	case cmd == uapi.CmdGetService && dump:
+		kind = bigSock
+	case dump:
+		kind = pageSock
+	}
+	err := c.sessionOn(ctx, kind, func(s *sock) error {
 		s.enc.b = s.enc.b[:0]
 		off := c.begin(s, cmd, dump)
 		if encode != nil {
@@ -936,7 +963,7 @@ func (c *client) daemons(ctx context.Context) ([]SyncDaemon, error) {
 func (c *client) virtualServices(ctx context.Context, stats bool) ([]VirtualServiceStats, error) {
 	const op = "list virtual services"
 	var out []VirtualServiceStats
-	err := c.sessionOn(ctx, true, func(s *sock) error {
+	err := c.sessionOn(ctx, bigSock, func(s *sock) error {
 		// The services are decoded into chunks and then copied once into
 		// a slice of the right length: about half the memory of growing
 		// one slice by append, which copies it at every step.
@@ -978,7 +1005,7 @@ func (c *client) virtualServices(ctx context.Context, stats bool) ([]VirtualServ
 	if err == nil && len(out) > 0 {
 		// The destination dumps run on a socket that reads pages (see
 		// dumpSlot).
-		err = c.session(ctx, func(s *sock) error { return c.dumpDestinations(s, out, stats) })
+		err = c.sessionOn(ctx, pageSock, func(s *sock) error { return c.dumpDestinations(s, out, stats) })
 	}
 	if err != nil {
 		return nil, wrap(op, uapi.CmdGetService, err)
@@ -993,7 +1020,7 @@ func (c *client) virtualServices(ctx context.Context, stats bool) ([]VirtualServ
 func (c *client) reconcileChanges(ctx context.Context, want desiredTable, opts ReconcileOptions) ([]Change, error) {
 	const op = "list virtual services"
 	d := newDiffer(want, opts)
-	err := c.sessionOn(ctx, true, func(s *sock) error {
+	err := c.sessionOn(ctx, bigSock, func(s *sock) error {
 		s.enc.b = s.enc.b[:0]
 		s.enc.endMessage(c.begin(s, uapi.CmdGetService, true))
 		return s.dumpOne(func(_ int, m message) error {
@@ -1019,7 +1046,7 @@ func (c *client) reconcileChanges(ctx context.Context, want desiredTable, opts R
 		}
 	}
 	if len(kept) > 0 {
-		err = c.session(ctx, func(s *sock) error {
+		err = c.sessionOn(ctx, pageSock, func(s *sock) error {
 			return c.dumpDests(s, len(kept), func(i int) Service { return want.svcs[kept[i]].svc },
 				func(i int, m message) error {
 					begin(i)
