@@ -26,10 +26,11 @@
 //
 // # Concurrency, contexts and errors
 //
-// A Client is safe for concurrent use. Every method takes a context.Context
-// and returns when it is cancelled or its deadline passes; the Client stays
-// usable afterwards (a connection abandoned mid-call is discarded, never
-// reused). Inputs are validated before anything is sent, because the kernel
+// A Client is safe for concurrent use: concurrent calls run on different
+// netlink sockets, of which it keeps up to eight open between calls. Every
+// method takes a context.Context and returns when it is cancelled or its
+// deadline passes; the Client stays usable afterwards (a connection
+// abandoned mid-call is discarded, never reused). Inputs are validated before anything is sent, because the kernel
 // answers most mistakes with a bare EINVAL: such errors are *Error values
 // whose Field names the offending field and which match os.ErrInvalid. Kernel
 // errors are *Error values too, mapped onto os.ErrNotExist, os.ErrExist,
@@ -589,9 +590,10 @@ type VirtualServiceStats struct {
 	Destinations []DestinationStats
 }
 
-// VirtualServices reads every service with its destinations in one call, on
-// one socket: a service dump, then a destination dump per service. Services
-// repeated by a dump that raced with changes are reported once.
+// VirtualServices reads every service with its destinations in one call: a
+// service dump, then a destination dump per service, pipelined (two system
+// calls per service). Services repeated by a dump that raced with changes
+// are reported once; a service such a dump skipped cannot be detected.
 func (c *Client) VirtualServices(ctx context.Context) ([]VirtualServiceStats, error) {
 	return c.c.virtualServices(ctx, true)
 }
