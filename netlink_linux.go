@@ -958,8 +958,9 @@ func (c *client) daemons(ctx context.Context) ([]SyncDaemon, error) {
 	return ds, nil
 }
 
-// virtualServices reads every service and its destinations on one socket:
-// one service dump, then one destination dump per service.
+// virtualServices reads every service and its destinations: one service
+// dump on a big socket, then one destination dump per service on a page
+// socket (see dumpSlot and serviceSlot).
 func (c *client) virtualServices(ctx context.Context, stats bool) ([]VirtualServiceStats, error) {
 	const op = "list virtual services"
 	var out []VirtualServiceStats
@@ -1109,7 +1110,7 @@ func (c *client) dumpDests(s *sock, n int, svc func(i int) Service, onDest func(
 	var (
 		cur   int                // the first dump not yet ended
 		seq0  = s.seq + 1        // the sequence number of the first request
-		bySeq []int32            // service of request seq0+k, the kernel's reference
+		bySeq []int32            // the service of request seq0+k
 		st    = make([]state, n) // sent: a request is outstanding or answered; tried: an early request was made
 		ended = 0                // dumps ended, in order
 	)
