@@ -82,8 +82,7 @@ type sock struct {
 	t    transport
 	seq  uint32
 	rbuf []byte
-	slot int  // read length: dumpSlot, or serviceSlot if big
-	big  bool // the socket dumps the service table
+	big  bool // the socket dumps the service table (see readLen)
 	enc  encoder
 	idx  []int // the changes of a batch in flight, by message
 	lens [ackSlots]int
@@ -181,11 +180,16 @@ func newClientWith(family uint16, dial func() (transport, error)) *client {
 }
 
 func newSock(t transport, big bool) *sock {
-	s := &sock{t: t, rbuf: make([]byte, recvBuffer), slot: dumpSlot(), big: big}
-	if big {
-		s.slot = serviceSlot
+	return &sock{t: t, rbuf: make([]byte, recvBuffer), big: big}
+}
+
+// readLen is the length of the socket's dump reads: serviceSlot for a big
+// socket, else dumpSlot.
+func (s *sock) readLen() int {
+	if s.big {
+		return serviceSlot
 	}
-	return s
+	return dumpSlot()
 }
 
 // openNetNS returns the namespace file the client's sockets are created in.
@@ -476,7 +480,7 @@ func (c *client) get(kind sockKind) (*sock, error) {
 	}
 	if kind == bigSock && len(c.idle) > 0 {
 		s := take(len(c.idle) - 1)
-		s.big, s.slot = true, serviceSlot
+		s.big = true
 		return s, nil
 	}
 	c.mu.Unlock()
@@ -653,7 +657,7 @@ func (s *sock) exchangeUntil(n int, untilLast bool, onData func(i int, m message
 			got int
 			err error
 		)
-		slot := s.slot
+		slot := s.readLen()
 		switch {
 		case n > 1:
 			// Many answers expected, all small (ACKs): read them in
@@ -963,55 +967,60 @@ func (c *client) daemons(ctx context.Context) ([]SyncDaemon, error) {
 // socket (see dumpSlot and serviceSlot).
 func (c *client) virtualServices(ctx context.Context, stats bool) ([]VirtualServiceStats, error) {
 	const op = "list virtual services"
-	var out []VirtualServiceStats
-	err := c.sessionOn(ctx, bigSock, func(s *sock) error {
-		// The services are decoded into chunks and then copied once into
-		// a slice of the right length: about half the memory of growing
-		// one slice by append, which copies it at every step.
-		var (
-			chunks [][]VirtualServiceStats
-			chunk  []VirtualServiceStats
-			total  int
-		)
+	// The services are decoded into chunks and then copied once into a
+	// slice of the right length: about half the memory of growing one
+	// slice by append, which copies it at every step.
+	var (
+		chunks [][]VirtualServiceStats
+		chunk  []VirtualServiceStats
+		total  int
+	)
+	err := c.dumpServices(ctx, stats, func(svc ServiceStats) {
+		if len(chunk) == cap(chunk) {
+			if chunk != nil {
+				chunks = append(chunks, chunk)
+			}
+			chunk = make([]VirtualServiceStats, 0, min(max(64, total), 1024))
+		}
+		chunk = append(chunk, VirtualServiceStats{ServiceStats: svc})
+		total++
+	})
+	if err != nil {
+		return nil, wrap(op, uapi.CmdGetService, err)
+	}
+	out := make([]VirtualServiceStats, 0, total)
+	for _, ch := range chunks {
+		out = append(out, ch...)
+	}
+	out = dedup(append(out, chunk...), func(v *VirtualServiceStats) serviceKey { return v.Service.key() })
+	if len(out) > 0 {
+		// The destination dumps run on a socket that reads pages (see
+		// dumpSlot).
+		err = c.sessionOn(ctx, pageSock, func(s *sock) error { return c.dumpDestinations(s, out, stats) })
+		if err != nil {
+			return nil, wrap(op, uapi.CmdGetDest, err)
+		}
+	}
+	return out, nil
+}
+
+// dumpServices runs a service dump on a big socket (see serviceSlot) and
+// hands each service to fn.
+func (c *client) dumpServices(ctx context.Context, stats bool, fn func(ServiceStats)) error {
+	return c.sessionOn(ctx, bigSock, func(s *sock) error {
 		s.enc.b = s.enc.b[:0]
 		s.enc.endMessage(c.begin(s, uapi.CmdGetService, true))
-		err := s.dumpOne(func(_ int, m message) error {
+		return s.dumpOne(func(_ int, m message) error {
 			if m.cmd != uapi.CmdNewService {
 				return nil
 			}
 			svc, ok, err := parseServiceOpt(m.data, stats)
-			if !ok {
-				return err
+			if ok {
+				fn(svc)
 			}
-			if len(chunk) == cap(chunk) {
-				if chunk != nil {
-					chunks = append(chunks, chunk)
-				}
-				chunk = make([]VirtualServiceStats, 0, min(max(64, total), 1024))
-			}
-			chunk = append(chunk, VirtualServiceStats{ServiceStats: svc})
-			total++
 			return err
 		})
-		if err != nil {
-			return err
-		}
-		out = make([]VirtualServiceStats, 0, total)
-		for _, ch := range chunks {
-			out = append(out, ch...)
-		}
-		out = dedup(append(out, chunk...), func(v *VirtualServiceStats) serviceKey { return v.Service.key() })
-		return nil
 	})
-	if err == nil && len(out) > 0 {
-		// The destination dumps run on a socket that reads pages (see
-		// dumpSlot).
-		err = c.sessionOn(ctx, pageSock, func(s *sock) error { return c.dumpDestinations(s, out, stats) })
-	}
-	if err != nil {
-		return nil, wrap(op, uapi.CmdGetService, err)
-	}
-	return out, nil
 }
 
 // reconcileChanges reads the table and computes the changes that turn it
@@ -1021,20 +1030,7 @@ func (c *client) virtualServices(ctx context.Context, stats bool) ([]VirtualServ
 func (c *client) reconcileChanges(ctx context.Context, want desiredTable, opts ReconcileOptions) ([]Change, error) {
 	const op = "list virtual services"
 	d := newDiffer(want, opts)
-	err := c.sessionOn(ctx, bigSock, func(s *sock) error {
-		s.enc.b = s.enc.b[:0]
-		s.enc.endMessage(c.begin(s, uapi.CmdGetService, true))
-		return s.dumpOne(func(_ int, m message) error {
-			if m.cmd != uapi.CmdNewService {
-				return nil
-			}
-			svc, ok, err := parseServiceOpt(m.data, false)
-			if ok {
-				d.service(svc.Service)
-			}
-			return err
-		})
-	})
+	err := c.dumpServices(ctx, false, func(svc ServiceStats) { d.service(svc.Service) })
 	if err != nil {
 		return nil, wrap(op, uapi.CmdGetService, err)
 	}
@@ -1104,7 +1100,7 @@ func (c *client) dumpDests(s *sock, n int, svc func(i int) Service, onDest func(
 	if n == 0 {
 		return nil
 	}
-	slot := s.slot
+	slot := s.readLen()
 	slots := len(s.rbuf) / slot
 	type state struct{ sent, tried, gotData, done bool }
 	var (

@@ -159,6 +159,15 @@ func (d *differ) beginDests(j int) {
 	d.removals = d.removals[:0]
 }
 
+// dests compares the destinations ds of desired service j, read at once.
+func (d *differ) dests(j int, ds []DestinationStats) {
+	d.beginDests(j)
+	for _, x := range ds {
+		d.dest(x)
+	}
+	d.endDests()
+}
+
 // dest takes a current destination of the service of beginDests.
 func (d *differ) dest(cur DestinationStats) {
 	w := &d.want.svcs[d.j]
@@ -312,11 +321,7 @@ func reconcileServices(ctx context.Context, c *client, want desiredTable, js []i
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
-		d.beginDests(k)
-		for _, x := range ds {
-			d.dest(x)
-		}
-		d.endDests()
+		d.dests(k, ds)
 	}
 	return d.finish(), nil
 }

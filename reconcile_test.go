@@ -104,11 +104,7 @@ func diff(want desiredTable, cur []VirtualServiceStats, opts ReconcileOptions) [
 		}
 	}
 	for _, j := range d.kept() {
-		d.beginDests(j)
-		for _, x := range cur[curOf[j]].Destinations {
-			d.dest(x)
-		}
-		d.endDests()
+		d.dests(j, cur[curOf[j]].Destinations)
 	}
 	return d.finish()
 }

@@ -321,11 +321,11 @@ func (r results) add(impl string, o op, s sample) {
 }
 
 // median returns the median of the samples' field f, and whether there were any.
-func median(ss []sample, f func(sample) time.Duration) (time.Duration, bool) {
+func median[T int64 | time.Duration](ss []sample, f func(sample) T) (T, bool) {
 	if len(ss) == 0 {
 		return 0, false
 	}
-	v := make([]time.Duration, len(ss))
+	v := make([]T, len(ss))
 	for i, s := range ss {
 		v[i] = f(s)
 	}
@@ -490,13 +490,13 @@ func report(cfg config, res results) {
 			wall, _ := median(ss, func(s sample) time.Duration { return s.wall })
 			user, _ := median(ss, func(s sample) time.Duration { return s.user })
 			sys, _ := median(ss, func(s sample) time.Duration { return s.sys })
-			faults, _ := median(ss, func(s sample) time.Duration { return time.Duration(s.faults) })
-			waits, _ := median(ss, func(s sample) time.Duration { return time.Duration(s.waits) })
+			faults, _ := median(ss, func(s sample) int64 { return s.faults })
+			waits, _ := median(ss, func(s sample) int64 { return s.waits })
 			var per string
 			if n := requests(cfg, o); n > 0 {
 				per = fmt.Sprintf("%.1fus/object", wall.Seconds()*1e6/float64(n))
 			}
-			fmt.Printf("CPU %s %s wall=%.3fs user=%.3fs sys=%.3fs faults=%d waits=%d %s\n", name, o, wall.Seconds(), user.Seconds(), sys.Seconds(), int64(faults), int64(waits), per)
+			fmt.Printf("CPU %s %s wall=%.3fs user=%.3fs sys=%.3fs faults=%d waits=%d %s\n", name, o, wall.Seconds(), user.Seconds(), sys.Seconds(), faults, waits, per)
 		}
 	}
 	fmt.Println()
