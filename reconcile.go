@@ -5,7 +5,112 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"slices"
 )
+
+// ReconcileOptions tune Reconcile.
+type ReconcileOptions struct {
+	// GracefulRemoval drains a destination that is no longer desired
+	// instead of deleting it: Reconcile first sets its weight to 0, so it
+	// gets no new connections, and deletes it in a later run once it has
+	// no active or inactive connections left, as kube-proxy does.
+	// Services that are no longer desired are deleted at once.
+	GracefulRemoval bool
+}
+
+// ReconcileResult reports what Reconcile did: the changes it applied, in
+// order, and each one's error (nil for success).
+type ReconcileResult struct {
+	Changes []Change
+	Errors  []error
+}
+
+// Reconcile makes the network namespace's IPVS table equal to desired: it
+// reads the table, computes the fewest changes (a weight change is one
+// destination update; kernel-internal flags and counters are ignored), and
+// applies them with Apply. Run again with the same input it changes nothing.
+// It compares while it reads, without building the table in memory, and
+// does not read the destinations of the services it deletes: with nothing
+// to change it costs no more than VirtualServices.
+//
+// The kernel's dumps can skip entries while the table changes, so an entry
+// Reconcile did not see may exist: a create that meets an existing entry is
+// not a failure but a reason to read that service alone (a GET and a dump of
+// its destinations, which changes to other services cannot disturb) and
+// compare, which Reconcile does before returning. An unacknowledged change,
+// or a deletion of an entry already gone, makes it read the whole table
+// again. The returned error joins the errors
+// of the changes that failed; after a partial failure a new run converges.
+func (c *Client) Reconcile(ctx context.Context, desired []VirtualService, opts ReconcileOptions) (ReconcileResult, error) {
+	want, err := prepareDesired(desired)
+	if err != nil {
+		return ReconcileResult{}, err
+	}
+	var res ReconcileResult
+	full := true      // read the whole table; else only the services in targets
+	var targets []int // desired services whose creation met an existing entry
+	for pass := 0; pass < 3; pass++ {
+		var changes []Change
+		if full {
+			// The table is compared while it is read, not kept;
+			// statistics are not decoded.
+			changes, err = c.c.reconcileChanges(ctx, want, opts)
+		} else {
+			changes, err = reconcileServices(ctx, c.c, want, targets, opts)
+		}
+		if err != nil {
+			return res, err
+		}
+		if len(changes) == 0 {
+			return res, nil
+		}
+		// The changes come from validated input: no need to check them
+		// again.
+		errs := make([]error, len(changes))
+		err = c.c.apply(ctx, changes, errs)
+		if res.Changes == nil {
+			res.Changes, res.Errors = changes, errs
+		} else {
+			res.Changes = append(res.Changes, changes...)
+			res.Errors = append(res.Errors, errs...)
+		}
+		if err != nil {
+			return res, err
+		}
+		// A targeted pass read exactly what it changed: its errors are
+		// final, as are those of the last pass.
+		final := !full || pass == 2
+		retryFull := false
+		targets = targets[:0]
+		var failed []error
+		for i, e := range errs {
+			kind := changes[i].Kind
+			switch {
+			case e == nil:
+			case final:
+				failed = append(failed, e)
+			case errors.Is(e, os.ErrExist) && (kind == CreateService || kind == CreateDestination):
+				// An entry the dump skipped: read that service alone
+				// (a GET, not a dump, cannot skip it) and compare.
+				j := want.index[changes[i].Service.key()]
+				if !slices.Contains(targets, j) {
+					targets = append(targets, j)
+				}
+			case errors.Is(e, ErrUnacknowledged):
+				retryFull = true // an unknown outcome
+			case errors.Is(e, os.ErrNotExist) && (kind == DeleteService || kind == DeleteDestination):
+				retryFull = true // already gone: confirm
+			default:
+				failed = append(failed, e)
+			}
+		}
+		if len(failed) > 0 || !retryFull && len(targets) == 0 {
+			return res, errors.Join(failed...)
+		}
+		full = retryFull // a full read covers the targets too
+	}
+	return res, nil
+}
 
 // desiredService is a validated, normalized entry of Reconcile's input.
 type desiredService struct {

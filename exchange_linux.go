@@ -1,0 +1,221 @@
+//go:build linux
+
+package ipvs
+
+import (
+	"context"
+	"errors"
+	"syscall"
+
+	"github.com/ipvs-go/ipvs/internal/uapi"
+	"golang.org/x/sys/unix"
+)
+
+// kernelError is an error message from the kernel: the exchange completed
+// and the socket is in sync.
+type kernelError struct {
+	errno syscall.Errno
+	text  string
+}
+
+func (e *kernelError) Error() string { return e.errno.Error() }
+
+// requestFlags gives each command the netlink flags its kernel handler needs.
+// It is the only place flags are chosen: a doit that returns data must not
+// carry NLM_F_ACK, or the ACK that follows the reply is left queued and every
+// later read on the socket gets the previous request's answer; a mutation
+// must carry it, or success produces no message at all.
+func requestFlags(cmd uint8, dump bool) uint16 {
+	switch {
+	case cmd == uapi.CmdGetDest || cmd == uapi.CmdGetDaemon || (cmd == uapi.CmdGetService && dump):
+		return nlmFRequest | nlmFDump
+	case cmd == uapi.CmdGetService || cmd == uapi.CmdGetInfo || cmd == uapi.CmdGetConfig:
+		return nlmFRequest
+	}
+	return nlmFRequest | nlmFAck
+}
+
+// begin starts a request message in s's buffer and returns its offset.
+func (c *client) begin(s *sock, cmd uint8, dump bool) int {
+	s.seq++
+	return s.enc.beginMessage(c.family, requestFlags(cmd, dump), s.seq, 0, cmd)
+}
+
+// errAcksLost reports that the kernel dropped acknowledgements because the
+// receive buffer overflowed (ENOBUFS); their requests were still executed.
+var errAcksLost = errors.New("acknowledgements lost to a receive buffer overrun")
+
+// exchange sends the n messages in s's buffer, whose sequence numbers end at
+// s.seq, and reads until each has its final answer: an ACK or error, the end
+// of a dump, or the reply of a GET. onData receives each data message with
+// its request's index; onResult each final answer (errno 0 for success).
+// Messages of other sequence numbers, left by an earlier exchange, are
+// skipped. If the kernel dropped answers (ENOBUFS), exchange reads what is
+// left and returns errAcksLost; requests without an answer get no onResult.
+func (s *sock) exchange(n int, onData func(i int, m message) error, onResult func(i int, errno int32, text string)) error {
+	return s.exchangeUntil(n, false, onData, onResult)
+}
+
+// exchangeUntil is exchange; with untilLast it also stops as soon as the last
+// request is answered, leaving earlier requests that got no answer without
+// onResult: the kernel answers in order, so none will come.
+func (s *sock) exchangeUntil(n int, untilLast bool, onData func(i int, m message) error, onResult func(i int, errno int32, text string)) error {
+	if err := s.t.send(s.enc.b); err != nil {
+		return err
+	}
+	first := s.seq - uint32(n) + 1
+	dump := n == 1 && len(s.enc.b) >= 8 && ne.Uint16(s.enc.b[6:])&unix.NLM_F_DUMP == unix.NLM_F_DUMP
+	pending := n
+	overrun := false
+	lastDone := false
+	result := onResult
+	onResult = func(i int, errno int32, text string) {
+		if i == n-1 {
+			lastDone = true
+		}
+		result(i, errno, text)
+	}
+	handle := func(m message) error {
+		i := int(m.seq - first)
+		if m.seq-first >= uint32(n) {
+			return nil // stale
+		}
+		switch m.typ {
+		case nlmsgError:
+			errno, text, err := parseError(m)
+			if err != nil {
+				return err
+			}
+			pending--
+			onResult(i, errno, text)
+		case nlmsgDone:
+			pending--
+			var errno int32
+			if len(m.data) >= 4 {
+				errno = -int32(ne.Uint32(m.data))
+			}
+			onResult(i, errno, "")
+		case nlmsgOverrun:
+			return errors.New("netlink overrun")
+		default:
+			if m.typ < 0x10 {
+				return nil // NLMSG_NOOP and reserved types
+			}
+			if onData != nil {
+				if err := onData(i, m); err != nil {
+					return err
+				}
+			}
+			if m.flags&nlmFMulti == 0 {
+				pending-- // a doit's single reply; dump parts are multipart
+				onResult(i, 0, "")
+			}
+		}
+		return nil
+	}
+	for pending > 0 && !(untilLast && lastDone) {
+		var (
+			got int
+			err error
+		)
+		slot := s.readLen()
+		switch {
+		case n > 1:
+			// Many answers expected, all small (ACKs): read them in
+			// bulk.
+			slot = ackSlot
+			got, err = s.t.recvBatch(s.rbuf, slot, s.lens[:], overrun)
+		case dump:
+			// A dump: as many datagrams per read as are queued; the
+			// kernel builds the next one inside each.
+			got, err = s.t.recvBatch(s.rbuf, slot, s.lens[:], overrun)
+		default:
+			// One reply.
+			s.lens[0], err = s.t.recv(s.rbuf[:slot], overrun)
+			got = 1
+		}
+		switch {
+		case errors.Is(err, unix.ENOBUFS):
+			overrun = true
+			continue
+		case overrun && errors.Is(err, unix.EAGAIN):
+			return errAcksLost
+		case err != nil:
+			return err
+		}
+		for j := range got {
+			if err := messages(s.rbuf[j*slot:j*slot+s.lens[j]], handle); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// do sends one request and reads its answer; the one request path of every
+// single-call method. encode writes the attributes; onData, if not nil,
+// receives the reply messages.
+func (c *client) do(ctx context.Context, op string, cmd uint8, dump bool, encode func(e *encoder), onData func(m message) error) error {
+	kind := anySock
+	switch {
+	case cmd == uapi.CmdGetService && dump:
+		kind = bigSock
+	case dump:
+		kind = pageSock
+	}
+	err := c.sessionOn(ctx, kind, func(s *sock) error {
+		s.enc.b = s.enc.b[:0]
+		off := c.begin(s, cmd, dump)
+		if encode != nil {
+			encode(&s.enc)
+		}
+		s.enc.endMessage(off)
+		var kerr error
+		var data func(int, message) error
+		if onData != nil {
+			data = func(_ int, m message) error { return onData(m) }
+		}
+		err := s.exchange(1, data, func(_ int, errno int32, text string) {
+			if errno != 0 {
+				kerr = &kernelError{errno: syscall.Errno(errno), text: text}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return kerr
+	})
+	return wrap(op, cmd, err)
+}
+
+// wrap turns an internal error into the package's *Error.
+func wrap(op string, cmd uint8, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ke *kernelError
+	if errors.As(err, &ke) {
+		return &Error{Op: op, Message: ke.text, Err: ke.errno, cmd: cmd}
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return &Error{Op: op, Err: err, cmd: cmd}
+}
+
+// dumpOne runs the one dump request in s's buffer.
+func (s *sock) dumpOne(onData func(int, message) error) error {
+	var kerr error
+	err := s.exchange(1, onData, func(_ int, errno int32, text string) {
+		if errno != 0 {
+			kerr = &kernelError{errno: syscall.Errno(errno), text: text}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return kerr
+}
+
+// apply sends the valid changes (those whose errs entry is nil) as batches

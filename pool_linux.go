@@ -1,0 +1,222 @@
+//go:build linux
+
+package ipvs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+)
+
+// dumpSlot is the length of every read: one page, at most 8 KiB.
+//
+// The kernel allocates each dump datagram as large as the longest read the
+// socket has ever made (netlink_recvmsg records it; netlink_dump allocates
+// that much), capped at 32 KiB and at least NLMSG_GOODSIZE, one page less
+// the skb overhead, 8 KiB at most. Reads of 32 KiB get about 100 services
+// per datagram, but also a 32 KiB buffer from the page allocator for every
+// datagram of every dump, the one NLMSG_DONE included: a destination dump
+// (one small datagram and its end) then costs the kernel about twice the
+// system time (measured in BENCHMARKS.md). With page-sized reads every
+// datagram comes from the small-object allocator, and reading many of them
+// per recvmmsg keeps the system calls of a long dump as few as with 32 KiB.
+// No IPVS message comes near NLMSG_GOODSIZE, so none is truncated; a read
+// that were would fail with errTruncated, never return a partial message.
+//
+// Service dumps are the exception (see serviceSlot).
+func dumpSlot() int { return min(os.Getpagesize(), 8<<10) }
+
+// serviceSlot is the read length of the sockets that dump the service
+// table: 32 KiB, about 100 services per datagram. The kernel resumes a dump
+// by position, so every datagram boundary is a point where concurrent
+// changes make a dump skip or repeat entries; page-sized datagrams (11
+// services) gave nine times as many, and a test under a concurrent writer
+// saw Reconcile's second pass miss services again. Service dumps are few
+// and long, so their 32 KiB allocations cost little; they run on sockets of
+// their own, as the read length sticks to a socket.
+const serviceSlot = 32 << 10
+
+// maxIdleSockets bounds the sockets a client keeps open between calls.
+const maxIdleSockets = 8
+
+// sock is one pooled socket with its buffers and sequence numbers.
+type sock struct {
+	t    transport
+	seq  uint32
+	rbuf []byte
+	big  bool // the socket dumps the service table (see readLen)
+	enc  encoder
+	idx  []int // the changes of a batch in flight, by message
+	lens [ackSlots]int
+	// lastNest is the service identity nest that ends at
+	// enc.b[lastNest.end] (n bytes), for serviceIdentity.
+	lastNest struct {
+		svc    Service
+		n, end int
+	}
+}
+
+// The receive buffer holds several datagrams read by one system call: dump
+// datagrams, one dumpSlot each, or ACKs, each in a slot large enough for an
+// error with its extended acknowledgement text.
+const (
+	recvBuffer = 64 << 10
+	ackSlot    = 1024
+	ackSlots   = recvBuffer / ackSlot
+)
+
+// client is the Linux implementation behind Client. Requests run on pooled
+// sockets: a call takes one, sets the context's deadline on it and returns it
+// afterwards, unless the call failed in a way that may leave replies queued
+// (a cancelled call, a transport error), in which case the socket is closed
+// and a later call dials a new one. Concurrent calls use different sockets,
+// so one call's deadline never cuts another short.
+type client struct {
+	family uint16
+	dial   func() (transport, error)
+	nsFile *os.File // the bound network namespace, owned by the client
+
+	mu     sync.Mutex
+	idle   []*sock
+	closed bool
+}
+
+// newClientWith is the constructor shared with tests.
+func newClientWith(family uint16, dial func() (transport, error)) *client {
+	return &client{family: family, dial: dial}
+}
+
+func newSock(t transport, big bool) *sock {
+	return &sock{t: t, rbuf: make([]byte, recvBuffer), big: big}
+}
+
+// readLen is the length of the socket's dump reads: serviceSlot for a big
+// socket, else dumpSlot.
+func (s *sock) readLen() int {
+	if s.big {
+		return serviceSlot
+	}
+	return dumpSlot()
+}
+
+func (c *client) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	for _, s := range c.idle {
+		_ = s.t.close()
+	}
+	c.idle = nil
+	if c.nsFile != nil {
+		_ = c.nsFile.Close()
+	}
+	return nil
+}
+
+var errClosed = errors.New("client is closed")
+
+// sockKind is what a call needs of a socket's read length (see dumpSlot and
+// serviceSlot).
+type sockKind int
+
+const (
+	anySock  sockKind = iota // replies other than dumps, ACKs: any socket
+	pageSock                 // dumps other than the service table
+	bigSock                  // the service table dump
+)
+
+// get takes an idle socket that suits kind or dials one. A page socket
+// becomes a big one by reading 32 KiB, never back (the kernel remembers the
+// longest read).
+func (c *client) get(kind sockKind) (*sock, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, errClosed
+	}
+	take := func(i int) *sock {
+		s := c.idle[i]
+		c.idle = append(c.idle[:i], c.idle[i+1:]...)
+		c.mu.Unlock()
+		return s
+	}
+	for i := len(c.idle) - 1; i >= 0; i-- {
+		if kind == anySock || c.idle[i].big == (kind == bigSock) {
+			return take(i), nil
+		}
+	}
+	if kind == bigSock && len(c.idle) > 0 {
+		s := take(len(c.idle) - 1)
+		s.big = true
+		return s, nil
+	}
+	c.mu.Unlock()
+	t, err := c.dial()
+	if err != nil {
+		return nil, err
+	}
+	return newSock(t, kind == bigSock), nil
+}
+
+// put returns a socket in sync with the kernel to the pool.
+func (c *client) put(s *sock) {
+	c.mu.Lock()
+	if !c.closed && len(c.idle) < maxIdleSockets {
+		c.idle = append(c.idle, s)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	_ = s.t.close()
+}
+
+// session runs fn on a socket bounded by ctx: the context's deadline is the
+// socket's, and cancelling ctx interrupts a blocked read or write. If fn
+// fails with anything but a kernel error the socket may hold unread replies,
+// so it is closed instead of pooled.
+func (c *client) session(ctx context.Context, fn func(s *sock) error) error {
+	return c.sessionOn(ctx, anySock, fn)
+}
+
+// sessionOn is session on a socket of the kind asked (see get).
+func (c *client) sessionOn(ctx context.Context, kind sockKind, fn func(s *sock) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s, err := c.get(kind)
+	if err != nil {
+		return err
+	}
+	deadline, hasDeadline := ctx.Deadline()
+	if err := s.t.setDeadline(deadline); err != nil {
+		_ = s.t.close()
+		return err
+	}
+	interrupted := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		s.t.interrupt()
+		close(interrupted)
+	})
+	err = fn(s)
+	if !stop() {
+		// Wait for the interrupt, so it cannot touch the socket once reused.
+		<-interrupted
+	}
+	var ke *kernelError
+	if err == nil || errors.As(err, &ke) {
+		c.put(s)
+		return err
+	}
+	_ = s.t.close()
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case hasDeadline && errors.Is(err, os.ErrDeadlineExceeded):
+		return context.DeadlineExceeded
+	}
+	return err
+}
