@@ -96,7 +96,7 @@ func (ch Change) validate() error {
 	op := ch.Kind.op()
 	switch ch.Kind {
 	case CreateService, UpdateService:
-		return ch.Service.validate(op, true)
+		return ch.Service.validate(op)
 	case DeleteService:
 		return ch.Service.validateIdentity(op)
 	case CreateDestination, UpdateDestination:

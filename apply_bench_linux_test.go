@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ipvs-go/ipvs/internal/uapi"
+	"golang.org/x/sys/unix"
 )
 
 // BenchmarkApplyUpdate measures the client side of Apply (validation,
@@ -43,8 +44,8 @@ func (f *fastAck) send(b []byte) error {
 		l := int(ne.Uint32(b))
 		f.offs = append(f.offs, len(f.buf))
 		f.buf = ne.AppendUint32(f.buf, 36)
-		f.buf = ne.AppendUint16(f.buf, nlmsgError)
-		f.buf = ne.AppendUint16(f.buf, nlmFCapped)
+		f.buf = ne.AppendUint16(f.buf, unix.NLMSG_ERROR)
+		f.buf = ne.AppendUint16(f.buf, unix.NLM_F_CAPPED)
 		f.buf = ne.AppendUint32(f.buf, ne.Uint32(b[8:]))
 		f.buf = ne.AppendUint32(f.buf, 0)
 		f.buf = ne.AppendUint32(f.buf, 0)
@@ -112,7 +113,7 @@ func (f *emptyTable) send(b []byte) error {
 		f.buf, f.offs, f.next = f.buf[:0], f.offs[:0], 0
 		f.offs = append(f.offs, 0)
 		// 36 bytes, as recvBatch copies: NLMSG_DONE, its errno, padding.
-		f.buf = append(header(36, nlmsgDone, nlmFMulti, ne.Uint32(b[8:])), make([]byte, 20)...)
+		f.buf = append(header(36, unix.NLMSG_DONE, unix.NLM_F_MULTI, ne.Uint32(b[8:])), make([]byte, 20)...)
 		return nil
 	}
 	return f.fastAck.send(b)

@@ -43,14 +43,17 @@ func (c *client) apply(ctx context.Context, changes []Change, errs []error) erro
 			if len(s.idx) == 0 {
 				continue
 			}
-			err := s.exchange(len(s.idx), nil, func(k int, errno int32, text string) {
+			err := s.exchange(len(s.idx), false, nil, func(k int, errno int32, text string) {
 				i := s.idx[k]
 				known[i] = true
 				if errno != 0 {
 					errs[i] = &Error{Op: changes[i].Kind.op(), Message: text, Err: syscall.Errno(errno), cmd: changes[i].Kind.cmd()}
 				}
 			})
-			if errors.Is(err, errAcksLost) {
+			if err == nil || errors.Is(err, errAcksLost) {
+				// A change without an answer (lost to an overrun, or
+				// ended by EINTR, which the kernel does not answer)
+				// has an unknown outcome.
 				for _, i := range s.idx {
 					if !known[i] {
 						known[i] = true
@@ -82,12 +85,15 @@ func (c *client) encodeChange(s *sock, ch Change) {
 	off := c.begin(s, cmd, false)
 	switch ch.Kind {
 	case CreateService, UpdateService:
-		encodeService(&s.enc, ch.Service, true, ch.Service.Flags, serviceFlagsSentMask)
+		encodeService(&s.enc, ch.Service, ch.Service.Flags, serviceFlagsSentMask)
 	case DeleteService:
-		encodeService(&s.enc, ch.Service, false, 0, 0)
-	case CreateDestination, UpdateDestination, DeleteDestination:
+		encodeServiceID(&s.enc, ch.Service)
+	case CreateDestination, UpdateDestination:
 		s.serviceIdentity(ch.Service)
-		encodeDest(&s.enc, ch.Destination, ch.Kind != DeleteDestination)
+		encodeDest(&s.enc, ch.Destination)
+	case DeleteDestination:
+		s.serviceIdentity(ch.Service)
+		encodeDestID(&s.enc, ch.Destination)
 	}
 	s.enc.endMessage(off)
 }
@@ -101,7 +107,7 @@ func (s *sock) serviceIdentity(svc Service) {
 		s.enc.b = append(s.enc.b, s.enc.b[start:s.lastNest.end]...)
 	} else {
 		start := len(s.enc.b)
-		encodeService(&s.enc, svc, false, 0, 0)
+		encodeServiceID(&s.enc, svc)
 		s.lastNest.svc, s.lastNest.n = svc, len(s.enc.b)-start
 	}
 	s.lastNest.end = len(s.enc.b)

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/ipvs-go/ipvs/internal/uapi"
 )
@@ -53,14 +54,14 @@ func (tb *table) serve(greq genetlink.Message, nreq netlink.Message) ([]genetlin
 	var hasSvc bool
 	var dst DestinationStats
 	if b, ok, _ := nested(greq.Data, uapi.CmdAttrService); ok {
-		s, err := parseServiceAttrs(b)
+		s, err := parseServiceAttrs(b, true)
 		if err != nil {
 			return nil, syscall.EINVAL
 		}
 		svc, hasSvc = s.Service, true
 	}
 	if b, ok, _ := nested(greq.Data, uapi.CmdAttrDest); ok {
-		d, err := parseDestAttrs(b, svc.family())
+		d, err := parseDestAttrs(b, svc.family(), true)
 		if err != nil {
 			return nil, syscall.EINVAL
 		}
@@ -148,7 +149,7 @@ func (tb *table) serve(greq genetlink.Message, nreq netlink.Message) ([]genetlin
 // (the decoder accepts both).
 func serviceMessage(s Service) genetlink.Message {
 	return genetlink.Message{Header: genetlink.Header{Command: uapi.CmdNewService, Version: 1},
-		Data: encodeAttrs(func(e *encoder) { encodeService(e, s, true, s.Flags, serviceFlagsSentMask) })}
+		Data: encodeAttrs(func(e *encoder) { encodeService(e, s, s.Flags, serviceFlagsSentMask) })}
 }
 
 func destMessage(d DestinationStats) genetlink.Message {
@@ -638,14 +639,14 @@ func (k *dumpKernel) next() {
 		return
 	}
 	if len(k.running) == 0 {
-		k.queue = append(k.queue, append(header(20, nlmsgDone, nlmFMulti, k.runSeq), 0, 0, 0, 0))
+		k.queue = append(k.queue, append(header(20, unix.NLMSG_DONE, unix.NLM_F_MULTI, k.runSeq), 0, 0, 0, 0))
 		k.active = false
 		return
 	}
 	var d []byte
 	for i := 0; i < 2 && len(k.running) > 0; i++ {
 		body, _ := destMessage(k.running[0]).MarshalBinary()
-		d = append(d, header(16+len(body), familyID, nlmFMulti, k.runSeq)...)
+		d = append(d, header(16+len(body), familyID, unix.NLM_F_MULTI, k.runSeq)...)
 		d = append(d, body...)
 		k.running = k.running[1:]
 	}
@@ -656,7 +657,7 @@ func (k *dumpKernel) send(b []byte) error {
 	seq := ne.Uint32(b[8:])
 	if k.active {
 		k.ebusy++
-		d := header(36, nlmsgError, nlmFCapped, seq)
+		d := header(36, unix.NLMSG_ERROR, unix.NLM_F_CAPPED, seq)
 		ebusy := -int32(syscall.EBUSY)
 		d = ne.AppendUint32(d, uint32(ebusy))
 		k.queue = append(k.queue, append(d, b[:16]...))
@@ -714,7 +715,7 @@ func TestDumpDestinationsPipelined(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.dumpDestinations(s, out, true); err != nil {
+	if err := c.fillDestinations(s, out); err != nil {
 		t.Fatal(err)
 	}
 	for i, n := range counts {

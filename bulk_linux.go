@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/ipvs-go/ipvs/internal/uapi"
+	"golang.org/x/sys/unix"
 )
 
 // entries (and skip others, which cannot be detected).
@@ -46,8 +47,9 @@ func dedup[T any](xs []T, key func(*T) serviceKey) []T {
 	return out
 }
 
-// socket (see dumpSlot and serviceSlot).
-func (c *client) virtualServices(ctx context.Context, stats bool) ([]VirtualServiceStats, error) {
+// virtualServices reads every service and its destinations: one service
+// dump, then the destination dumps, pipelined.
+func (c *client) virtualServices(ctx context.Context) ([]VirtualServiceStats, error) {
 	const op = "list virtual services"
 	// The services are decoded into chunks and then copied once into a
 	// slice of the right length: about half the memory of growing one
@@ -57,7 +59,14 @@ func (c *client) virtualServices(ctx context.Context, stats bool) ([]VirtualServ
 		chunk  []VirtualServiceStats
 		total  int
 	)
-	err := c.dumpServices(ctx, stats, func(svc ServiceStats) {
+	err := c.do(ctx, op, uapi.CmdGetService, true, nil, func(m message) error {
+		if m.cmd != uapi.CmdNewService {
+			return nil
+		}
+		svc, ok, err := parseService(m.data)
+		if !ok {
+			return err
+		}
 		if len(chunk) == cap(chunk) {
 			if chunk != nil {
 				chunks = append(chunks, chunk)
@@ -66,9 +75,10 @@ func (c *client) virtualServices(ctx context.Context, stats bool) ([]VirtualServ
 		}
 		chunk = append(chunk, VirtualServiceStats{ServiceStats: svc})
 		total++
+		return nil
 	})
 	if err != nil {
-		return nil, wrap(op, uapi.CmdGetService, err)
+		return nil, err
 	}
 	out := make([]VirtualServiceStats, 0, total)
 	for _, ch := range chunks {
@@ -76,33 +86,12 @@ func (c *client) virtualServices(ctx context.Context, stats bool) ([]VirtualServ
 	}
 	out = dedup(append(out, chunk...), func(v *VirtualServiceStats) serviceKey { return v.Service.key() })
 	if len(out) > 0 {
-		// The destination dumps run on a socket that reads pages (see
-		// dumpSlot).
-		err = c.sessionOn(ctx, pageSock, func(s *sock) error { return c.dumpDestinations(s, out, stats) })
+		err = c.sessionOn(ctx, pageSock, func(s *sock) error { return c.fillDestinations(s, out) })
 		if err != nil {
 			return nil, wrap(op, uapi.CmdGetDest, err)
 		}
 	}
 	return out, nil
-}
-
-// dumpServices runs a service dump on a big socket (see serviceSlot) and
-// hands each service to fn.
-func (c *client) dumpServices(ctx context.Context, stats bool, fn func(ServiceStats)) error {
-	return c.sessionOn(ctx, bigSock, func(s *sock) error {
-		s.enc.b = s.enc.b[:0]
-		s.enc.endMessage(c.begin(s, uapi.CmdGetService, true))
-		return s.dumpOne(func(_ int, m message) error {
-			if m.cmd != uapi.CmdNewService {
-				return nil
-			}
-			svc, ok, err := parseServiceOpt(m.data, stats)
-			if ok {
-				fn(svc)
-			}
-			return err
-		})
-	})
 }
 
 // reconcileChanges reads the table and computes the changes that turn it
@@ -112,11 +101,23 @@ func (c *client) dumpServices(ctx context.Context, stats bool, fn func(ServiceSt
 func (c *client) reconcileChanges(ctx context.Context, want desiredTable, opts ReconcileOptions) ([]Change, error) {
 	const op = "list virtual services"
 	d := newDiffer(want, opts)
-	err := c.dumpServices(ctx, false, func(svc ServiceStats) { d.service(svc.Service) })
+	err := c.do(ctx, op, uapi.CmdGetService, true, nil, func(m message) error {
+		if m.cmd != uapi.CmdNewService {
+			return nil
+		}
+		svc, ok, err := parseServiceConfig(m.data)
+		if ok {
+			d.service(svc)
+		}
+		return err
+	})
 	if err != nil {
-		return nil, wrap(op, uapi.CmdGetService, err)
+		return nil, err
 	}
 	kept := d.kept()
+	if len(kept) == 0 {
+		return d.finish(), nil
+	}
 	started := -1
 	begin := func(i int) {
 		if i != started {
@@ -124,38 +125,36 @@ func (c *client) reconcileChanges(ctx context.Context, want desiredTable, opts R
 			started = i
 		}
 	}
-	if len(kept) > 0 {
-		err = c.sessionOn(ctx, pageSock, func(s *sock) error {
-			return c.dumpDests(s, len(kept), func(i int) Service { return want.svcs[kept[i]].svc },
-				func(i int, m message) error {
-					begin(i)
-					x, ok, err := parseDestOpt(m.data, want.svcs[kept[i]].svc.family(), false)
-					if ok {
-						d.dest(x)
-					}
-					return err
-				},
-				func(i int) {
-					begin(i)
-					d.endDests()
-				})
-		})
-		if err != nil {
-			return nil, wrap(op, uapi.CmdGetDest, err)
-		}
+	err = c.sessionOn(ctx, pageSock, func(s *sock) error {
+		return c.pipelineDestDumps(s, len(kept), func(i int) Service { return want.svcs[kept[i]].svc },
+			func(i int, m message) error {
+				begin(i)
+				x, ok, err := parseDestConfig(m.data, want.svcs[kept[i]].svc.family())
+				if ok {
+					d.dest(x)
+				}
+				return err
+			},
+			func(i int) {
+				begin(i)
+				d.endDests()
+			})
+	})
+	if err != nil {
+		return nil, wrap(op, uapi.CmdGetDest, err)
 	}
 	return d.finish(), nil
 }
 
-// dumpDestinations fills in the destinations of every service of out,
+// fillDestinations fills in the destinations of every service of out,
 // decoded into one growing slab, each service's run sliced off when its dump
 // ends: the dumps deliver them one service after another.
-func (c *client) dumpDestinations(s *sock, out []VirtualServiceStats, stats bool) error {
+func (c *client) fillDestinations(s *sock, out []VirtualServiceStats) error {
 	slab := make([]DestinationStats, 0, 4*len(out))
 	start := 0
-	return c.dumpDests(s, len(out), func(i int) Service { return out[i].Service },
+	return c.pipelineDestDumps(s, len(out), func(i int) Service { return out[i].Service },
 		func(i int, m message) error {
-			d, ok, err := parseDestOpt(m.data, out[i].family(), stats)
+			d, ok, err := parseDest(m.data, out[i].family())
 			if ok {
 				slab = append(slab, d)
 			}
@@ -167,9 +166,13 @@ func (c *client) dumpDestinations(s *sock, out []VirtualServiceStats, stats bool
 		})
 }
 
-// dumpDests runs one GET_DEST dump for each of n services, pipelined, and
-// hands each NEW_DEST message of service i to onDest and the end of its dump
-// to onEnd, service after service in order.
+// pipelineDestDumps runs one GET_DEST dump for each of n services, pipelined,
+// and hands each NEW_DEST message of service i to onDest and the end of its
+// dump to onEnd, service after service in order.
+//
+// It is the one request path besides exchange: exchange sends its requests
+// together and then reads, but a socket runs one dump at a time, so the
+// dumps must be requested one by one while the answers are read.
 //
 // A netlink socket runs one dump at a time (another request meanwhile gets
 // EBUSY), but the kernel ends a short dump, queueing its NLMSG_DONE, inside
@@ -178,7 +181,7 @@ func (c *client) dumpDestinations(s *sock, out []VirtualServiceStats, stats bool
 // the data of i+1: two system calls per service instead of three. A dump
 // that spans several datagrams makes the early request fail with EBUSY; it
 // is sent again after that dump's end.
-func (c *client) dumpDests(s *sock, n int, svc func(i int) Service, onDest func(i int, m message) error, onEnd func(i int)) error {
+func (c *client) pipelineDestDumps(s *sock, n int, svc func(i int) Service, onDest func(i int, m message) error, onEnd func(i int)) error {
 	if n == 0 {
 		return nil
 	}
@@ -195,7 +198,7 @@ func (c *client) dumpDests(s *sock, n int, svc func(i int) Service, onDest func(
 	send := func(i int) error {
 		s.enc.b = s.enc.b[:0]
 		off := c.begin(s, uapi.CmdGetDest, true)
-		encodeService(&s.enc, svc(i), false, 0, 0)
+		encodeServiceID(&s.enc, svc(i))
 		s.enc.endMessage(off)
 		bySeq = append(bySeq, int32(i)) // begin numbered it seq0+len(bySeq)
 		st[i].sent = true
@@ -208,7 +211,7 @@ func (c *client) dumpDests(s *sock, n int, svc func(i int) Service, onDest func(
 		}
 		i := int(bySeq[k])
 		switch {
-		case m.typ == nlmsgError:
+		case m.typ == unix.NLMSG_ERROR:
 			errno, text, err := parseError(m)
 			if err != nil || errno == 0 {
 				return err
@@ -221,7 +224,7 @@ func (c *client) dumpDests(s *sock, n int, svc func(i int) Service, onDest func(
 				return nil
 			}
 			return &kernelError{errno: syscall.Errno(errno), text: text}
-		case m.typ == nlmsgDone:
+		case m.typ == unix.NLMSG_DONE:
 			if i != ended {
 				return fmt.Errorf("destination dump %d ended before dump %d", i, ended)
 			}

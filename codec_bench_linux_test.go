@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/ipvs-go/ipvs/internal/uapi"
 )
@@ -28,8 +29,8 @@ func BenchmarkEncodeService(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		e.b = e.b[:0]
-		off := e.beginMessage(0x20, nlmFRequest|nlmFAck, 1, 0, uapi.CmdNewService)
-		encodeService(&e, benchService, true, 0, serviceFlagsSentMask)
+		off := e.beginMessage(0x20, unix.NLM_F_REQUEST|unix.NLM_F_ACK, 1, 0, uapi.CmdNewService)
+		encodeService(&e, benchService, 0, serviceFlagsSentMask)
 		e.endMessage(off)
 	}
 	b.SetBytes(int64(len(e.b)))
@@ -40,9 +41,9 @@ func BenchmarkEncodeDestination(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		e.b = e.b[:0]
-		off := e.beginMessage(0x20, nlmFRequest|nlmFAck, 1, 0, uapi.CmdNewDest)
-		encodeService(&e, benchService, false, 0, 0)
-		encodeDest(&e, benchDest, true)
+		off := e.beginMessage(0x20, unix.NLM_F_REQUEST|unix.NLM_F_ACK, 1, 0, uapi.CmdNewDest)
+		encodeServiceID(&e, benchService)
+		encodeDest(&e, benchDest)
 		e.endMessage(off)
 	}
 	b.SetBytes(int64(len(e.b)))
@@ -125,10 +126,10 @@ func BenchmarkParseStats(b *testing.B) {
 func frameDump(cmd uint8, payload []byte, n int) []byte {
 	var b []byte
 	for i := range n {
-		l := nlmsgHdrLen + genlHdrLen + len(payload)
+		l := unix.NLMSG_HDRLEN + unix.GENL_HDRLEN + len(payload)
 		b = binary.NativeEndian.AppendUint32(b, uint32(l))
 		b = binary.NativeEndian.AppendUint16(b, 0x20)
-		b = binary.NativeEndian.AppendUint16(b, nlmFMulti)
+		b = binary.NativeEndian.AppendUint16(b, unix.NLM_F_MULTI)
 		b = binary.NativeEndian.AppendUint32(b, uint32(i))
 		b = binary.NativeEndian.AppendUint32(b, 0)
 		b = append(b, cmd, 1, 0, 0)
@@ -149,7 +150,7 @@ func BenchmarkDecodeServiceDump(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		svcs := make([]ServiceStats, 0, 16)
-		collect := serviceCollector(&svcs, true)
+		collect := serviceCollector(&svcs)
 		if err := messages(dg, collect); err != nil {
 			b.Fatal(err)
 		}

@@ -15,10 +15,10 @@ type DaemonState uint32
 // network namespace.
 const (
 	// Master sends the load balancer's connection entries to the group.
-	Master DaemonState = uapi.StateMaster
+	Master DaemonState = 1
 	// Backup receives entries from a master and installs them, so that the
 	// backup load balancer keeps connections after a failover.
-	Backup DaemonState = uapi.StateBackup
+	Backup DaemonState = 2
 )
 
 // String returns "master", "backup" or "DaemonState(N)".

@@ -100,12 +100,10 @@ func parseAddr(name string, b []byte, fam Family) (netip.Addr, error) {
 // number of its leading ones if the mask is not contiguous.
 func prefixLen(mask uint32) int { return bits.LeadingZeros32(^mask) }
 
-// parseServiceAttrs decodes the attributes of one IPVS_CMD_ATTR_SERVICE.
-func parseServiceAttrs(b []byte) (ServiceStats, error) { return parseServiceAttrsOpt(b, true) }
-
-// parseServiceAttrsOpt is parseServiceAttrs; without stats it leaves the
-// statistics undecoded, for callers that only compare configurations.
-func parseServiceAttrsOpt(b []byte, stats bool) (ServiceStats, error) {
+// parseServiceAttrs decodes the attributes of one IPVS_CMD_ATTR_SERVICE;
+// without stats it leaves the statistics undecoded, for callers that only
+// compare configurations.
+func parseServiceAttrs(b []byte, stats bool) (ServiceStats, error) {
 	var (
 		s                     ServiceStats
 		af                    Family
@@ -262,30 +260,31 @@ func nested(data []byte, typ uint16) ([]byte, bool, error) {
 	return out, found, err
 }
 
-// parseService decodes a NEW_SERVICE message; ok is false if it carries no
-// service.
+// parseService decodes a NEW_SERVICE message with its statistics; ok is
+// false if it carries no service.
 func parseService(data []byte) (s ServiceStats, ok bool, err error) {
-	return parseServiceOpt(data, true)
+	return parseServiceMsg(data, true)
 }
 
-func parseServiceOpt(data []byte, stats bool) (s ServiceStats, ok bool, err error) {
+// parseServiceConfig is parseService without the statistics.
+func parseServiceConfig(data []byte) (s Service, ok bool, err error) {
+	st, ok, err := parseServiceMsg(data, false)
+	return st.Service, ok, err
+}
+
+func parseServiceMsg(data []byte, stats bool) (s ServiceStats, ok bool, err error) {
 	b, ok, err := nested(data, uapi.CmdAttrService)
 	if err != nil || !ok {
 		return ServiceStats{}, false, err
 	}
-	s, err = parseServiceAttrsOpt(b, stats)
+	s, err = parseServiceAttrs(b, stats)
 	return s, err == nil, err
 }
 
 // parseDestAttrs decodes one IPVS_CMD_ATTR_DEST; svcFamily is the address
-// family to assume when the kernel (before 3.18) sends none.
-func parseDestAttrs(b []byte, svcFamily Family) (DestinationStats, error) {
-	return parseDestAttrsOpt(b, svcFamily, true)
-}
-
-// parseDestAttrsOpt is parseDestAttrs; without stats it leaves the
-// statistics undecoded.
-func parseDestAttrsOpt(b []byte, svcFamily Family, stats bool) (DestinationStats, error) {
+// family to assume when the kernel (before 3.18) sends none. Without stats
+// it leaves the statistics undecoded.
+func parseDestAttrs(b []byte, svcFamily Family, stats bool) (DestinationStats, error) {
 	var (
 		d                     DestinationStats
 		af                    = svcFamily
@@ -364,17 +363,24 @@ func parseDestAttrsOpt(b []byte, svcFamily Family, stats bool) (DestinationStats
 	return d, err
 }
 
-// parseDest decodes a NEW_DEST message.
+// parseDest decodes a NEW_DEST message with its statistics; ok is false if
+// it carries no destination.
 func parseDest(data []byte, svcFamily Family) (d DestinationStats, ok bool, err error) {
-	return parseDestOpt(data, svcFamily, true)
+	return parseDestMsg(data, svcFamily, true)
 }
 
-func parseDestOpt(data []byte, svcFamily Family, stats bool) (d DestinationStats, ok bool, err error) {
+// parseDestConfig is parseDest without the traffic statistics; the
+// connection counts are decoded.
+func parseDestConfig(data []byte, svcFamily Family) (d DestinationStats, ok bool, err error) {
+	return parseDestMsg(data, svcFamily, false)
+}
+
+func parseDestMsg(data []byte, svcFamily Family, stats bool) (d DestinationStats, ok bool, err error) {
 	b, ok, err := nested(data, uapi.CmdAttrDest)
 	if err != nil || !ok {
 		return DestinationStats{}, false, err
 	}
-	d, err = parseDestAttrsOpt(b, svcFamily, stats)
+	d, err = parseDestAttrs(b, svcFamily, stats)
 	return d, err == nil, err
 }
 

@@ -18,19 +18,19 @@ const (
 	// NAT (masquerading, ipvsadm -m) rewrites the destination address and
 	// port; the destination's replies must route back through the load
 	// balancer, which rewrites them again.
-	NAT ForwardMethod = uapi.ConnFlagMasq
+	NAT ForwardMethod = 0
 	// Local delivers to a local process (a destination that is an address
 	// of the load balancer). ipvsadm lists it as "Local".
-	Local ForwardMethod = uapi.ConnFlagLocalNode
+	Local ForwardMethod = 1
 	// IPIP tunnels the packet to the destination (ipvsadm -i), which holds
 	// the virtual address on its tunnel device and replies directly. The
 	// tunnel can be IPIP, GUE or GRE (Destination.TunnelType).
-	IPIP ForwardMethod = uapi.ConnFlagTunnel
+	IPIP ForwardMethod = 2
 	// DR (direct routing, gatewaying, ipvsadm -g) rewrites only the MAC
 	// address; the destination is on the same L2 segment, holds the virtual
 	// address on a loopback device without answering ARP for it, and
 	// replies directly.
-	DR ForwardMethod = uapi.ConnFlagDRoute
+	DR ForwardMethod = 3
 )
 
 // String returns "NAT", "Local", "IPIP", "DR" or "ForwardMethod(N)".
@@ -54,9 +54,9 @@ type TunnelType uint8
 
 // Tunnel types.
 const (
-	TunnelIPIP TunnelType = uapi.TunnelTypeIPIP // IP in IP (the default)
-	TunnelGUE  TunnelType = uapi.TunnelTypeGUE  // Generic UDP Encapsulation; needs TunnelPort
-	TunnelGRE  TunnelType = uapi.TunnelTypeGRE  // GRE
+	TunnelIPIP TunnelType = 0 // IP in IP (the default)
+	TunnelGUE  TunnelType = 1 // Generic UDP Encapsulation; needs TunnelPort
+	TunnelGRE  TunnelType = 2 // GRE
 )
 
 // String returns "ipip", "gue", "gre" or "TunnelType(N)".
@@ -77,9 +77,9 @@ type TunnelChecksum uint16
 
 // Tunnel checksum modes.
 const (
-	TunnelChecksumNone   TunnelChecksum = uapi.TunnelFlagNoCsum  // no checksum (the default)
-	TunnelChecksumOn     TunnelChecksum = uapi.TunnelFlagCsum    // outer checksum
-	TunnelChecksumRemote TunnelChecksum = uapi.TunnelFlagRemCsum // remote checksum offload (GUE only)
+	TunnelChecksumNone   TunnelChecksum = 0 // no checksum (the default)
+	TunnelChecksumOn     TunnelChecksum = 1 // outer checksum
+	TunnelChecksumRemote TunnelChecksum = 2 // remote checksum offload (GUE only)
 )
 
 // String returns "nocsum", "csum", "remcsum" or "TunnelChecksum(N)".
@@ -158,7 +158,7 @@ func (c *Client) CreateDestination(ctx context.Context, s Service, d Destination
 	if err := d.validate(op, &s); err != nil {
 		return err
 	}
-	return c.c.setDestination(ctx, op, uapi.CmdNewDest, s, d, true)
+	return c.c.setDestination(ctx, op, uapi.CmdNewDest, s, d)
 }
 
 // UpdateDestination replaces the configuration of the destination of s
@@ -173,7 +173,7 @@ func (c *Client) UpdateDestination(ctx context.Context, s Service, d Destination
 	if err := d.validate(op, &s); err != nil {
 		return err
 	}
-	return c.c.setDestination(ctx, op, uapi.CmdSetDest, s, d, true)
+	return c.c.setDestination(ctx, op, uapi.CmdSetDest, s, d)
 }
 
 // DeleteDestination removes the destination identified by d's Address and
@@ -189,7 +189,7 @@ func (c *Client) DeleteDestination(ctx context.Context, s Service, d Destination
 	if err := d.validateAddress(op); err != nil {
 		return err
 	}
-	return c.c.setDestination(ctx, op, uapi.CmdDelDest, s, d, false)
+	return c.c.deleteDestination(ctx, s, d)
 }
 
 // Destinations lists the destinations of the service identified by s. A
@@ -205,7 +205,8 @@ func (c *Client) Destinations(ctx context.Context, s Service) ([]DestinationStat
 	return c.c.destinations(ctx, s)
 }
 
-// validateAddress checks a destination's address against its service.
+// validateAddress checks that a destination's address is a unicast address
+// the wire can carry.
 func (d *Destination) validateAddress(op string) error {
 	if !d.Address.IsValid() {
 		return invalid(op, "Destination.Address", "a destination needs an address")

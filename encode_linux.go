@@ -23,70 +23,92 @@ func addr16(e *encoder, typ uint16, a netip.Addr) {
 	e.bytes(typ, b[:])
 }
 
-// encodeService writes IPVS_CMD_ATTR_SERVICE: the identity, and with full
-// the configuration that NEW_SERVICE and SET_SERVICE require.
-func encodeService(e *encoder, s Service, full bool, flags, mask ServiceFlags) {
+// encodeServiceID writes IPVS_CMD_ATTR_SERVICE with the service's identity
+// only, which is what every command naming an existing service reads.
+func encodeServiceID(e *encoder, s Service) {
 	off := e.nest(uapi.CmdAttrService)
-	fam := s.family()
-	e.u16(uapi.SvcAttrAF, uint16(fam))
-	if s.FirewallMark != 0 {
-		// Only for mark services: an FWMARK attribute of 0 would still
-		// select the mark branch and mean TCP 0.0.0.0:0.
-		e.u32(uapi.SvcAttrFwmark, s.FirewallMark)
-	} else {
-		e.u16(uapi.SvcAttrProtocol, uint16(s.Protocol))
-		addr16(e, uapi.SvcAttrAddr, s.Address)
-		e.be16(uapi.SvcAttrPort, s.Port)
+	serviceID(e, s)
+	e.end(off)
+}
+
+// encodeService writes IPVS_CMD_ATTR_SERVICE with the identity and the
+// configuration NEW_SERVICE and SET_SERVICE require. The flags attribute
+// carries flags and the mask of the bits to change.
+func encodeService(e *encoder, s Service, flags, mask ServiceFlags) {
+	off := e.nest(uapi.CmdAttrService)
+	serviceID(e, s)
+	e.str(uapi.SvcAttrSchedName, s.Scheduler)
+	if s.PersistenceEngine != "" {
+		// Always sent when set: SET_SERVICE without it removes the
+		// engine.
+		e.str(uapi.SvcAttrPEName, s.PersistenceEngine)
 	}
-	if full {
-		e.str(uapi.SvcAttrSchedName, s.Scheduler)
-		if s.PersistenceEngine != "" {
-			// Always sent when set: SET_SERVICE without it removes the
-			// engine.
-			e.str(uapi.SvcAttrPEName, s.PersistenceEngine)
+	e.header(uapi.SvcAttrFlags, 8)
+	e.b = ne.AppendUint32(e.b, uint32(flags&knownServiceFlags))
+	e.b = ne.AppendUint32(e.b, uint32(mask))
+	e.u32(uapi.SvcAttrTimeout, uint32(s.Timeout/time.Second))
+	if s.family() == IPv4 {
+		n := s.Netmask
+		if n == 0 {
+			n = defaultNetmask4
 		}
-		e.header(uapi.SvcAttrFlags, 8)
-		e.b = ne.AppendUint32(e.b, uint32(flags&knownServiceFlags))
-		e.b = ne.AppendUint32(e.b, uint32(mask))
-		e.u32(uapi.SvcAttrTimeout, uint32(s.Timeout/time.Second))
-		if fam == IPv4 {
-			n := s.Netmask
-			if n == 0 {
-				n = defaultNetmask4
-			}
-			var m [4]byte
-			binary.BigEndian.PutUint32(m[:], ^uint32(0)<<(32-n))
-			e.bytes(uapi.SvcAttrNetmask, m[:])
-		} else {
-			n := s.Netmask
-			if n == 0 {
-				n = defaultNetmask6
-			}
-			e.u32(uapi.SvcAttrNetmask, uint32(n))
+		var m [4]byte
+		binary.BigEndian.PutUint32(m[:], ^uint32(0)<<(32-n))
+		e.bytes(uapi.SvcAttrNetmask, m[:])
+	} else {
+		n := s.Netmask
+		if n == 0 {
+			n = defaultNetmask6
 		}
+		e.u32(uapi.SvcAttrNetmask, uint32(n))
 	}
 	e.end(off)
 }
 
-// encodeDest writes IPVS_CMD_ATTR_DEST: the identity (family, address,
-// port), and with full the configuration NEW_DEST and SET_DEST require. The
-// tunnel attributes are always sent, zero for non-tunnel destinations, as
-// ipvsadm does; kernels before 5.2 ignore them.
-func encodeDest(e *encoder, d Destination, full bool) {
+// serviceID writes the identity attributes of a service nest.
+func serviceID(e *encoder, s Service) {
+	e.u16(uapi.SvcAttrAF, uint16(s.family()))
+	if s.FirewallMark != 0 {
+		// Only for mark services: an FWMARK attribute of 0 would still
+		// select the mark branch and mean TCP 0.0.0.0:0.
+		e.u32(uapi.SvcAttrFwmark, s.FirewallMark)
+		return
+	}
+	e.u16(uapi.SvcAttrProtocol, uint16(s.Protocol))
+	addr16(e, uapi.SvcAttrAddr, s.Address)
+	e.be16(uapi.SvcAttrPort, s.Port)
+}
+
+// encodeDestID writes IPVS_CMD_ATTR_DEST with the destination's identity
+// (family, address, port) only, for DEL_DEST.
+func encodeDestID(e *encoder, d Destination) {
 	off := e.nest(uapi.CmdAttrDest)
+	destID(e, d)
+	e.end(off)
+}
+
+// encodeDest writes IPVS_CMD_ATTR_DEST with the identity and the
+// configuration NEW_DEST and SET_DEST require. The tunnel attributes are
+// always sent, zero for non-tunnel destinations, as ipvsadm does; kernels
+// before 5.2 ignore them.
+func encodeDest(e *encoder, d Destination) {
+	off := e.nest(uapi.CmdAttrDest)
+	destID(e, d)
+	e.u32(uapi.DestAttrFwdMethod, uint32(d.ForwardMethod))
+	e.u32(uapi.DestAttrWeight, uint32(d.Weight))
+	e.u8(uapi.DestAttrTunType, uint8(d.TunnelType))
+	e.be16(uapi.DestAttrTunPort, d.TunnelPort)
+	e.u16(uapi.DestAttrTunFlags, uint16(d.TunnelChecksum))
+	e.u32(uapi.DestAttrUThresh, d.UpperThreshold)
+	e.u32(uapi.DestAttrLThresh, d.LowerThreshold)
+	e.end(off)
+}
+
+// destID writes the identity attributes of a destination nest.
+func destID(e *encoder, d Destination) {
 	e.u16(uapi.DestAttrAddrFamily, uint16(familyOf(d.Address)))
 	addr16(e, uapi.DestAttrAddr, d.Address)
 	e.be16(uapi.DestAttrPort, d.Port)
-	if full {
-		e.u32(uapi.DestAttrFwdMethod, uint32(d.ForwardMethod))
-		e.u32(uapi.DestAttrWeight, uint32(d.Weight))
-		e.u8(uapi.DestAttrTunType, uint8(d.TunnelType))
-		e.be16(uapi.DestAttrTunPort, d.TunnelPort)
-		e.u16(uapi.DestAttrTunFlags, uint16(d.TunnelChecksum))
-		e.u32(uapi.DestAttrUThresh, d.UpperThreshold)
-		e.u32(uapi.DestAttrLThresh, d.LowerThreshold)
-	}
-	e.end(off)
 }
 
 // encodeDaemon writes IPVS_CMD_ATTR_DAEMON for NEW_DAEMON. Optional

@@ -28,11 +28,11 @@ func (e *kernelError) Error() string { return e.errno.Error() }
 func requestFlags(cmd uint8, dump bool) uint16 {
 	switch {
 	case cmd == uapi.CmdGetDest || cmd == uapi.CmdGetDaemon || (cmd == uapi.CmdGetService && dump):
-		return nlmFRequest | nlmFDump
+		return unix.NLM_F_REQUEST | unix.NLM_F_DUMP
 	case cmd == uapi.CmdGetService || cmd == uapi.CmdGetInfo || cmd == uapi.CmdGetConfig:
-		return nlmFRequest
+		return unix.NLM_F_REQUEST
 	}
-	return nlmFRequest | nlmFAck
+	return unix.NLM_F_REQUEST | unix.NLM_F_ACK
 }
 
 // begin starts a request message in s's buffer and returns its offset.
@@ -46,34 +46,29 @@ func (c *client) begin(s *sock, cmd uint8, dump bool) int {
 var errAcksLost = errors.New("acknowledgements lost to a receive buffer overrun")
 
 // exchange sends the n messages in s's buffer, whose sequence numbers end at
-// s.seq, and reads until each has its final answer: an ACK or error, the end
-// of a dump, or the reply of a GET. onData receives each data message with
-// its request's index; onResult each final answer (errno 0 for success).
-// Messages of other sequence numbers, left by an earlier exchange, are
-// skipped. If the kernel dropped answers (ENOBUFS), exchange reads what is
-// left and returns errAcksLost; requests without an answer get no onResult.
-func (s *sock) exchange(n int, onData func(i int, m message) error, onResult func(i int, errno int32, text string)) error {
-	return s.exchangeUntil(n, false, onData, onResult)
-}
-
-// exchangeUntil is exchange; with untilLast it also stops as soon as the last
-// request is answered, leaving earlier requests that got no answer without
-// onResult: the kernel answers in order, so none will come.
-func (s *sock) exchangeUntil(n int, untilLast bool, onData func(i int, m message) error, onResult func(i int, errno int32, text string)) error {
+// s.seq, and reads until the last one has its final answer: an ACK or error,
+// the end of a dump, or the reply of a GET. dump says that the one message
+// is a dump request. onData receives each data message with its request's
+// index; onResult each final answer (errno 0 for success). Messages of other
+// sequence numbers, left by an earlier exchange, are skipped.
+//
+// The kernel answers the requests of one send in order, so once the last
+// is answered no other answer will come. A request can get none: the kernel
+// drops answers when the receive buffer overflows (ENOBUFS: exchange then
+// reads what is left and returns errAcksLost) and sends none for a request
+// its handler ended with EINTR. Such requests get no onResult.
+func (s *sock) exchange(n int, dump bool, onData func(i int, m message) error, onResult func(i int, errno int32, text string)) error {
 	if err := s.t.send(s.enc.b); err != nil {
 		return err
 	}
 	first := s.seq - uint32(n) + 1
-	dump := n == 1 && len(s.enc.b) >= 8 && ne.Uint16(s.enc.b[6:])&unix.NLM_F_DUMP == unix.NLM_F_DUMP
-	pending := n
 	overrun := false
 	lastDone := false
-	result := onResult
-	onResult = func(i int, errno int32, text string) {
+	result := func(i int, errno int32, text string) {
 		if i == n-1 {
 			lastDone = true
 		}
-		result(i, errno, text)
+		onResult(i, errno, text)
 	}
 	handle := func(m message) error {
 		i := int(m.seq - first)
@@ -81,24 +76,22 @@ func (s *sock) exchangeUntil(n int, untilLast bool, onData func(i int, m message
 			return nil // stale
 		}
 		switch m.typ {
-		case nlmsgError:
+		case unix.NLMSG_ERROR:
 			errno, text, err := parseError(m)
 			if err != nil {
 				return err
 			}
-			pending--
-			onResult(i, errno, text)
-		case nlmsgDone:
-			pending--
+			result(i, errno, text)
+		case unix.NLMSG_DONE:
 			var errno int32
 			if len(m.data) >= 4 {
 				errno = -int32(ne.Uint32(m.data))
 			}
-			onResult(i, errno, "")
-		case nlmsgOverrun:
+			result(i, errno, "")
+		case unix.NLMSG_OVERRUN:
 			return errors.New("netlink overrun")
 		default:
-			if m.typ < 0x10 {
+			if m.typ < unix.NLMSG_MIN_TYPE {
 				return nil // NLMSG_NOOP and reserved types
 			}
 			if onData != nil {
@@ -106,14 +99,13 @@ func (s *sock) exchangeUntil(n int, untilLast bool, onData func(i int, m message
 					return err
 				}
 			}
-			if m.flags&nlmFMulti == 0 {
-				pending-- // a doit's single reply; dump parts are multipart
-				onResult(i, 0, "")
+			if m.flags&unix.NLM_F_MULTI == 0 {
+				result(i, 0, "") // a doit's single reply; dump parts are multipart
 			}
 		}
 		return nil
 	}
-	for pending > 0 && !(untilLast && lastDone) {
+	for !lastDone {
 		var (
 			got int
 			err error
@@ -149,38 +141,53 @@ func (s *sock) exchangeUntil(n int, untilLast bool, onData func(i int, m message
 			}
 		}
 	}
+	if overrun {
+		return errAcksLost
+	}
 	return nil
 }
 
-// do sends one request and reads its answer; the one request path of every
-// single-call method. encode writes the attributes; onData, if not nil,
-// receives the reply messages.
-func (c *client) do(ctx context.Context, op string, cmd uint8, dump bool, encode func(e *encoder), onData func(m message) error) error {
-	kind := anySock
+// resultOf returns an onResult for exchange that stores the kernel's error
+// for request i in *err.
+func resultOf(i int, err *error) func(int, int32, string) {
+	return func(k int, errno int32, text string) {
+		if k == i && errno != 0 {
+			*err = &kernelError{errno: syscall.Errno(errno), text: text}
+		}
+	}
+}
+
+// sockKindFor is the kind of socket a request needs (see dumpSlot and
+// serviceSlot).
+func sockKindFor(cmd uint8, dump bool) sockKind {
 	switch {
 	case cmd == uapi.CmdGetService && dump:
-		kind = bigSock
+		return bigSock
 	case dump:
-		kind = pageSock
+		return pageSock
 	}
-	err := c.sessionOn(ctx, kind, func(s *sock) error {
+	return anySock
+}
+
+// do sends one request and reads its answer: the request path of every
+// method but Apply, which sends many requests at once (apply), and the
+// destination dumps of VirtualServices and Reconcile, which are pipelined
+// (pipelineDestDumps). encode writes the attributes; onData, if not nil,
+// receives the reply messages.
+func (c *client) do(ctx context.Context, op string, cmd uint8, dump bool, encode func(e *encoder), onData func(m message) error) error {
+	err := c.sessionOn(ctx, sockKindFor(cmd, dump), func(s *sock) error {
 		s.enc.b = s.enc.b[:0]
 		off := c.begin(s, cmd, dump)
 		if encode != nil {
 			encode(&s.enc)
 		}
 		s.enc.endMessage(off)
-		var kerr error
 		var data func(int, message) error
 		if onData != nil {
 			data = func(_ int, m message) error { return onData(m) }
 		}
-		err := s.exchange(1, data, func(_ int, errno int32, text string) {
-			if errno != 0 {
-				kerr = &kernelError{errno: syscall.Errno(errno), text: text}
-			}
-		})
-		if err != nil {
+		var kerr error
+		if err := s.exchange(1, dump, data, resultOf(0, &kerr)); err != nil {
 			return err
 		}
 		return kerr
@@ -203,19 +210,3 @@ func wrap(op string, cmd uint8, err error) error {
 	}
 	return &Error{Op: op, Err: err, cmd: cmd}
 }
-
-// dumpOne runs the one dump request in s's buffer.
-func (s *sock) dumpOne(onData func(int, message) error) error {
-	var kerr error
-	err := s.exchange(1, onData, func(_ int, errno int32, text string) {
-		if errno != 0 {
-			kerr = &kernelError{errno: syscall.Errno(errno), text: text}
-		}
-	})
-	if err != nil {
-		return err
-	}
-	return kerr
-}
-
-// apply sends the valid changes (those whose errs entry is nil) as batches

@@ -54,9 +54,9 @@ func FuzzParseServices(f *testing.F) {
 		}
 		// A valid service read from the kernel can be written back and
 		// reads the same.
-		if s.validate("fuzz", true) == nil {
+		if s.validate("fuzz") == nil {
 			again, _, err := parseService(encodeAttrs(func(e *encoder) {
-				encodeService(e, s.Service, true, s.Flags, serviceFlagsSentMask)
+				encodeService(e, s.Service, s.Flags, serviceFlagsSentMask)
 			}))
 			if err != nil || again.Service != s.Service {
 				t.Fatalf("round trip of %+v: %+v, %v", s.Service, again, err)
@@ -80,7 +80,7 @@ func FuzzParseDestinations(f *testing.F) {
 		}
 		svc := Service{FirewallMark: 1, Family: fam}
 		if d.validate("fuzz", &svc) == nil {
-			again, _, err := parseDest(encodeAttrs(func(e *encoder) { encodeDest(e, d.Destination, true) }), fam)
+			again, _, err := parseDest(encodeAttrs(func(e *encoder) { encodeDest(e, d.Destination) }), fam)
 			if err != nil || again.Destination != d.Destination {
 				t.Fatalf("round trip of %+v: %+v, %v", d.Destination, again, err)
 			}
@@ -174,10 +174,10 @@ func FuzzServiceRoundTrip(f *testing.F) {
 			Scheduler: sched, Flags: ServiceFlags(flags), Timeout: time.Duration(timeout) * time.Second,
 			Netmask: netmask, PersistenceEngine: pe,
 		}
-		if s.validate("fuzz", true) != nil {
+		if s.validate("fuzz") != nil {
 			return
 		}
-		got, _, err := parseService(encodeAttrs(func(e *encoder) { encodeService(e, s, true, s.Flags, serviceFlagsSentMask) }))
+		got, _, err := parseService(encodeAttrs(func(e *encoder) { encodeService(e, s, s.Flags, serviceFlagsSentMask) }))
 		// The family is reported only for mark services, and the full
 		// mask reads as zero.
 		if want := s.normalized(); err != nil || got.Service != want {
@@ -205,7 +205,7 @@ func FuzzDestinationRoundTrip(f *testing.F) {
 		if d.validate("fuzz", &svc) != nil {
 			return
 		}
-		got, _, err := parseDest(encodeAttrs(func(e *encoder) { encodeDest(e, d, true) }), svc.Family)
+		got, _, err := parseDest(encodeAttrs(func(e *encoder) { encodeDest(e, d) }), svc.Family)
 		if err != nil || got.Destination != d {
 			t.Fatalf("round trip of %+v: %+v, %v", d, got, err)
 		}

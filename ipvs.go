@@ -30,7 +30,8 @@
 // netlink sockets, of which it keeps up to eight open between calls. Every
 // method takes a context.Context and returns when it is cancelled or its
 // deadline passes; the Client stays usable afterwards (a connection
-// abandoned mid-call is discarded, never reused). Inputs are validated before anything is sent, because the kernel
+// abandoned mid-call is discarded, never reused). Inputs are validated
+// before anything is sent, because the kernel
 // answers most mistakes with a bare EINVAL: such errors are *Error values
 // whose Field names the offending field and which match os.ErrInvalid. Kernel
 // errors are *Error values too, mapped onto os.ErrNotExist, os.ErrExist,
@@ -42,27 +43,53 @@
 // netlink attributes. Requests nest a service in IPVS_CMD_ATTR_SERVICE (1), a
 // destination in IPVS_CMD_ATTR_DEST (2) and a sync daemon in
 // IPVS_CMD_ATTR_DAEMON (3); timeouts are top-level u32 attributes 4-6.
-// "host" below is the CPU's byte order; "BE" is network order.
+// "host" is the CPU's byte order, "BE" network order; the last column is the
+// kernel release that added the attribute.
 //
-//	Service (IPVS_SVC_ATTR_*)             Destination (IPVS_DEST_ATTR_*)
-//	 1 AF         u16 host      2.6.28     1 ADDR         16 bytes raw   2.6.28
-//	 2 PROTOCOL   u16 host      2.6.28     2 PORT         u16 BE         2.6.28
-//	 3 ADDR       16 bytes raw  2.6.28     3 FWD_METHOD   u32 host       2.6.28
-//	 4 PORT       u16 BE        2.6.28     4 WEIGHT       u32 host (int) 2.6.28
-//	 5 FWMARK     u32 host      2.6.28     5 U_THRESH     u32 host       2.6.28
-//	 6 SCHED_NAME string <= 15  2.6.28     6 L_THRESH     u32 host       2.6.28
-//	 7 FLAGS      {u32,u32} host 2.6.28    7 ACTIVE_CONNS u32 host       2.6.28
-//	 8 TIMEOUT    u32 host (s)  2.6.28     8 INACT_CONNS  u32 host       2.6.28
-//	 9 NETMASK    v4: BE mask; v6: host prefix length   9 PERSIST_CONNS u32 host
-//	10 STATS      nested, 32-bit          10 STATS        nested, 32-bit
-//	11 PE_NAME    string <= 16  2.6.37    11 ADDR_FAMILY  u16 host       3.18
-//	12 STATS64    nested, u64   4.1       12 STATS64      nested, u64    4.1
-//	                                      13 TUN_TYPE     u8             5.2
-//	Sync daemon (IPVS_DAEMON_ATTR_*)      14 TUN_PORT     u16 BE         5.2
-//	 1 STATE u32 host, 2 MCAST_IFN string <= 15, 3 SYNC_ID u32 host,
-//	 4 SYNC_MAXLEN u16 host (4.3), 5 MCAST_GROUP u32 BE (4.3),
-//	 6 MCAST_GROUP6 16 bytes (4.3), 7 MCAST_PORT u16 host (4.3), 8 MCAST_TTL u8 (4.3)
-//	                                      15 TUN_FLAGS    u16 host       5.3
+// Service attributes (IPVS_SVC_ATTR_*):
+//
+//	 1 AF          u16 host                      2.6.28
+//	 2 PROTOCOL    u16 host                      2.6.28
+//	 3 ADDR        16 bytes, IPv4 in the first 4 2.6.28
+//	 4 PORT        u16 BE                        2.6.28
+//	 5 FWMARK      u32 host                      2.6.28
+//	 6 SCHED_NAME  string, at most 15 bytes      2.6.28
+//	 7 FLAGS       {flags, mask} u32 host each   2.6.28
+//	 8 TIMEOUT     u32 host, seconds             2.6.28
+//	 9 NETMASK     IPv4: u32 BE mask             2.6.28
+//	               IPv6: u32 host prefix length
+//	10 STATS       nested, 32-bit counters       2.6.28
+//	11 PE_NAME     string, at most 16 bytes      2.6.37
+//	12 STATS64     nested, u64 counters          4.1
+//
+// Destination attributes (IPVS_DEST_ATTR_*):
+//
+//	 1 ADDR           16 bytes                   2.6.28
+//	 2 PORT           u16 BE                     2.6.28
+//	 3 FWD_METHOD     u32 host                   2.6.28
+//	 4 WEIGHT         u32 host (an int)          2.6.28
+//	 5 U_THRESH       u32 host                   2.6.28
+//	 6 L_THRESH       u32 host                   2.6.28
+//	 7 ACTIVE_CONNS   u32 host                   2.6.28
+//	 8 INACT_CONNS    u32 host                   2.6.28
+//	 9 PERSIST_CONNS  u32 host                   2.6.28
+//	10 STATS          nested, 32-bit counters    2.6.28
+//	11 ADDR_FAMILY    u16 host                   3.18
+//	12 STATS64        nested, u64 counters       4.1
+//	13 TUN_TYPE       u8                         5.2
+//	14 TUN_PORT       u16 BE                     5.2
+//	15 TUN_FLAGS      u16 host                   5.3
+//
+// Sync daemon attributes (IPVS_DAEMON_ATTR_*):
+//
+//	1 STATE         u32 host                     2.6.28
+//	2 MCAST_IFN     string, at most 15 bytes     2.6.28
+//	3 SYNC_ID       u32 host                     2.6.28
+//	4 SYNC_MAXLEN   u16 host                     4.3
+//	5 MCAST_GROUP   u32 BE                       4.3
+//	6 MCAST_GROUP6  16 bytes                     4.3
+//	7 MCAST_PORT    u16 host                     4.3
+//	8 MCAST_TTL     u8                           4.3
 //
 // Statistics nests (IPVS_STATS_ATTR_*): 1 CONNS, 2 INPKTS, 3 OUTPKTS,
 // 4 INBYTES, 5 OUTBYTES, 6 CPS, 7 INPPS, 8 OUTPPS, 9 INBPS, 10 OUTBPS
@@ -205,7 +232,9 @@ func (c *Client) Flush(ctx context.Context) error { return c.c.flush(ctx) }
 // os.ErrNotExist, which means that the service or destination does not exist.
 var ErrSchedulerNotFound = errors.New("scheduler or persistence engine not found")
 
-// An Error is returned by every Client method. It is either a request refused
+// An Error is what every Client method returns on failure on Linux (on
+// other systems they return an error matching errors.ErrUnsupported). It is
+// either a request refused
 // before sending (Field names the invalid input, Err is os.ErrInvalid), a
 // kernel error (Err is the syscall.Errno, Message the kernel's extended
 // acknowledgement text if any), or a transport failure (Err is that error,

@@ -49,9 +49,8 @@ func newClient(o options) (*client, error) {
 		}
 		return fail(&Error{Op: op, Message: "cannot resolve the IPVS generic netlink family", Err: err})
 	}
-	t, err := newRawTransport(first)
+	t, err := newRawTransport(first) // closes first
 	if err != nil {
-		_ = first.Close()
 		return fail(&Error{Op: op, Err: err})
 	}
 	dial := func() (transport, error) {
@@ -129,33 +128,30 @@ func (c *client) zero(ctx context.Context, s *Service) error {
 	if s == nil {
 		return c.do(ctx, "zero all", uapi.CmdZero, false, nil, nil)
 	}
-	return c.do(ctx, "zero service", uapi.CmdZero, false, func(e *encoder) { encodeService(e, *s, false, 0, 0) }, nil)
+	return c.do(ctx, "zero service", uapi.CmdZero, false, func(e *encoder) { encodeServiceID(e, *s) }, nil)
 }
 
 func (c *client) flush(ctx context.Context) error {
 	return c.do(ctx, "flush", uapi.CmdFlush, false, nil, nil)
 }
 
-func (c *client) setService(ctx context.Context, cmd uint8, s Service, flags, mask ServiceFlags) error {
-	op := "create service"
-	if cmd == uapi.CmdSetService {
-		op = "update service"
-	}
-	return c.do(ctx, op, cmd, false, func(e *encoder) { encodeService(e, s, true, flags, mask) }, nil)
+// setService sends NEW_SERVICE or SET_SERVICE (cmd) with the flags to set
+// and the mask of the flags to change.
+func (c *client) setService(ctx context.Context, op string, cmd uint8, s Service, flags, mask ServiceFlags) error {
+	return c.do(ctx, op, cmd, false, func(e *encoder) { encodeService(e, s, flags, mask) }, nil)
 }
 
-func (c *client) serviceOnly(ctx context.Context, op string, cmd uint8, s Service) error {
-	return c.do(ctx, op, cmd, false, func(e *encoder) { encodeService(e, s, false, 0, 0) }, nil)
+func (c *client) deleteService(ctx context.Context, s Service) error {
+	return c.do(ctx, "delete service", uapi.CmdDelService, false, func(e *encoder) { encodeServiceID(e, s) }, nil)
 }
 
-// serviceCollector appends the services of NEW_SERVICE messages, with
-// their statistics if stats.
-func serviceCollector(out *[]ServiceStats, stats bool) func(m message) error {
+// serviceCollector appends the services of NEW_SERVICE messages.
+func serviceCollector(out *[]ServiceStats) func(m message) error {
 	return func(m message) error {
 		if m.cmd != uapi.CmdNewService {
 			return nil
 		}
-		s, ok, err := parseServiceOpt(m.data, stats)
+		s, ok, err := parseService(m.data)
 		if ok {
 			*out = append(*out, s)
 		}
@@ -163,10 +159,9 @@ func serviceCollector(out *[]ServiceStats, stats bool) func(m message) error {
 	}
 }
 
-func (c *client) getService(ctx context.Context, s Service) (ServiceStats, error) {
-	const op = "get service"
+func (c *client) getService(ctx context.Context, op string, s Service) (ServiceStats, error) {
 	var svcs []ServiceStats
-	err := c.do(ctx, op, uapi.CmdGetService, false, func(e *encoder) { encodeService(e, s, false, 0, 0) }, serviceCollector(&svcs, true))
+	err := c.do(ctx, op, uapi.CmdGetService, false, func(e *encoder) { encodeServiceID(e, s) }, serviceCollector(&svcs))
 	if err != nil {
 		return ServiceStats{}, err
 	}
@@ -178,20 +173,25 @@ func (c *client) getService(ctx context.Context, s Service) (ServiceStats, error
 
 func (c *client) services(ctx context.Context) ([]ServiceStats, error) {
 	svcs := make([]ServiceStats, 0, 16)
-	err := c.do(ctx, "list services", uapi.CmdGetService, true, nil, serviceCollector(&svcs, true))
+	err := c.do(ctx, "list services", uapi.CmdGetService, true, nil, serviceCollector(&svcs))
 	if err != nil {
 		return nil, err
 	}
 	return dedup(svcs, func(s *ServiceStats) serviceKey { return s.key() }), nil
 }
 
-// dedup drops the duplicates a dump can hold: the kernel resumes dumps
-// by index, so a table changing during a multi-datagram dump can repeat
-
-func (c *client) setDestination(ctx context.Context, op string, cmd uint8, s Service, d Destination, full bool) error {
+// setDestination sends NEW_DEST or SET_DEST (cmd).
+func (c *client) setDestination(ctx context.Context, op string, cmd uint8, s Service, d Destination) error {
 	return c.do(ctx, op, cmd, false, func(e *encoder) {
-		encodeService(e, s, false, 0, 0)
-		encodeDest(e, d, full)
+		encodeServiceID(e, s)
+		encodeDest(e, d)
+	}, nil)
+}
+
+func (c *client) deleteDestination(ctx context.Context, s Service, d Destination) error {
+	return c.do(ctx, "delete destination", uapi.CmdDelDest, false, func(e *encoder) {
+		encodeServiceID(e, s)
+		encodeDestID(e, d)
 	}, nil)
 }
 
@@ -212,17 +212,13 @@ func destCollector(out *[]DestinationStats, fam Family) func(m message) error {
 func (c *client) destinations(ctx context.Context, s Service) ([]DestinationStats, error) {
 	const op = "list destinations"
 	dests := make([]DestinationStats, 0, 4)
-	err := c.do(ctx, op, uapi.CmdGetDest, true, func(e *encoder) { encodeService(e, s, false, 0, 0) }, destCollector(&dests, s.family()))
+	err := c.do(ctx, op, uapi.CmdGetDest, true, func(e *encoder) { encodeServiceID(e, s) }, destCollector(&dests, s.family()))
 	if err != nil {
 		return nil, err
 	}
 	if len(dests) == 0 {
 		// The kernel ends the dump of a missing service silently: ask.
-		if _, err := c.getService(ctx, s); err != nil {
-			var e *Error
-			if errors.As(err, &e) {
-				e.Op = op
-			}
+		if _, err := c.getService(ctx, op, s); err != nil {
 			return nil, err
 		}
 	}
@@ -252,12 +248,7 @@ func (c *client) stopDaemon(ctx context.Context, state DaemonState) error {
 		s.enc.endMessage(off)
 		s.enc.endMessage(c.begin(s, uapi.CmdGetInfo, false))
 		var kerr error
-		err := s.exchangeUntil(2, true, nil, func(i int, errno int32, text string) {
-			if i == 0 && errno != 0 {
-				kerr = &kernelError{errno: syscall.Errno(errno), text: text}
-			}
-		})
-		if err != nil {
+		if err := s.exchange(2, false, nil, resultOf(0, &kerr)); err != nil {
 			return err
 		}
 		return kerr
@@ -282,6 +273,3 @@ func (c *client) daemons(ctx context.Context) ([]SyncDaemon, error) {
 	}
 	return ds, nil
 }
-
-// virtualServices reads every service and its destinations: one service
-// dump on a big socket, then one destination dump per service on a page

@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/ipvs-go/ipvs/internal/uapi"
 )
@@ -98,7 +99,7 @@ func (k *fakeKernel) send(b []byte) error {
 		}
 		var errno syscall.Errno
 		if errors.As(err, &errno) {
-			d := header(16+4+16, nlmsgError, nlmFCapped, nm.Header.Sequence)
+			d := header(16+4+16, unix.NLMSG_ERROR, unix.NLM_F_CAPPED, nm.Header.Sequence)
 			d = binary.NativeEndian.AppendUint32(d, uint32(-int32(errno)))
 			k.push(append(d, header(int(nm.Header.Length), uint16(nm.Header.Type), uint16(nm.Header.Flags), nm.Header.Sequence)...))
 			continue
@@ -119,7 +120,7 @@ func (k *fakeKernel) send(b []byte) error {
 			}
 			flags := uint16(0)
 			if dump {
-				flags = nlmFMulti
+				flags = unix.NLM_F_MULTI
 			}
 			d = append(d, header(16+len(body), familyID, flags, nm.Header.Sequence)...)
 			d = append(d, body...)
@@ -129,9 +130,9 @@ func (k *fakeKernel) send(b []byte) error {
 		}
 		switch {
 		case dump:
-			k.push(append(header(20, nlmsgDone, nlmFMulti, nm.Header.Sequence), 0, 0, 0, 0))
+			k.push(append(header(20, unix.NLMSG_DONE, unix.NLM_F_MULTI, nm.Header.Sequence), 0, 0, 0, 0))
 		case nm.Header.Flags&netlink.Acknowledge != 0:
-			d := header(16+4+16, nlmsgError, nlmFCapped, nm.Header.Sequence)
+			d := header(16+4+16, unix.NLMSG_ERROR, unix.NLM_F_CAPPED, nm.Header.Sequence)
 			d = binary.NativeEndian.AppendUint32(d, 0)
 			k.push(append(d, header(int(nm.Header.Length), uint16(nm.Header.Type), uint16(nm.Header.Flags), nm.Header.Sequence)...))
 		}
@@ -1587,15 +1588,15 @@ func TestDecodeWithoutStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lean, _, err := parseDestOpt(destReply().Data, IPv4, false)
+	lean, _, err := parseDestConfig(destReply().Data, IPv4)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if lean.Stats != (Stats{}) || lean.Destination != full.Destination || lean.ActiveConnections != full.ActiveConnections {
 		t.Errorf("without stats: %+v, with: %+v", lean, full)
 	}
-	svc, _, err := parseServiceOpt(serviceReplyUDP6().Data, false)
-	if err != nil || svc.Stats != (Stats{}) || svc.PersistenceEngine != "sip" || svc.Netmask != 64 {
+	svc, _, err := parseServiceConfig(serviceReplyUDP6().Data)
+	if err != nil || svc.PersistenceEngine != "sip" || svc.Netmask != 64 {
 		t.Errorf("service without stats: %+v, %v", svc, err)
 	}
 }

@@ -30,19 +30,21 @@ func (*client) daemons(context.Context) ([]SyncDaemon, error)    { return nil, e
 func (*client) startDaemon(context.Context, SyncDaemon) error    { return errUnsupported }
 func (*client) stopDaemon(context.Context, DaemonState) error    { return errUnsupported }
 
-func (*client) setService(context.Context, uint8, Service, ServiceFlags, ServiceFlags) error {
+func (*client) setService(context.Context, string, uint8, Service, ServiceFlags, ServiceFlags) error {
 	return errUnsupported
 }
 
-func (*client) serviceOnly(context.Context, string, uint8, Service) error { return errUnsupported }
+func (*client) deleteService(context.Context, Service) error { return errUnsupported }
 
-func (*client) getService(context.Context, Service) (ServiceStats, error) {
+func (*client) getService(context.Context, string, Service) (ServiceStats, error) {
 	return ServiceStats{}, errUnsupported
 }
 
-func (*client) setDestination(context.Context, string, uint8, Service, Destination, bool) error {
+func (*client) setDestination(context.Context, string, uint8, Service, Destination) error {
 	return errUnsupported
 }
+
+func (*client) deleteDestination(context.Context, Service, Destination) error { return errUnsupported }
 
 func (*client) destinations(context.Context, Service) ([]DestinationStats, error) {
 	return nil, errUnsupported
@@ -50,7 +52,7 @@ func (*client) destinations(context.Context, Service) ([]DestinationStats, error
 
 func (*client) apply(context.Context, []Change, []error) error { return errUnsupported }
 
-func (*client) virtualServices(context.Context, bool) ([]VirtualServiceStats, error) {
+func (*client) virtualServices(context.Context) ([]VirtualServiceStats, error) {
 	return nil, errUnsupported
 }
 

@@ -30,9 +30,8 @@ func dumpSlot() int { return min(os.Getpagesize(), 8<<10) }
 // serviceSlot is the read length of the sockets that dump the service
 // table: 32 KiB, about 100 services per datagram. The kernel resumes a dump
 // by position, so every datagram boundary is a point where concurrent
-// changes make a dump skip or repeat entries; page-sized datagrams (11
-// services) gave nine times as many, and a test under a concurrent writer
-// saw Reconcile's second pass miss services again. Service dumps are few
+// changes make a dump skip or repeat entries, and page-sized datagrams (11
+// services) would make nine times as many (BENCHMARKS.md). Service dumps are few
 // and long, so their 32 KiB allocations cost little; they run on sockets of
 // their own, as the read length sticks to a socket.
 const serviceSlot = 32 << 10

@@ -135,7 +135,7 @@ func prepareDesired(desired []VirtualService) (desiredTable, error) {
 	}
 	var seen destSet
 	for _, vs := range desired {
-		if err := vs.Service.validate(op, true); err != nil {
+		if err := vs.Service.validate(op); err != nil {
 			return desiredTable{}, err
 		}
 		s := vs.Service.normalized()
@@ -412,7 +412,7 @@ func reconcileServices(ctx context.Context, c *client, want desiredTable, js []i
 	}
 	d := newDiffer(sub, opts)
 	for _, w := range sub.svcs {
-		cur, err := c.getService(ctx, w.svc)
+		cur, err := c.getService(ctx, "reconcile", w.svc)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // gone meanwhile: to create
 		}

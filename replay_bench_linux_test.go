@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ipvs-go/ipvs/internal/uapi"
+	"golang.org/x/sys/unix"
 )
 
 // replayKernel answers the dumps of a fixed table from datagrams built
@@ -31,14 +32,14 @@ func newReplayKernel(n, m int) (*replayKernel, []VirtualService) {
 	tmplAddr := []byte{10, 0, 0, 1}
 	destAddr := []byte{10, 0, 1, 2}
 	k := &replayKernel{dests: map[string][]byte{}}
-	k.done = append(header(20, nlmsgDone, nlmFMulti, 0), 0, 0, 0, 0)
+	k.done = append(header(20, unix.NLMSG_DONE, unix.NLM_F_MULTI, 0), 0, 0, 0, 0)
 	var desired []VirtualService
 	var dg []byte
 	for i := range n {
 		addr := [4]byte{10, 0, byte(i >> 8), byte(i)}
 		svc := bytes.Clone(svcTmpl)
 		copy(svc[bytes.Index(svc, tmplAddr):], addr[:])
-		msg := append(header(16+4+len(svc), familyID, nlmFMulti, 0), uapi.CmdNewService, 1, 0, 0)
+		msg := append(header(16+4+len(svc), familyID, unix.NLM_F_MULTI, 0), uapi.CmdNewService, 1, 0, 0)
 		msg = append(msg, svc...)
 		if len(dg)+len(msg) > 3776 {
 			k.svcDump = append(k.svcDump, dg)
@@ -55,7 +56,7 @@ func newReplayKernel(n, m int) (*replayKernel, []VirtualService) {
 			daddr := [4]byte{byte(10 + j), 1, byte(i >> 8), byte(i)}
 			d := bytes.Clone(destTmpl)
 			copy(d[bytes.Index(d, destAddr):], daddr[:])
-			msg := append(header(16+4+len(d), familyID, nlmFMulti, 0), uapi.CmdNewDest, 1, 0, 0)
+			msg := append(header(16+4+len(d), familyID, unix.NLM_F_MULTI, 0), uapi.CmdNewDest, 1, 0, 0)
 			ddg = append(ddg, append(msg, d...)...)
 			dst, _, err := parseDest(d, IPv4)
 			if err != nil {
@@ -66,7 +67,7 @@ func newReplayKernel(n, m int) (*replayKernel, []VirtualService) {
 		desired = append(desired, vs)
 		// The destination dump request carries the service identity as
 		// this client encodes it.
-		id := encodeAttrs(func(e *encoder) { encodeService(e, s.Service, false, 0, 0) })
+		id := encodeAttrs(func(e *encoder) { encodeServiceID(e, s.Service) })
 		k.dests[string(id)] = ddg
 	}
 	k.svcDump = append(k.svcDump, dg, k.done)

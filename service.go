@@ -41,8 +41,8 @@ type Family uint16
 
 // Address families.
 const (
-	IPv4 Family = uapi.AFInet
-	IPv6 Family = uapi.AFInet6
+	IPv4 Family = 2
+	IPv6 Family = 10
 )
 
 // String returns "IPv4", "IPv6" or "Family(N)".
@@ -110,15 +110,15 @@ type ServiceFlags uint32
 const (
 	// FlagPersistent sends all connections of a client (as narrowed by
 	// Service.Netmask) to the same destination for Service.Timeout.
-	FlagPersistent ServiceFlags = uapi.SvcFlagPersistent
+	FlagPersistent ServiceFlags = 0x0001
 	// FlagOnePacket schedules every UDP datagram on its own, creating no
 	// connection entry (ipvsadm -o). UDP and firewall-mark services only.
-	FlagOnePacket ServiceFlags = uapi.SvcFlagOnePacket
+	FlagOnePacket ServiceFlags = 0x0004
 	// FlagSched1, FlagSched2 and FlagSched3 are the raw scheduler flags
 	// (ipvsadm -b flag-1, flag-2, flag-3).
-	FlagSched1 ServiceFlags = uapi.SvcFlagSched1
-	FlagSched2 ServiceFlags = uapi.SvcFlagSched2
-	FlagSched3 ServiceFlags = uapi.SvcFlagSched3
+	FlagSched1 ServiceFlags = 0x0008
+	FlagSched2 ServiceFlags = 0x0010
+	FlagSched3 ServiceFlags = 0x0020
 
 	// FlagSHFallback makes sh pick another destination when the hashed one
 	// is unavailable; FlagSHPort hashes the source port too.
@@ -247,10 +247,11 @@ type ServiceStats struct {
 // os.ErrExist) is returned; if the scheduler or persistence engine does not
 // exist, one compatible with errors.Is(err, ErrSchedulerNotFound).
 func (c *Client) CreateService(ctx context.Context, s Service) error {
-	if err := s.validate("create service", true); err != nil {
+	const op = "create service"
+	if err := s.validate(op); err != nil {
 		return err
 	}
-	return c.c.setService(ctx, uapi.CmdNewService, s, s.Flags, serviceFlagsSentMask)
+	return c.c.setService(ctx, op, uapi.CmdNewService, s, s.Flags, serviceFlagsSentMask)
 }
 
 // UpdateService replaces the configuration of the service identified by s
@@ -261,10 +262,11 @@ func (c *Client) CreateService(ctx context.Context, s Service) error {
 // If the service does not exist, an error compatible with errors.Is(err,
 // os.ErrNotExist) is returned.
 func (c *Client) UpdateService(ctx context.Context, s Service) error {
-	if err := s.validate("update service", true); err != nil {
+	const op = "update service"
+	if err := s.validate(op); err != nil {
 		return err
 	}
-	return c.c.setService(ctx, uapi.CmdSetService, s, s.Flags, serviceFlagsSentMask)
+	return c.c.setService(ctx, op, uapi.CmdSetService, s, s.Flags, serviceFlagsSentMask)
 }
 
 // A ServiceEdit lists the changes EditService makes; nil fields and zero
@@ -292,7 +294,7 @@ func (c *Client) EditService(ctx context.Context, s Service, e ServiceEdit) erro
 	if err := s.validateIdentity(op); err != nil {
 		return err
 	}
-	cur, err := c.c.getService(ctx, s)
+	cur, err := c.c.getService(ctx, op, s)
 	if err != nil {
 		return err
 	}
@@ -310,10 +312,10 @@ func (c *Client) EditService(ctx context.Context, s Service, e ServiceEdit) erro
 		next.PersistenceEngine = *e.PersistenceEngine
 	}
 	next.Flags = (next.Flags &^ e.ClearFlags) | e.SetFlags
-	if err := next.validate(op, true); err != nil {
+	if err := next.validate(op); err != nil {
 		return err
 	}
-	return c.c.setService(ctx, uapi.CmdSetService, next, e.SetFlags, e.SetFlags|e.ClearFlags)
+	return c.c.setService(ctx, op, uapi.CmdSetService, next, e.SetFlags, e.SetFlags|e.ClearFlags)
 }
 
 // DeleteService deletes the service identified by s, with its destinations.
@@ -325,7 +327,7 @@ func (c *Client) DeleteService(ctx context.Context, s Service) error {
 	if err := s.validateIdentity(op); err != nil {
 		return err
 	}
-	return c.c.serviceOnly(ctx, op, uapi.CmdDelService, s)
+	return c.c.deleteService(ctx, s)
 }
 
 // Service reads the service identified by s, with its statistics.
@@ -333,10 +335,11 @@ func (c *Client) DeleteService(ctx context.Context, s Service) error {
 // If the service does not exist, an error compatible with errors.Is(err,
 // os.ErrNotExist) is returned.
 func (c *Client) Service(ctx context.Context, s Service) (ServiceStats, error) {
-	if err := s.validateIdentity("get service"); err != nil {
+	const op = "get service"
+	if err := s.validateIdentity(op); err != nil {
 		return ServiceStats{}, err
 	}
-	return c.c.getService(ctx, s)
+	return c.c.getService(ctx, op, s)
 }
 
 // Services lists every service of the network namespace, in the kernel's
@@ -396,13 +399,10 @@ func (s Service) validateIdentity(op string) error {
 	return nil
 }
 
-// validate checks a service's identity and, if full, its configuration.
-func (s Service) validate(op string, full bool) error {
+// validate checks a service's identity and configuration.
+func (s Service) validate(op string) error {
 	if err := s.validateIdentity(op); err != nil {
 		return err
-	}
-	if !full {
-		return nil
 	}
 	if err := checkName(op, "Service.Scheduler", s.Scheduler, maxSchedulerLen); err != nil {
 		return err

@@ -12,9 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// transport is a netlink socket carrying whole datagrams. The Linux one is a
-// generic netlink socket driven with raw system calls through the runtime
-// poller, so deadlines apply; tests substitute a fake kernel.
+// transport is a netlink socket carrying whole datagrams. The Linux one,
+// rawTransport, is a generic netlink socket driven with direct system calls,
+// outside the Go runtime's poller; tests substitute a fake kernel.
 type transport interface {
 	send(b []byte) error
 	// recv reads one datagram into b. With nonblock it returns EAGAIN
@@ -42,9 +42,7 @@ type transport interface {
 // send practically never has to wait. A socket registered with the poller
 // (epoll, edge-triggered) still costs on every datagram the kernel queues:
 // it wakes the thread that sleeps in epoll_wait, which finds no goroutine
-// waiting and sleeps again. Measured in the benchmark VM, registering the
-// raw floor's socket raised its weight update time by a third and its
-// context switches from about 150 to 1400 per 8000 updates. So the socket
+// waiting and sleeps again (BENCHMARKS.md has the cost). So the socket
 // mdlayher/netlink opens (it handles the namespace and options) is
 // duplicated and the original closed, which removes it from the poller;
 // the rare wait uses poll(2) with an eventfd for interruption.

@@ -21,5 +21,5 @@ type VirtualServiceStats struct {
 // calls per service). Services repeated by a dump that raced with changes
 // are reported once; a service such a dump skipped cannot be detected.
 func (c *Client) VirtualServices(ctx context.Context) ([]VirtualServiceStats, error) {
-	return c.c.virtualServices(ctx, true)
+	return c.c.virtualServices(ctx)
 }

@@ -6,31 +6,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"golang.org/x/sys/unix"
 )
 
 // Netlink framing, by hand: requests are appended into reused buffers and
 // replies are decoded in place from the receive buffer, with no intermediate
 // message or attribute values.
 
-const (
-	nlmsgHdrLen  = 16
-	genlHdrLen   = 4
-	nlaHdrLen    = 4
-	nlaFNested   = 0x8000
-	nlaTypeMask  = 0x3fff // without NLA_F_NESTED and NLA_F_NET_BYTEORDER
-	nlmsgError   = 2      // NLMSG_ERROR
-	nlmsgDone    = 3      // NLMSG_DONE
-	nlmsgOverrun = 4      // NLMSG_OVERRUN
-
-	nlmFRequest = 0x1
-	nlmFMulti   = 0x2
-	nlmFAck     = 0x4
-	nlmFDump    = 0x300 // NLM_F_ROOT | NLM_F_MATCH
-	nlmFCapped  = 0x100 // in NLMSG_ERROR: the request's payload is not echoed
-	nlmFAckTLVs = 0x200 // in NLMSG_ERROR: extended acknowledgement attributes follow
-
-	nlmsgerrAttrMsg = 1 // NLMSGERR_ATTR_MSG: the error text
-)
+// nlaTypeMask is an attribute type without its NLA_F_NESTED and
+// NLA_F_NET_BYTEORDER flags (NLA_TYPE_MASK, which x/sys/unix lacks).
+const nlaTypeMask = ^(unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER) & 0xffff
 
 var ne = binary.NativeEndian
 
@@ -38,7 +24,7 @@ var ne = binary.NativeEndian
 type encoder struct{ b []byte }
 
 func (e *encoder) header(typ uint16, n int) {
-	e.b = ne.AppendUint16(e.b, uint16(nlaHdrLen+n))
+	e.b = ne.AppendUint16(e.b, uint16(unix.NLA_HDRLEN+n))
 	e.b = ne.AppendUint16(e.b, typ)
 }
 
@@ -89,7 +75,7 @@ func (e *encoder) str(typ uint16, s string) {
 // end closes it.
 func (e *encoder) nest(typ uint16) int {
 	off := len(e.b)
-	e.header(typ|nlaFNested, 0)
+	e.header(typ|unix.NLA_F_NESTED, 0)
 	return off
 }
 
@@ -119,12 +105,12 @@ var errMalformed = errors.New("malformed netlink attributes")
 // attrs walks the attributes of b, calling fn with each type (flag bits
 // masked) and payload. It never reads outside b.
 func attrs(b []byte, fn func(typ uint16, data []byte) error) error {
-	for len(b) >= nlaHdrLen {
+	for len(b) >= unix.NLA_HDRLEN {
 		l := int(ne.Uint16(b))
-		if l < nlaHdrLen || l > len(b) {
+		if l < unix.NLA_HDRLEN || l > len(b) {
 			return errMalformed
 		}
-		if err := fn(ne.Uint16(b[2:])&nlaTypeMask, b[nlaHdrLen:l]); err != nil {
+		if err := fn(ne.Uint16(b[2:])&nlaTypeMask, b[unix.NLA_HDRLEN:l]); err != nil {
 			return err
 		}
 		l = (l + 3) &^ 3
@@ -151,18 +137,18 @@ type message struct {
 
 // messages splits a datagram into messages.
 func messages(b []byte, fn func(m message) error) error {
-	for len(b) >= nlmsgHdrLen {
+	for len(b) >= unix.NLMSG_HDRLEN {
 		l := int(ne.Uint32(b))
-		if l < nlmsgHdrLen || l > len(b) {
+		if l < unix.NLMSG_HDRLEN || l > len(b) {
 			return fmt.Errorf("netlink message of %d bytes in a datagram of %d", l, len(b))
 		}
-		m := message{typ: ne.Uint16(b[4:]), flags: ne.Uint16(b[6:]), seq: ne.Uint32(b[8:]), data: b[nlmsgHdrLen:l]}
+		m := message{typ: ne.Uint16(b[4:]), flags: ne.Uint16(b[6:]), seq: ne.Uint32(b[8:]), data: b[unix.NLMSG_HDRLEN:l]}
 		if m.typ >= 0x10 { // a family message: generic netlink header first
-			if len(m.data) < genlHdrLen {
+			if len(m.data) < unix.GENL_HDRLEN {
 				return fmt.Errorf("generic netlink message of %d bytes", l)
 			}
 			m.cmd = m.data[0]
-			m.data = m.data[genlHdrLen:]
+			m.data = m.data[unix.GENL_HDRLEN:]
 		}
 		if err := fn(m); err != nil {
 			return err
@@ -179,15 +165,15 @@ func messages(b []byte, fn func(m message) error) error {
 // parseError decodes an NLMSG_ERROR payload: the errno (0 for an ACK) and
 // the extended acknowledgement message, if any.
 func parseError(m message) (errno int32, text string, err error) {
-	if len(m.data) < 4+nlmsgHdrLen {
+	if len(m.data) < 4+unix.NLMSG_HDRLEN {
 		return 0, "", fmt.Errorf("NLMSG_ERROR of %d bytes", len(m.data))
 	}
 	errno = -int32(ne.Uint32(m.data))
-	if m.flags&nlmFAckTLVs == 0 {
+	if m.flags&unix.NLM_F_ACK_TLVS == 0 {
 		return errno, "", nil
 	}
-	off := 4 + nlmsgHdrLen
-	if m.flags&nlmFCapped == 0 {
+	off := 4 + unix.NLMSG_HDRLEN
+	if m.flags&unix.NLM_F_CAPPED == 0 {
 		// The whole request is echoed before the attributes.
 		off = 4 + int(ne.Uint32(m.data[4:]))
 	}
@@ -196,7 +182,7 @@ func parseError(m message) (errno int32, text string, err error) {
 		return errno, "", nil
 	}
 	_ = attrs(m.data[off:], func(typ uint16, data []byte) error {
-		if typ == nlmsgerrAttrMsg {
+		if typ == unix.NLMSGERR_ATTR_MSG {
 			text = string(cString(data))
 		}
 		return nil
