@@ -11,7 +11,9 @@ import (
 // ChangeKind is what a Change does.
 type ChangeKind uint8
 
-// The kinds of change.
+// The kinds of change. Each is named after the Client method that makes the
+// same change alone, with the same validation and the same errors:
+// Change{Kind: CreateService, Service: s} in Apply is c.CreateService(ctx, s).
 const (
 	CreateService ChangeKind = iota + 1
 	UpdateService
