@@ -23,128 +23,12 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/ipvs-go/ipvs/internal/uapi"
 )
 
-// familyID is the IPVS family id of the fake kernel, the one the capture
-// shim used.
-const familyID = 0x1d
-
 // equateAddr compares netip.Addr values with ==.
 var equateAddr = cmpopts.EquateComparable(netip.Addr{})
-
-// fakeKernel is a transport answering requests as the kernel does: fn gets
-// each request and returns the reply messages, or a syscall.Errno for an
-// error reply. ACKs, dump parts (NLM_F_MULTI) and NLMSG_DONE are added as the
-// request's flags ask, each answer in its own datagram as a 6.1 kernel sends
-// them; dump parts fill datagrams as large as the kernel makes them after the
-// longest read so far (see dumpDatagram). With capacity > 0 it holds at most
-// that many datagrams and drops the rest with ENOBUFS, as a full receive
-// buffer does.
-type fakeKernel struct {
-	fn       func(greq genetlink.Message, nreq netlink.Message) ([]genetlink.Message, error)
-	capacity int
-
-	mu      sync.Mutex
-	queue   [][]byte
-	overrun bool
-	rcv     int
-	closed  bool
-	maxRead int // the longest read buffer, as netlink_recvmsg records it
-}
-
-// dumpDatagram is how many bytes of dump messages the kernel puts in one
-// datagram after reads of at most maxRead bytes: netlink_dump allocates
-// max(NLMSG_GOODSIZE, maxRead) capped at 32 KiB less the skb overhead
-// (numbers of x86-64 with 4 KiB pages).
-func dumpDatagram(maxRead int) int {
-	const goodSize, skbOverhead = 3776, 320
-	return max(goodSize, min(maxRead, 32<<10-skbOverhead))
-}
-
-func header(length int, typ, flags uint16, seq uint32) []byte {
-	b := binary.NativeEndian.AppendUint32(nil, uint32(length))
-	b = binary.NativeEndian.AppendUint16(b, typ)
-	b = binary.NativeEndian.AppendUint16(b, flags)
-	b = binary.NativeEndian.AppendUint32(b, seq)
-	return binary.NativeEndian.AppendUint32(b, 0)
-}
-
-func (k *fakeKernel) push(d []byte) {
-	if k.capacity > 0 && len(k.queue) >= k.capacity {
-		k.overrun = true
-		return
-	}
-	k.queue = append(k.queue, d)
-}
-
-func (k *fakeKernel) send(b []byte) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for len(b) > 0 {
-		var nm netlink.Message
-		if err := nm.UnmarshalBinary(b[:binary.NativeEndian.Uint32(b)]); err != nil {
-			return err
-		}
-		b = b[nlmsgAlign(int(nm.Header.Length)):]
-		var gm genetlink.Message
-		if err := gm.UnmarshalBinary(nm.Data); err != nil {
-			return err
-		}
-		msgs, err := k.fn(gm, nm)
-		if errors.Is(err, errSilent) {
-			continue // like a handler returning EINTR: no answer at all
-		}
-		var errno syscall.Errno
-		if errors.As(err, &errno) {
-			d := header(16+4+16, unix.NLMSG_ERROR, unix.NLM_F_CAPPED, nm.Header.Sequence)
-			d = binary.NativeEndian.AppendUint32(d, uint32(-int32(errno)))
-			k.push(append(d, header(int(nm.Header.Length), uint16(nm.Header.Type), uint16(nm.Header.Flags), nm.Header.Sequence)...))
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		dump := nm.Header.Flags&netlink.Dump == netlink.Dump
-		var d []byte
-		for _, m := range msgs {
-			body, err := m.MarshalBinary()
-			if err != nil {
-				return err
-			}
-			if dump && len(d) > 0 && len(d)+16+len(body) > dumpDatagram(k.maxRead) {
-				k.push(d)
-				d = nil
-			}
-			flags := uint16(0)
-			if dump {
-				flags = unix.NLM_F_MULTI
-			}
-			d = append(d, header(16+len(body), familyID, flags, nm.Header.Sequence)...)
-			d = append(d, body...)
-		}
-		if d != nil {
-			k.push(d)
-		}
-		switch {
-		case dump:
-			k.push(append(header(20, unix.NLMSG_DONE, unix.NLM_F_MULTI, nm.Header.Sequence), 0, 0, 0, 0))
-		case nm.Header.Flags&netlink.Acknowledge != 0:
-			d := header(16+4+16, unix.NLMSG_ERROR, unix.NLM_F_CAPPED, nm.Header.Sequence)
-			d = binary.NativeEndian.AppendUint32(d, 0)
-			k.push(append(d, header(int(nm.Header.Length), uint16(nm.Header.Type), uint16(nm.Header.Flags), nm.Header.Sequence)...))
-		}
-	}
-	return nil
-}
-
-func nlmsgAlign(n int) int { return (n + 3) &^ 3 }
-
-// errSilent makes the fake kernel send no answer to a request, as the real
-// one does when a handler returns EINTR.
-var errSilent = errors.New("no answer")
 
 // TestStopDaemonWithoutAnswer: the kernel sends nothing for a DEL_DAEMON
 // whose thread never ran (EINTR); the barrier ends the wait, and the stop is
@@ -165,74 +49,6 @@ func TestStopDaemonWithoutAnswer(t *testing.T) {
 			t.Errorf("kernel answer %v: StopSyncDaemon = %v, want %v", tt.answer, err, tt.want)
 		}
 	}
-}
-
-var errFakeBlock = errors.New("fake kernel: no answer queued; a real socket would block here")
-
-func (k *fakeKernel) recv(b []byte, nonblock bool) (int, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.overrun {
-		k.overrun = false
-		return 0, syscall.ENOBUFS
-	}
-	if len(k.queue) == 0 {
-		if nonblock {
-			return 0, syscall.EAGAIN
-		}
-		return 0, errFakeBlock
-	}
-	k.maxRead = max(k.maxRead, len(b))
-	d := k.queue[0]
-	k.queue = k.queue[1:]
-	if len(d) > len(b) {
-		return 0, errTruncated
-	}
-	return copy(b, d), nil
-}
-
-func (k *fakeKernel) recvBatch(b []byte, slot int, lens []int, nonblock bool) (int, error) {
-	return recvBatchLoop(k, b, slot, lens, nonblock)
-}
-
-// recvBatchLoop implements recvBatch with recv: it waits for the first
-// datagram only, as recvmmsg with MSG_WAITFORONE does.
-func recvBatchLoop(t transport, b []byte, slot int, lens []int, nonblock bool) (int, error) {
-	got := 0
-	for got < len(lens) && (got+1)*slot <= len(b) {
-		n, err := t.recv(b[got*slot:(got+1)*slot], nonblock || got > 0)
-		if err != nil {
-			if got > 0 && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, errFakeBlock)) {
-				break
-			}
-			if got > 0 {
-				break // reported by the next call, as recvmmsg does
-			}
-			return 0, err
-		}
-		lens[got] = n
-		got++
-	}
-	return got, nil
-}
-
-func (k *fakeKernel) setDeadline(time.Time) error { return nil }
-func (k *fakeKernel) interrupt()                  {}
-func (k *fakeKernel) bufferSizes() (int, int) {
-	if k.rcv != 0 {
-		return k.rcv, 212992
-	}
-	return 212992, 212992
-}
-func (k *fakeKernel) close() error { k.mu.Lock(); k.closed = true; k.mu.Unlock(); return nil }
-
-// testClient returns a Client whose requests are served by fn.
-func testClient(t *testing.T, fn func(greq genetlink.Message, nreq netlink.Message) ([]genetlink.Message, error)) *Client {
-	t.Helper()
-	c := newClientWith(familyID, func() (transport, error) { return &fakeKernel{fn: fn}, nil })
-	cl := &Client{c: c}
-	t.Cleanup(func() { _ = cl.Close() })
-	return cl
 }
 
 func skipBigEndian(t *testing.T) {
@@ -1096,80 +912,9 @@ func TestErrorText(t *testing.T) {
 	}
 }
 
-// blockingTransport is a socket whose requests never get an answer: a read
-// waits until the deadline passes and then fails as a real socket does.
-type blockingTransport struct {
-	mu          sync.Mutex
-	deadline    time.Time
-	interrupted bool
-	wake        chan struct{}
-	closed      bool
-}
-
-func newBlockingTransport() *blockingTransport {
-	return &blockingTransport{wake: make(chan struct{}, 1)}
-}
-
-func (b *blockingTransport) send([]byte) error { return nil }
-
-func (b *blockingTransport) recv(_ []byte, nonblock bool) (int, error) {
-	for {
-		b.mu.Lock()
-		d, interrupted := b.deadline, b.interrupted
-		b.mu.Unlock()
-		if nonblock {
-			return 0, syscall.EAGAIN
-		}
-		if interrupted {
-			return 0, errInterrupted
-		}
-		if !d.IsZero() && !time.Now().Before(d) {
-			return 0, os.ErrDeadlineExceeded
-		}
-		select {
-		case <-b.wake:
-		case <-time.After(time.Millisecond):
-		}
-	}
-}
-
-func (b *blockingTransport) recvBatch(buf []byte, slot int, lens []int, nonblock bool) (int, error) {
-	return recvBatchLoop(b, buf, slot, lens, nonblock)
-}
-
-func (b *blockingTransport) setDeadline(t time.Time) error {
-	b.mu.Lock()
-	b.deadline, b.interrupted = t, false
-	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-func (b *blockingTransport) interrupt() {
-	b.mu.Lock()
-	b.interrupted = true
-	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (b *blockingTransport) bufferSizes() (int, int) { return 212992, 212992 }
-
-func (b *blockingTransport) close() error {
-	b.mu.Lock()
-	b.closed = true
-	b.mu.Unlock()
-	return nil
-}
-
 func TestContextTimeoutRecovers(t *testing.T) {
 	c := newClientWith(familyID, func() (transport, error) {
-		return &fakeKernel{fn: func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) {
+		return &fakeKernel{serve: func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) {
 			return []genetlink.Message{infoReply()}, nil
 		}}, nil
 	})
@@ -1225,7 +970,7 @@ func TestContextTimeoutRecovers(t *testing.T) {
 // before the current one's: it is recognised by its sequence number and
 // skipped, so even a socket left out of sync cannot mix replies up.
 func TestStaleRepliesSkipped(t *testing.T) {
-	k := &fakeKernel{fn: func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) {
+	k := &fakeKernel{serve: func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) {
 		return []genetlink.Message{infoReply()}, nil
 	}}
 	c := newClientWith(familyID, func() (transport, error) { return k, nil })
@@ -1235,7 +980,7 @@ func TestStaleRepliesSkipped(t *testing.T) {
 		ae.Uint32(uapi.InfoAttrConnTabSize, 1)
 	})
 	body, _ := stale.MarshalBinary()
-	k.queue = append(k.queue, append(header(16+len(body), familyID, 0, 0xfffffff0), body...))
+	k.push(append(header(16+len(body), familyID, 0, 0xfffffff0), body...))
 	info, err := (&Client{c: c}).Info(context.Background())
 	if err != nil || info.ConnectionTableSize != 4096 {
 		t.Fatalf("Info = %+v, %v; want the current reply (4096)", info, err)
