@@ -578,9 +578,11 @@ func TestReconcileInvalid(t *testing.T) {
 		"invalid service":       {{Service: Service{Protocol: TCP, Scheduler: "rr"}}},
 		"invalid destination":   {{Service: svcN(1), Destinations: []Destination{{}}}},
 	} {
-		if _, err := c.Reconcile(context.Background(), desired, ReconcileOptions{}); !errors.Is(err, os.ErrInvalid) {
-			t.Errorf("%s: %v, want os.ErrInvalid", name, err)
-		}
+		t.Run(name, func(t *testing.T) {
+			if _, err := c.Reconcile(context.Background(), desired, ReconcileOptions{}); !errors.Is(err, os.ErrInvalid) {
+				t.Errorf("%v, want os.ErrInvalid", err)
+			}
+		})
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"regexp"
@@ -35,19 +36,26 @@ var equateAddr = cmpopts.EquateComparable(netip.Addr{})
 // a success. A real error is still reported.
 func TestStopDaemonWithoutAnswer(t *testing.T) {
 	for _, tt := range []struct {
+		name   string
 		answer error
 		want   error
-	}{{errSilent, nil}, {nil, nil}, {syscall.ESRCH, os.ErrNotExist}} {
-		c := testClient(t, func(greq genetlink.Message, _ netlink.Message) ([]genetlink.Message, error) {
-			if greq.Header.Command == uapi.CmdGetInfo {
-				return []genetlink.Message{infoReply()}, nil
+	}{
+		{"no answer", errSilent, nil},
+		{"acknowledged", nil, nil},
+		{"ESRCH", syscall.ESRCH, os.ErrNotExist},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testClient(t, func(greq genetlink.Message, _ netlink.Message) ([]genetlink.Message, error) {
+				if greq.Header.Command == uapi.CmdGetInfo {
+					return []genetlink.Message{infoReply()}, nil
+				}
+				return nil, tt.answer
+			})
+			err := c.StopSyncDaemon(context.Background(), Master)
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("kernel answer %v: StopSyncDaemon = %v, want %v", tt.answer, err, tt.want)
 			}
-			return nil, tt.answer
 		})
-		err := c.StopSyncDaemon(context.Background(), Master)
-		if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
-			t.Errorf("kernel answer %v: StopSyncDaemon = %v, want %v", tt.answer, err, tt.want)
-		}
 	}
 }
 
@@ -651,9 +659,11 @@ func TestReplySizes(t *testing.T) {
 		{"info", infoReply(), 36},
 		{"config", timeoutsReply(900, 120, 300), 44},
 	} {
-		if got := 16 + 4 + len(tt.m.Data); got != tt.size {
-			t.Errorf("%s: %d bytes, the kernel sends %d", tt.name, got, tt.size)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			if got := 16 + 4 + len(tt.m.Data); got != tt.size {
+				t.Errorf("%d bytes, the kernel sends %d", got, tt.size)
+			}
+		})
 	}
 }
 
@@ -679,10 +689,6 @@ func TestDecodeReplies(t *testing.T) {
 		return nil, syscall.EOPNOTSUPP
 	})
 
-	svcs, err := c.Services(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	wantSvcs := []ServiceStats{
 		{Service: Service{Protocol: TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80, Scheduler: "wlc"}, Stats: wantStats(1000)},
 		{Service: Service{
@@ -692,66 +698,77 @@ func TestDecodeReplies(t *testing.T) {
 		{Service: Service{FirewallMark: 100, Family: IPv4, Scheduler: "mh", Flags: FlagMHPort},
 			Stats: Stats{Connections: 5, PacketsIn: 6, BytesIn: 1 << 40, ConnectionRate: 2}},
 	}
-	if diff := cmp.Diff(wantSvcs, svcs, equateAddr); diff != "" {
-		t.Errorf("Services (-want +got):\n%s", diff)
-	}
-
-	one, err := c.Service(ctx, web)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(wantSvcs[0], one, equateAddr); diff != "" {
-		t.Errorf("Service (-want +got):\n%s", diff)
-	}
-
-	dests, err := c.Destinations(ctx, web)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantDests := []DestinationStats{{
-		Destination: Destination{
-			Address: netip.MustParseAddr("10.0.1.2"), Port: 80, ForwardMethod: IPIP, Weight: 1,
-			UpperThreshold: 100, LowerThreshold: 50,
-			TunnelType: TunnelGUE, TunnelPort: 6080, TunnelChecksum: TunnelChecksumOn,
-		},
-		ActiveConnections: 3, InactiveConnections: 4, PersistentConnections: 5,
-		Stats: wantStats(3000),
-	}}
-	if diff := cmp.Diff(wantDests, dests, equateAddr); diff != "" {
-		t.Errorf("Destinations (-want +got):\n%s", diff)
-	}
-
-	ds, err := c.SyncDaemons(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := netip.MustParseAddr("224.0.0.81")
-	wantDs := []SyncDaemon{
-		{State: Master, Interface: "lo", MaxLength: 1472, Group: g, Port: 8848, TTL: 1},
-		{State: Backup, Interface: "lo", MaxLength: 65507, Group: g, Port: 8848, TTL: 1},
-	}
-	if diff := cmp.Diff(wantDs, ds, equateAddr); diff != "" {
-		t.Errorf("SyncDaemons (-want +got):\n%s", diff)
-	}
-
-	info, err := c.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (Info{Version: Version{1, 2, 1}, ConnectionTableSize: 4096}); info != want {
-		t.Errorf("Info = %+v, want %+v", info, want)
-	}
-	if info.Version.String() != "1.2.1" {
-		t.Errorf("Version.String() = %q", info.Version.String())
-	}
-
-	to, err := c.Timeouts(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (Timeouts{TCP: 900 * time.Second, TCPFin: 120 * time.Second, UDP: 300 * time.Second}); to != want {
-		t.Errorf("Timeouts = %+v, want %+v", to, want)
-	}
+	t.Run("Services", func(t *testing.T) {
+		svcs, err := c.Services(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(wantSvcs, svcs, equateAddr); diff != "" {
+			t.Errorf("Services (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("Service", func(t *testing.T) {
+		one, err := c.Service(ctx, web)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(wantSvcs[0], one, equateAddr); diff != "" {
+			t.Errorf("Service (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("Destinations", func(t *testing.T) {
+		dests, err := c.Destinations(ctx, web)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantDests := []DestinationStats{{
+			Destination: Destination{
+				Address: netip.MustParseAddr("10.0.1.2"), Port: 80, ForwardMethod: IPIP, Weight: 1,
+				UpperThreshold: 100, LowerThreshold: 50,
+				TunnelType: TunnelGUE, TunnelPort: 6080, TunnelChecksum: TunnelChecksumOn,
+			},
+			ActiveConnections: 3, InactiveConnections: 4, PersistentConnections: 5,
+			Stats: wantStats(3000),
+		}}
+		if diff := cmp.Diff(wantDests, dests, equateAddr); diff != "" {
+			t.Errorf("Destinations (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("SyncDaemons", func(t *testing.T) {
+		ds, err := c.SyncDaemons(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := netip.MustParseAddr("224.0.0.81")
+		wantDs := []SyncDaemon{
+			{State: Master, Interface: "lo", MaxLength: 1472, Group: g, Port: 8848, TTL: 1},
+			{State: Backup, Interface: "lo", MaxLength: 65507, Group: g, Port: 8848, TTL: 1},
+		}
+		if diff := cmp.Diff(wantDs, ds, equateAddr); diff != "" {
+			t.Errorf("SyncDaemons (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("Info", func(t *testing.T) {
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (Info{Version: Version{1, 2, 1}, ConnectionTableSize: 4096}); info != want {
+			t.Errorf("Info = %+v, want %+v", info, want)
+		}
+		if info.Version.String() != "1.2.1" {
+			t.Errorf("Version.String() = %q", info.Version.String())
+		}
+	})
+	t.Run("Timeouts", func(t *testing.T) {
+		to, err := c.Timeouts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (Timeouts{TCP: 900 * time.Second, TCPFin: 120 * time.Second, UDP: 300 * time.Second}); to != want {
+			t.Errorf("Timeouts = %+v, want %+v", to, want)
+		}
+	})
 }
 
 func TestEmptyDumps(t *testing.T) {
@@ -767,47 +784,70 @@ func TestEmptyDumps(t *testing.T) {
 		}
 		return nil, nil // an empty dump
 	})
-	svcs, err := c.Services(ctx)
-	if err != nil || svcs == nil || len(svcs) != 0 {
-		t.Errorf("Services of an empty table = %#v, %v; want an empty slice", svcs, err)
-	}
-	ds, err := c.SyncDaemons(ctx)
-	if err != nil || ds == nil || len(ds) != 0 {
-		t.Errorf("SyncDaemons with none running = %#v, %v; want an empty slice", ds, err)
-	}
-	dests, err := c.Destinations(ctx, web)
-	if err != nil || dests == nil || len(dests) != 0 {
-		t.Errorf("Destinations of a service without any = %#v, %v; want an empty slice", dests, err)
-	}
-	exists = false
-	_, err = c.Destinations(ctx, web)
-	if !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("Destinations of a missing service: %v, want os.ErrNotExist", err)
-	}
-	var e *Error
-	if !errors.As(err, &e) || e.Op != "list destinations" {
-		t.Errorf("error %#v, want an *Error for list destinations", err)
-	}
+	t.Run("Services", func(t *testing.T) {
+		svcs, err := c.Services(ctx)
+		if err != nil || svcs == nil || len(svcs) != 0 {
+			t.Errorf("Services of an empty table = %#v, %v; want an empty slice", svcs, err)
+		}
+	})
+	t.Run("SyncDaemons", func(t *testing.T) {
+		ds, err := c.SyncDaemons(ctx)
+		if err != nil || ds == nil || len(ds) != 0 {
+			t.Errorf("SyncDaemons with none running = %#v, %v; want an empty slice", ds, err)
+		}
+	})
+	t.Run("Destinations", func(t *testing.T) {
+		exists = true
+		dests, err := c.Destinations(ctx, web)
+		if err != nil || dests == nil || len(dests) != 0 {
+			t.Errorf("Destinations of a service without any = %#v, %v; want an empty slice", dests, err)
+		}
+	})
+	t.Run("Destinations of a missing service", func(t *testing.T) {
+		exists = false
+		_, err := c.Destinations(ctx, web)
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("Destinations of a missing service: %v, want os.ErrNotExist", err)
+		}
+		var e *Error
+		if !errors.As(err, &e) || e.Op != "list destinations" {
+			t.Errorf("error %#v, want an *Error for list destinations", err)
+		}
+	})
 }
 
 // TestRequestFlags pins the flags of every command: the one place where a
 // wrong choice desynchronises the socket.
 func TestRequestFlags(t *testing.T) {
+	names := [...]string{
+		uapi.CmdNewService: "NEW_SERVICE", uapi.CmdSetService: "SET_SERVICE", uapi.CmdDelService: "DEL_SERVICE",
+		uapi.CmdGetService: "GET_SERVICE", uapi.CmdNewDest: "NEW_DEST", uapi.CmdSetDest: "SET_DEST",
+		uapi.CmdDelDest: "DEL_DEST", uapi.CmdGetDest: "GET_DEST", uapi.CmdNewDaemon: "NEW_DAEMON",
+		uapi.CmdDelDaemon: "DEL_DAEMON", uapi.CmdGetDaemon: "GET_DAEMON", uapi.CmdSetConfig: "SET_CONFIG",
+		uapi.CmdGetConfig: "GET_CONFIG", uapi.CmdSetInfo: "SET_INFO", uapi.CmdGetInfo: "GET_INFO",
+		uapi.CmdZero: "ZERO", uapi.CmdFlush: "FLUSH",
+	}
 	for cmd := uint8(uapi.CmdNewService); cmd <= uapi.CmdFlush; cmd++ {
 		for _, dump := range []bool{false, true} {
-			got := netlink.HeaderFlags(requestFlags(cmd, dump))
-			var want netlink.HeaderFlags
-			switch {
-			case cmd == uapi.CmdGetDest, cmd == uapi.CmdGetDaemon, cmd == uapi.CmdGetService && dump:
-				want = netlink.Request | netlink.Dump
-			case cmd == uapi.CmdGetService, cmd == uapi.CmdGetInfo, cmd == uapi.CmdGetConfig:
-				want = netlink.Request
-			default:
-				want = netlink.Request | netlink.Acknowledge
+			name := names[cmd]
+			if dump {
+				name += "/dump"
 			}
-			if got != want {
-				t.Errorf("command %d dump=%v: flags %#x, want %#x", cmd, dump, got, want)
-			}
+			t.Run(name, func(t *testing.T) {
+				got := netlink.HeaderFlags(requestFlags(cmd, dump))
+				var want netlink.HeaderFlags
+				switch {
+				case cmd == uapi.CmdGetDest, cmd == uapi.CmdGetDaemon, cmd == uapi.CmdGetService && dump:
+					want = netlink.Request | netlink.Dump
+				case cmd == uapi.CmdGetService, cmd == uapi.CmdGetInfo, cmd == uapi.CmdGetConfig:
+					want = netlink.Request
+				default:
+					want = netlink.Request | netlink.Acknowledge
+				}
+				if got != want {
+					t.Errorf("flags %#x, want %#x", got, want)
+				}
+			})
 		}
 	}
 }
@@ -848,39 +888,41 @@ func TestErrors(t *testing.T) {
 	sentinels := []error{os.ErrNotExist, os.ErrExist, os.ErrPermission, os.ErrInvalid, ErrSchedulerNotFound}
 	for _, m := range methods {
 		for _, errno := range []syscall.Errno{syscall.ESRCH, syscall.ENOENT, syscall.EEXIST, syscall.EPERM, syscall.EACCES, syscall.EINVAL, syscall.ERANGE, syscall.ENODEV} {
-			want := map[error]bool{}
-			switch errno {
-			case syscall.ESRCH:
-				want[os.ErrNotExist] = true
-			case syscall.ENOENT:
-				want[m.enoent] = true
-			case syscall.EEXIST:
-				want[os.ErrExist] = true
-			case syscall.EPERM, syscall.EACCES:
-				want[os.ErrPermission] = true
-			case syscall.EINVAL:
-				want[os.ErrInvalid] = true
-			}
-			err := m.call(errnoClient(t, errno))
-			var e *Error
-			if !errors.As(err, &e) {
-				t.Fatalf("%s/%v: error %v is not an *Error", m.name, errno, err)
-			}
-			var got syscall.Errno
-			if !errors.As(err, &got) || got != errno {
-				t.Errorf("%s/%v: errors.As gives errno %v", m.name, errno, got)
-			}
-			if !errors.Is(err, errno) {
-				t.Errorf("%s/%v: errors.Is(err, errno) false for %v", m.name, errno, err)
-			}
-			for _, s := range sentinels {
-				if got := errors.Is(err, s); got != want[s] {
-					t.Errorf("%s/%s: errors.Is(err, %v) = %v, want %v (%v)", m.name, errnoName(errno), s, got, want[s], err)
+			t.Run(m.name+"/"+errnoName(errno), func(t *testing.T) {
+				want := map[error]bool{}
+				switch errno {
+				case syscall.ESRCH:
+					want[os.ErrNotExist] = true
+				case syscall.ENOENT:
+					want[m.enoent] = true
+				case syscall.EEXIST:
+					want[os.ErrExist] = true
+				case syscall.EPERM, syscall.EACCES:
+					want[os.ErrPermission] = true
+				case syscall.EINVAL:
+					want[os.ErrInvalid] = true
 				}
-			}
-			if e.Op == "" || !strings.Contains(err.Error(), errnoName(errno)) {
-				t.Errorf("%s: error text %q lacks the operation or errno name", m.name, err)
-			}
+				err := m.call(errnoClient(t, errno))
+				var e *Error
+				if !errors.As(err, &e) {
+					t.Fatalf("error %v is not an *Error", err)
+				}
+				var got syscall.Errno
+				if !errors.As(err, &got) || got != errno {
+					t.Errorf("errors.As gives errno %v", got)
+				}
+				if !errors.Is(err, errno) {
+					t.Errorf("errors.Is(err, errno) false for %v", err)
+				}
+				for _, s := range sentinels {
+					if got := errors.Is(err, s); got != want[s] {
+						t.Errorf("errors.Is(err, %v) = %v, want %v (%v)", s, got, want[s], err)
+					}
+				}
+				if e.Op == "" || !strings.Contains(err.Error(), errnoName(errno)) {
+					t.Errorf("error text %q lacks the operation or errno name", err)
+				}
+			})
 		}
 	}
 }
@@ -1308,22 +1350,28 @@ func TestValidInputsAccepted(t *testing.T) {
 		{Protocol: TCP, Address: netip.MustParseAddr("10.0.0.1"), Family: IPv4, Port: 1, Scheduler: strings.Repeat("x", 15), PersistenceEngine: strings.Repeat("y", 16)},
 		v6svc,
 	} {
-		if err := c.CreateService(ctx, s); err != nil {
-			t.Errorf("CreateService(%v): %v", s, err)
-		}
+		t.Run("service "+s.String(), func(t *testing.T) {
+			if err := c.CreateService(ctx, s); err != nil {
+				t.Errorf("CreateService(%v): %v", s, err)
+			}
+		})
 	}
 	for _, d := range []Destination{
 		{Address: netip.MustParseAddr("10.0.0.2"), ForwardMethod: IPIP, TunnelType: TunnelGUE, TunnelPort: 6080, TunnelChecksum: TunnelChecksumRemote},
 		{Address: netip.MustParseAddr("2001:db8::2"), ForwardMethod: DR, Weight: MaxWeight, UpperThreshold: 100, LowerThreshold: 100},
 		{Address: netip.MustParseAddr("2001:db8::3"), ForwardMethod: Local},
 	} {
-		if err := c.CreateDestination(ctx, v6svc, d); err != nil {
-			t.Errorf("CreateDestination(%v): %v", d, err)
+		t.Run(fmt.Sprintf("destination %v %v", d, d.ForwardMethod), func(t *testing.T) {
+			if err := c.CreateDestination(ctx, v6svc, d); err != nil {
+				t.Errorf("CreateDestination(%v): %v", d, err)
+			}
+		})
+	}
+	t.Run("sync daemon", func(t *testing.T) {
+		if err := c.StartSyncDaemon(ctx, SyncDaemon{State: Backup, Interface: strings.Repeat("e", 15), SyncID: 255, MaxLength: MaxSyncLength, Group: netip.MustParseAddr("ff02::1:81")}); err != nil {
+			t.Errorf("StartSyncDaemon: %v", err)
 		}
-	}
-	if err := c.StartSyncDaemon(ctx, SyncDaemon{State: Backup, Interface: strings.Repeat("e", 15), SyncID: 255, MaxLength: MaxSyncLength, Group: netip.MustParseAddr("ff02::1:81")}); err != nil {
-		t.Errorf("StartSyncDaemon: %v", err)
-	}
+	})
 }
 
 // TestDecodeWithoutStats: Reconcile's reads skip the statistics and keep
