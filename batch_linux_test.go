@@ -190,6 +190,18 @@ func tableClient(t *testing.T, tb *table, capacity, rcvbuf int) *Client {
 	return cl
 }
 
+// reconciledTable returns a client on a table that Reconcile filled with
+// desired.
+func reconciledTable(t *testing.T, desired []VirtualService) (*table, *Client) {
+	t.Helper()
+	tb := newTable()
+	c := tableClient(t, tb, 0, 0)
+	if _, err := c.Reconcile(context.Background(), desired, ReconcileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return tb, c
+}
+
 func svcN(i int) Service {
 	return Service{Protocol: TCP, Address: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), Port: 80, Scheduler: "rr"}
 }
@@ -489,13 +501,9 @@ func TestReconcile(t *testing.T) {
 }
 
 func TestReconcileGraceful(t *testing.T) {
-	tb := newTable()
-	c := tableClient(t, tb, 0, 0)
-	ctx := context.Background()
 	desired := desiredN(1, 2)
-	if _, err := c.Reconcile(ctx, desired, ReconcileOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	tb, c := reconciledTable(t, desired)
+	ctx := context.Background()
 	id := svcN(0).key()
 	tb.dests[id][1].ActiveConnections = 3 // the leaving destination has clients
 	desired[0].Destinations = desired[0].Destinations[:1]
@@ -515,6 +523,16 @@ func TestReconcileGraceful(t *testing.T) {
 	}
 }
 
+// hideStale puts in tb svcN(1) with another scheduler (wlc) and makes
+// service dumps skip it, as a dump racing with changes can.
+func hideStale(tb *table) Service {
+	stale := svcN(1)
+	stale.Scheduler = "wlc"
+	tb.svcs = append(tb.svcs, stale)
+	tb.hide = map[serviceKey]bool{stale.key(): true}
+	return stale
+}
+
 // TestReconcileSkippedByDump: a service the dump did not show exists with
 // another scheduler. The create meets EEXIST; Reconcile reads again (now
 // seeing it) and updates it, and reports no failure.
@@ -522,10 +540,7 @@ func TestReconcileSkippedByDump(t *testing.T) {
 	tb := newTable()
 	c := tableClient(t, tb, 0, 0)
 	ctx := context.Background()
-	stale := svcN(1)
-	stale.Scheduler = "wlc"
-	tb.svcs = append(tb.svcs, stale)
-	tb.hide = map[serviceKey]bool{stale.key(): true}
+	hideStale(tb)
 	desired := desiredN(2, 1)
 
 	// The first read misses it; the second sees it.
@@ -793,13 +808,9 @@ func TestReconcileRandom(t *testing.T) {
 // TestReconcileDumpRepeats: a dump that lists a service twice (as dumps
 // racing with changes do) yields one deletion, or one comparison.
 func TestReconcileDumpRepeats(t *testing.T) {
-	tb := newTable()
-	c := tableClient(t, tb, 0, 0)
-	ctx := context.Background()
 	desired := desiredN(3, 2)
-	if _, err := c.Reconcile(ctx, desired, ReconcileOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	tb, c := reconciledTable(t, desired)
+	ctx := context.Background()
 	tb.svcs = append(tb.svcs, tb.svcs[0], tb.svcs[2]) // the dump repeats them
 	desired[0].Destinations[1].Weight = 7
 	res, err := c.Reconcile(ctx, desired[:2], ReconcileOptions{})
@@ -819,11 +830,8 @@ func TestReconcileSkippedEveryTime(t *testing.T) {
 	tb := newTable()
 	c := tableClient(t, tb, 0, 0)
 	ctx := context.Background()
-	stale := svcN(1)
-	stale.Scheduler = "wlc"
-	tb.svcs = append(tb.svcs, stale)
+	stale := hideStale(tb) // never in a dump
 	tb.dests[stale.key()] = []DestinationStats{{Destination: destN(1)}, {Destination: destN(99)}}
-	tb.hide = map[serviceKey]bool{stale.key(): true} // never in a dump
 	desired := desiredN(2, 1)
 	desired[1].Destinations[0].Weight = 3
 

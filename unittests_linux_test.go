@@ -15,16 +15,12 @@ import (
 // with Desired is what Reconcile finds already there; an edit of it is
 // applied as exactly that change.
 func TestDesiredRoundTrip(t *testing.T) {
-	tb := newTable()
-	c := tableClient(t, tb, 0, 0)
-	ctx := context.Background()
 	desired := desiredN(20, 3)
 	desired[3].Destinations[1].Weight = 0
 	desired[4].Service.Flags, desired[4].Service.Timeout = FlagPersistent, 600*time.Second
 	desired = append(desired, VirtualService{Service: Service{FirewallMark: 9, Family: IPv4, Scheduler: SourceHashing}})
-	if _, err := c.Reconcile(ctx, desired, ReconcileOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	tb, c := reconciledTable(t, desired)
+	ctx := context.Background()
 
 	vs, err := c.VirtualServices(ctx)
 	if err != nil {
