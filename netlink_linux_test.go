@@ -1225,7 +1225,10 @@ func TestValidation(t *testing.T) {
 			return c.CreateDestination(ctx, ok, withDest(func(d *Destination) { d.Weight = -1 }))
 		}},
 		{"weight too large", "Destination.Weight", func(c *Client) error {
-			return c.CreateDestination(ctx, ok, withDest(func(d *Destination) { d.Weight = MaxWeight + 1 }))
+			// On 32-bit platforms no int exceeds MaxWeight: it wraps to a
+			// negative weight, refused as well.
+			above := int64(MaxWeight) + 1
+			return c.CreateDestination(ctx, ok, withDest(func(d *Destination) { d.Weight = int(above) }))
 		}},
 		{"upper threshold too large", "Destination.UpperThreshold", func(c *Client) error {
 			return c.CreateDestination(ctx, ok, withDest(func(d *Destination) { d.UpperThreshold = 1 << 31 }))
