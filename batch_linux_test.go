@@ -17,7 +17,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/ipvs-go/ipvs/internal/uapi"
 )
@@ -168,28 +167,39 @@ func destMessage(d DestinationStats) genetlink.Message {
 		})}
 }
 
+// kernel returns a socket on tb that counts its sendmsg calls.
+func (tb *table) kernel() *fakeKernel {
+	return &fakeKernel{serve: tb.serve, onSend: func([]byte) {
+		tb.mu.Lock()
+		tb.sends++
+		tb.mu.Unlock()
+	}}
+}
+
 // tableClient returns a client on tb whose fake kernel queues at most
 // capacity answers (0: unlimited) and counts sendmsg calls.
 func tableClient(t *testing.T, tb *table, capacity, rcvbuf int) *Client {
 	t.Helper()
 	c := newClientWith(familyID, func() (transport, error) {
-		return &countingKernel{fakeKernel: fakeKernel{fn: tb.serve, capacity: capacity, rcv: rcvbuf}, tb: tb}, nil
+		k := tb.kernel()
+		k.capacity, k.rcv = capacity, rcvbuf
+		return k, nil
 	})
 	cl := &Client{c: c}
 	t.Cleanup(func() { _ = cl.Close() })
 	return cl
 }
 
-type countingKernel struct {
-	fakeKernel
-	tb *table
-}
-
-func (k *countingKernel) send(b []byte) error {
-	k.tb.mu.Lock()
-	k.tb.sends++
-	k.tb.mu.Unlock()
-	return k.fakeKernel.send(b)
+// reconciledTable returns a client on a table that Reconcile filled with
+// desired.
+func reconciledTable(t *testing.T, desired []VirtualService) (*table, *Client) {
+	t.Helper()
+	tb := newTable()
+	c := tableClient(t, tb, 0, 0)
+	if _, err := c.Reconcile(context.Background(), desired, ReconcileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return tb, c
 }
 
 func svcN(i int) Service {
@@ -332,7 +342,18 @@ func TestReadLengths(t *testing.T) {
 	tb := newTable()
 	var kernels []*kindKernel
 	c := &Client{c: newClientWith(familyID, func() (transport, error) {
-		k := &kindKernel{countingKernel: &countingKernel{fakeKernel: fakeKernel{fn: tb.serve}, tb: tb}}
+		k := &kindKernel{fakeKernel: tb.kernel()}
+		k.serve = func(g genetlink.Message, n netlink.Message) ([]genetlink.Message, error) {
+			if n.Header.Flags&netlink.Dump == netlink.Dump {
+				switch g.Header.Command {
+				case uapi.CmdGetDest:
+					k.destDumps++
+				case uapi.CmdGetService:
+					k.svcDumps++
+				}
+			}
+			return tb.serve(g, n)
+		}
 		kernels = append(kernels, k)
 		return k, nil
 	})}
@@ -411,23 +432,9 @@ func TestReadLengths(t *testing.T) {
 
 // kindKernel counts the dumps of each kind a socket served.
 type kindKernel struct {
-	*countingKernel
+	*fakeKernel
 	destDumps, svcDumps int
 }
-
-func (k *kindKernel) send(b []byte) error {
-	if len(b) > 16 && ne.Uint16(b[6:])&nlmFDumpFlags == nlmFDumpFlags {
-		switch b[16] {
-		case uapi.CmdGetDest:
-			k.destDumps++
-		case uapi.CmdGetService:
-			k.svcDumps++
-		}
-	}
-	return k.countingKernel.send(b)
-}
-
-const nlmFDumpFlags = 0x300
 
 func desiredN(n, dests int) []VirtualService {
 	var out []VirtualService
@@ -494,13 +501,9 @@ func TestReconcile(t *testing.T) {
 }
 
 func TestReconcileGraceful(t *testing.T) {
-	tb := newTable()
-	c := tableClient(t, tb, 0, 0)
-	ctx := context.Background()
 	desired := desiredN(1, 2)
-	if _, err := c.Reconcile(ctx, desired, ReconcileOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	tb, c := reconciledTable(t, desired)
+	ctx := context.Background()
 	id := svcN(0).key()
 	tb.dests[id][1].ActiveConnections = 3 // the leaving destination has clients
 	desired[0].Destinations = desired[0].Destinations[:1]
@@ -520,6 +523,16 @@ func TestReconcileGraceful(t *testing.T) {
 	}
 }
 
+// hideStale puts in tb svcN(1) with another scheduler (wlc) and makes
+// service dumps skip it, as a dump racing with changes can.
+func hideStale(tb *table) Service {
+	stale := svcN(1)
+	stale.Scheduler = "wlc"
+	tb.svcs = append(tb.svcs, stale)
+	tb.hide = map[serviceKey]bool{stale.key(): true}
+	return stale
+}
+
 // TestReconcileSkippedByDump: a service the dump did not show exists with
 // another scheduler. The create meets EEXIST; Reconcile reads again (now
 // seeing it) and updates it, and reports no failure.
@@ -527,10 +540,7 @@ func TestReconcileSkippedByDump(t *testing.T) {
 	tb := newTable()
 	c := tableClient(t, tb, 0, 0)
 	ctx := context.Background()
-	stale := svcN(1)
-	stale.Scheduler = "wlc"
-	tb.svcs = append(tb.svcs, stale)
-	tb.hide = map[serviceKey]bool{stale.key(): true}
+	hideStale(tb)
 	desired := desiredN(2, 1)
 
 	// The first read misses it; the second sees it.
@@ -540,7 +550,7 @@ func TestReconcileSkippedByDump(t *testing.T) {
 	tb.mu.Unlock()
 	wrapped := tb.serve
 	c.c.dial = func() (transport, error) {
-		return &fakeKernel{fn: func(g genetlink.Message, n netlink.Message) ([]genetlink.Message, error) {
+		return &fakeKernel{serve: func(g genetlink.Message, n netlink.Message) ([]genetlink.Message, error) {
 			if g.Header.Command == uapi.CmdGetService && n.Header.Flags&netlink.Dump != 0 {
 				calls++
 				if calls > 1 {
@@ -583,9 +593,11 @@ func TestReconcileInvalid(t *testing.T) {
 		"invalid service":       {{Service: Service{Protocol: TCP, Scheduler: "rr"}}},
 		"invalid destination":   {{Service: svcN(1), Destinations: []Destination{{}}}},
 	} {
-		if _, err := c.Reconcile(context.Background(), desired, ReconcileOptions{}); !errors.Is(err, os.ErrInvalid) {
-			t.Errorf("%s: %v, want os.ErrInvalid", name, err)
-		}
+		t.Run(name, func(t *testing.T) {
+			if _, err := c.Reconcile(context.Background(), desired, ReconcileOptions{}); !errors.Is(err, os.ErrInvalid) {
+				t.Errorf("%v, want os.ErrInvalid", err)
+			}
+		})
 	}
 }
 
@@ -620,95 +632,35 @@ func TestApplyDeadline(t *testing.T) {
 	}
 }
 
-// dumpKernel models how the kernel runs destination dumps on one socket:
-// one dump at a time (a request meanwhile gets EBUSY); the first datagram is
-// built when the request arrives, each later one (two destinations per
-// datagram here) and finally NLMSG_DONE inside the read that returns the
-// previous one.
-type dumpKernel struct {
-	dests   map[uint32][]DestinationStats // by service firewall mark
-	queue   [][]byte
-	running []DestinationStats // what the running dump has left
-	runSeq  uint32
-	active  bool
-	ebusy   int
-}
-
-func (k *dumpKernel) next() {
-	if !k.active {
-		return
-	}
-	if len(k.running) == 0 {
-		k.queue = append(k.queue, append(header(20, unix.NLMSG_DONE, unix.NLM_F_MULTI, k.runSeq), 0, 0, 0, 0))
-		k.active = false
-		return
-	}
-	var d []byte
-	for i := 0; i < 2 && len(k.running) > 0; i++ {
-		body, _ := destMessage(k.running[0]).MarshalBinary()
-		d = append(d, header(16+len(body), familyID, unix.NLM_F_MULTI, k.runSeq)...)
-		d = append(d, body...)
-		k.running = k.running[1:]
-	}
-	k.queue = append(k.queue, d)
-}
-
-func (k *dumpKernel) send(b []byte) error {
-	seq := ne.Uint32(b[8:])
-	if k.active {
-		k.ebusy++
-		d := header(36, unix.NLMSG_ERROR, unix.NLM_F_CAPPED, seq)
-		ebusy := -int32(syscall.EBUSY)
-		d = ne.AppendUint32(d, uint32(ebusy))
-		k.queue = append(k.queue, append(d, b[:16]...))
-		return nil
-	}
-	svc, _, err := parseService(b[20:])
-	if err != nil {
-		return err
-	}
-	k.running, k.runSeq, k.active = k.dests[svc.FirewallMark], seq, true
-	k.next()
-	return nil
-}
-
-func (k *dumpKernel) recv(b []byte, nonblock bool) (int, error) {
-	if len(k.queue) == 0 {
-		if nonblock {
-			return 0, syscall.EAGAIN
-		}
-		return 0, errFakeBlock
-	}
-	d := k.queue[0]
-	k.queue = k.queue[1:]
-	k.next() // the kernel continues the dump inside the read
-	return copy(b, d), nil
-}
-
-func (k *dumpKernel) recvBatch(b []byte, slot int, lens []int, nonblock bool) (int, error) {
-	return recvBatchLoop(k, b, slot, lens, nonblock)
-}
-func (k *dumpKernel) setDeadline(time.Time) error { return nil }
-func (k *dumpKernel) interrupt()                  {}
-func (k *dumpKernel) bufferSizes() (int, int)     { return 212992, 212992 }
-func (k *dumpKernel) close() error                { return nil }
-
 // TestDumpDestinationsPipelined: services with no, few and many destinations
 // in a row all come back complete, the early requests that met a running
 // dump were sent again, and the sockets' exchanges stayed in order.
 func TestDumpDestinationsPipelined(t *testing.T) {
 	// 40 destinations take 20 datagrams here: more than one read returns.
 	counts := []int{0, 1, 0, 0, 5, 2, 9, 0, 40, 1, 3}
-	k := &dumpKernel{dests: map[uint32][]DestinationStats{}}
+	dests := map[uint32][]DestinationStats{} // by service firewall mark
 	var out []VirtualServiceStats
 	for i, n := range counts {
 		mark := uint32(i + 1)
 		svc := Service{FirewallMark: mark, Family: IPv4, Scheduler: "rr"}
 		for j := range n {
-			k.dests[mark] = append(k.dests[mark], DestinationStats{Destination: destN(i*100 + j)})
+			dests[mark] = append(dests[mark], DestinationStats{Destination: destN(i*100 + j)})
 		}
 		out = append(out, VirtualServiceStats{ServiceStats: ServiceStats{Service: svc}})
 	}
+	// The kernel runs one dump at a time on a socket and builds each
+	// datagram (two destinations here) inside the read of the previous.
+	k := &fakeKernel{stepDumps: true, dumpMsgs: 2, serve: func(g genetlink.Message, _ netlink.Message) ([]genetlink.Message, error) {
+		svc, _, err := parseService(g.Data)
+		if err != nil {
+			return nil, err
+		}
+		var msgs []genetlink.Message
+		for _, d := range dests[svc.FirewallMark] {
+			msgs = append(msgs, destMessage(d))
+		}
+		return msgs, nil
+	}}
 	c := newClientWith(familyID, func() (transport, error) { return k, nil })
 	defer c.close()
 	s, err := c.get(pageSock)
@@ -728,11 +680,11 @@ func TestDumpDestinationsPipelined(t *testing.T) {
 			}
 		}
 	}
-	if k.ebusy == 0 {
+	if k.busy == 0 {
 		t.Error("no early request met a running dump; the EBUSY path went untested")
 	}
-	if len(k.queue) != 0 || k.active {
-		t.Errorf("left %d datagrams unread", len(k.queue))
+	if k.unread() != 0 || k.dump.running {
+		t.Errorf("left %d datagrams unread", k.unread())
 	}
 }
 
@@ -856,13 +808,9 @@ func TestReconcileRandom(t *testing.T) {
 // TestReconcileDumpRepeats: a dump that lists a service twice (as dumps
 // racing with changes do) yields one deletion, or one comparison.
 func TestReconcileDumpRepeats(t *testing.T) {
-	tb := newTable()
-	c := tableClient(t, tb, 0, 0)
-	ctx := context.Background()
 	desired := desiredN(3, 2)
-	if _, err := c.Reconcile(ctx, desired, ReconcileOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	tb, c := reconciledTable(t, desired)
+	ctx := context.Background()
 	tb.svcs = append(tb.svcs, tb.svcs[0], tb.svcs[2]) // the dump repeats them
 	desired[0].Destinations[1].Weight = 7
 	res, err := c.Reconcile(ctx, desired[:2], ReconcileOptions{})
@@ -882,11 +830,8 @@ func TestReconcileSkippedEveryTime(t *testing.T) {
 	tb := newTable()
 	c := tableClient(t, tb, 0, 0)
 	ctx := context.Background()
-	stale := svcN(1)
-	stale.Scheduler = "wlc"
-	tb.svcs = append(tb.svcs, stale)
+	stale := hideStale(tb) // never in a dump
 	tb.dests[stale.key()] = []DestinationStats{{Destination: destN(1)}, {Destination: destN(99)}}
-	tb.hide = map[serviceKey]bool{stale.key(): true} // never in a dump
 	desired := desiredN(2, 1)
 	desired[1].Destinations[0].Weight = 3
 

@@ -156,6 +156,90 @@ func ExampleClient_EditService() {
 	}
 }
 
+// A batch of changes in one call: a new service with its backends, a
+// drained backend and a deleted one. Each change has its own outcome; a
+// failed one does not stop the others.
+func ExampleClient_Apply() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := ipvs.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	api := ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("10.0.1.2"), Port: 443, Scheduler: ipvs.WeightedRoundRobin}
+	web := ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("10.0.1.1"), Port: 80}
+	backend := func(addr string, port uint16, weight int) ipvs.Destination {
+		return ipvs.Destination{Address: netip.MustParseAddr(addr), Port: port, ForwardMethod: ipvs.NAT, Weight: weight}
+	}
+	changes := []ipvs.Change{
+		{Kind: ipvs.CreateService, Service: api},
+		{Kind: ipvs.CreateDestination, Service: api, Destination: backend("10.0.2.1", 8443, 2)},
+		{Kind: ipvs.CreateDestination, Service: api, Destination: backend("10.0.2.2", 8443, 1)},
+		{Kind: ipvs.UpdateDestination, Service: web, Destination: backend("10.0.2.2", 80, 0)}, // drain
+		{Kind: ipvs.DeleteDestination, Service: web, Destination: backend("10.0.2.3", 80, 0)},
+	}
+	errs, err := c.Apply(ctx, changes)
+	if err != nil {
+		log.Fatal(err) // the exchange failed: changes without an answer carry err too
+	}
+	for i, err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrExist) && changes[i].Kind == ipvs.CreateService:
+			// Already there: the destinations are still added.
+		case errors.Is(err, ipvs.ErrUnacknowledged):
+			fmt.Printf("%v: outcome unknown, read the table back\n", changes[i])
+		default:
+			fmt.Printf("%v: %v\n", changes[i], err)
+		}
+	}
+}
+
+// A controller that adds a backend to one service and keeps the rest of the
+// table as it is: it reads the table, turns it into the desired state with
+// ipvs.Desired, edits that and reconciles. Only the difference is applied;
+// run again, Reconcile changes nothing.
+func ExampleClient_Reconcile() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := ipvs.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	table, err := c.VirtualServices(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	desired := ipvs.Desired(table)
+	web := netip.MustParseAddrPort("10.0.1.1:80")
+	for i, vs := range desired {
+		s := vs.Service
+		if s.Protocol == ipvs.TCP && s.Address == web.Addr() && s.Port == web.Port() {
+			desired[i].Destinations = append(vs.Destinations, ipvs.Destination{
+				Address: netip.MustParseAddr("10.0.2.4"), Port: 80, ForwardMethod: ipvs.NAT, Weight: 1,
+			})
+		}
+	}
+
+	// With GracefulRemoval, a destination left out of desired is drained
+	// (weight 0) and deleted by a later run once its connections are gone.
+	res, err := c.Reconcile(ctx, desired, ipvs.ReconcileOptions{GracefulRemoval: true})
+	for i, ch := range res.Changes {
+		if res.Errors[i] != nil {
+			fmt.Printf("%v failed: %v\n", ch, res.Errors[i])
+		} else {
+			fmt.Println(ch) // create destination 10.0.2.4:80 of TCP 10.0.1.1:80
+		}
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
 func ExampleForwardMethod_String() {
 	for _, m := range []ipvs.ForwardMethod{ipvs.NAT, ipvs.DR, ipvs.IPIP, ipvs.Local} {
 		fmt.Println(m)

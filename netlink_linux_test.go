@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"regexp"
@@ -23,216 +24,39 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/ipvs-go/ipvs/internal/uapi"
 )
 
-// familyID is the IPVS family id of the fake kernel, the one the capture
-// shim used.
-const familyID = 0x1d
-
 // equateAddr compares netip.Addr values with ==.
 var equateAddr = cmpopts.EquateComparable(netip.Addr{})
-
-// fakeKernel is a transport answering requests as the kernel does: fn gets
-// each request and returns the reply messages, or a syscall.Errno for an
-// error reply. ACKs, dump parts (NLM_F_MULTI) and NLMSG_DONE are added as the
-// request's flags ask, each answer in its own datagram as a 6.1 kernel sends
-// them; dump parts fill datagrams as large as the kernel makes them after the
-// longest read so far (see dumpDatagram). With capacity > 0 it holds at most
-// that many datagrams and drops the rest with ENOBUFS, as a full receive
-// buffer does.
-type fakeKernel struct {
-	fn       func(greq genetlink.Message, nreq netlink.Message) ([]genetlink.Message, error)
-	capacity int
-
-	mu      sync.Mutex
-	queue   [][]byte
-	overrun bool
-	rcv     int
-	closed  bool
-	maxRead int // the longest read buffer, as netlink_recvmsg records it
-}
-
-// dumpDatagram is how many bytes of dump messages the kernel puts in one
-// datagram after reads of at most maxRead bytes: netlink_dump allocates
-// max(NLMSG_GOODSIZE, maxRead) capped at 32 KiB less the skb overhead
-// (numbers of x86-64 with 4 KiB pages).
-func dumpDatagram(maxRead int) int {
-	const goodSize, skbOverhead = 3776, 320
-	return max(goodSize, min(maxRead, 32<<10-skbOverhead))
-}
-
-func header(length int, typ, flags uint16, seq uint32) []byte {
-	b := binary.NativeEndian.AppendUint32(nil, uint32(length))
-	b = binary.NativeEndian.AppendUint16(b, typ)
-	b = binary.NativeEndian.AppendUint16(b, flags)
-	b = binary.NativeEndian.AppendUint32(b, seq)
-	return binary.NativeEndian.AppendUint32(b, 0)
-}
-
-func (k *fakeKernel) push(d []byte) {
-	if k.capacity > 0 && len(k.queue) >= k.capacity {
-		k.overrun = true
-		return
-	}
-	k.queue = append(k.queue, d)
-}
-
-func (k *fakeKernel) send(b []byte) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for len(b) > 0 {
-		var nm netlink.Message
-		if err := nm.UnmarshalBinary(b[:binary.NativeEndian.Uint32(b)]); err != nil {
-			return err
-		}
-		b = b[nlmsgAlign(int(nm.Header.Length)):]
-		var gm genetlink.Message
-		if err := gm.UnmarshalBinary(nm.Data); err != nil {
-			return err
-		}
-		msgs, err := k.fn(gm, nm)
-		if errors.Is(err, errSilent) {
-			continue // like a handler returning EINTR: no answer at all
-		}
-		var errno syscall.Errno
-		if errors.As(err, &errno) {
-			d := header(16+4+16, unix.NLMSG_ERROR, unix.NLM_F_CAPPED, nm.Header.Sequence)
-			d = binary.NativeEndian.AppendUint32(d, uint32(-int32(errno)))
-			k.push(append(d, header(int(nm.Header.Length), uint16(nm.Header.Type), uint16(nm.Header.Flags), nm.Header.Sequence)...))
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		dump := nm.Header.Flags&netlink.Dump == netlink.Dump
-		var d []byte
-		for _, m := range msgs {
-			body, err := m.MarshalBinary()
-			if err != nil {
-				return err
-			}
-			if dump && len(d) > 0 && len(d)+16+len(body) > dumpDatagram(k.maxRead) {
-				k.push(d)
-				d = nil
-			}
-			flags := uint16(0)
-			if dump {
-				flags = unix.NLM_F_MULTI
-			}
-			d = append(d, header(16+len(body), familyID, flags, nm.Header.Sequence)...)
-			d = append(d, body...)
-		}
-		if d != nil {
-			k.push(d)
-		}
-		switch {
-		case dump:
-			k.push(append(header(20, unix.NLMSG_DONE, unix.NLM_F_MULTI, nm.Header.Sequence), 0, 0, 0, 0))
-		case nm.Header.Flags&netlink.Acknowledge != 0:
-			d := header(16+4+16, unix.NLMSG_ERROR, unix.NLM_F_CAPPED, nm.Header.Sequence)
-			d = binary.NativeEndian.AppendUint32(d, 0)
-			k.push(append(d, header(int(nm.Header.Length), uint16(nm.Header.Type), uint16(nm.Header.Flags), nm.Header.Sequence)...))
-		}
-	}
-	return nil
-}
-
-func nlmsgAlign(n int) int { return (n + 3) &^ 3 }
-
-// errSilent makes the fake kernel send no answer to a request, as the real
-// one does when a handler returns EINTR.
-var errSilent = errors.New("no answer")
 
 // TestStopDaemonWithoutAnswer: the kernel sends nothing for a DEL_DAEMON
 // whose thread never ran (EINTR); the barrier ends the wait, and the stop is
 // a success. A real error is still reported.
 func TestStopDaemonWithoutAnswer(t *testing.T) {
 	for _, tt := range []struct {
+		name   string
 		answer error
 		want   error
-	}{{errSilent, nil}, {nil, nil}, {syscall.ESRCH, os.ErrNotExist}} {
-		c := testClient(t, func(greq genetlink.Message, _ netlink.Message) ([]genetlink.Message, error) {
-			if greq.Header.Command == uapi.CmdGetInfo {
-				return []genetlink.Message{infoReply()}, nil
+	}{
+		{"no answer", errSilent, nil},
+		{"acknowledged", nil, nil},
+		{"ESRCH", syscall.ESRCH, os.ErrNotExist},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testClient(t, func(greq genetlink.Message, _ netlink.Message) ([]genetlink.Message, error) {
+				if greq.Header.Command == uapi.CmdGetInfo {
+					return []genetlink.Message{infoReply()}, nil
+				}
+				return nil, tt.answer
+			})
+			err := c.StopSyncDaemon(context.Background(), Master)
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("kernel answer %v: StopSyncDaemon = %v, want %v", tt.answer, err, tt.want)
 			}
-			return nil, tt.answer
 		})
-		err := c.StopSyncDaemon(context.Background(), Master)
-		if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
-			t.Errorf("kernel answer %v: StopSyncDaemon = %v, want %v", tt.answer, err, tt.want)
-		}
 	}
-}
-
-var errFakeBlock = errors.New("fake kernel: no answer queued; a real socket would block here")
-
-func (k *fakeKernel) recv(b []byte, nonblock bool) (int, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.overrun {
-		k.overrun = false
-		return 0, syscall.ENOBUFS
-	}
-	if len(k.queue) == 0 {
-		if nonblock {
-			return 0, syscall.EAGAIN
-		}
-		return 0, errFakeBlock
-	}
-	k.maxRead = max(k.maxRead, len(b))
-	d := k.queue[0]
-	k.queue = k.queue[1:]
-	if len(d) > len(b) {
-		return 0, errTruncated
-	}
-	return copy(b, d), nil
-}
-
-func (k *fakeKernel) recvBatch(b []byte, slot int, lens []int, nonblock bool) (int, error) {
-	return recvBatchLoop(k, b, slot, lens, nonblock)
-}
-
-// recvBatchLoop implements recvBatch with recv: it waits for the first
-// datagram only, as recvmmsg with MSG_WAITFORONE does.
-func recvBatchLoop(t transport, b []byte, slot int, lens []int, nonblock bool) (int, error) {
-	got := 0
-	for got < len(lens) && (got+1)*slot <= len(b) {
-		n, err := t.recv(b[got*slot:(got+1)*slot], nonblock || got > 0)
-		if err != nil {
-			if got > 0 && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, errFakeBlock)) {
-				break
-			}
-			if got > 0 {
-				break // reported by the next call, as recvmmsg does
-			}
-			return 0, err
-		}
-		lens[got] = n
-		got++
-	}
-	return got, nil
-}
-
-func (k *fakeKernel) setDeadline(time.Time) error { return nil }
-func (k *fakeKernel) interrupt()                  {}
-func (k *fakeKernel) bufferSizes() (int, int) {
-	if k.rcv != 0 {
-		return k.rcv, 212992
-	}
-	return 212992, 212992
-}
-func (k *fakeKernel) close() error { k.mu.Lock(); k.closed = true; k.mu.Unlock(); return nil }
-
-// testClient returns a Client whose requests are served by fn.
-func testClient(t *testing.T, fn func(greq genetlink.Message, nreq netlink.Message) ([]genetlink.Message, error)) *Client {
-	t.Helper()
-	c := newClientWith(familyID, func() (transport, error) { return &fakeKernel{fn: fn}, nil })
-	cl := &Client{c: c}
-	t.Cleanup(func() { _ = cl.Close() })
-	return cl
 }
 
 func skipBigEndian(t *testing.T) {
@@ -835,9 +659,11 @@ func TestReplySizes(t *testing.T) {
 		{"info", infoReply(), 36},
 		{"config", timeoutsReply(900, 120, 300), 44},
 	} {
-		if got := 16 + 4 + len(tt.m.Data); got != tt.size {
-			t.Errorf("%s: %d bytes, the kernel sends %d", tt.name, got, tt.size)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			if got := 16 + 4 + len(tt.m.Data); got != tt.size {
+				t.Errorf("%d bytes, the kernel sends %d", got, tt.size)
+			}
+		})
 	}
 }
 
@@ -863,10 +689,6 @@ func TestDecodeReplies(t *testing.T) {
 		return nil, syscall.EOPNOTSUPP
 	})
 
-	svcs, err := c.Services(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	wantSvcs := []ServiceStats{
 		{Service: Service{Protocol: TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80, Scheduler: "wlc"}, Stats: wantStats(1000)},
 		{Service: Service{
@@ -876,66 +698,77 @@ func TestDecodeReplies(t *testing.T) {
 		{Service: Service{FirewallMark: 100, Family: IPv4, Scheduler: "mh", Flags: FlagMHPort},
 			Stats: Stats{Connections: 5, PacketsIn: 6, BytesIn: 1 << 40, ConnectionRate: 2}},
 	}
-	if diff := cmp.Diff(wantSvcs, svcs, equateAddr); diff != "" {
-		t.Errorf("Services (-want +got):\n%s", diff)
-	}
-
-	one, err := c.Service(ctx, web)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(wantSvcs[0], one, equateAddr); diff != "" {
-		t.Errorf("Service (-want +got):\n%s", diff)
-	}
-
-	dests, err := c.Destinations(ctx, web)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantDests := []DestinationStats{{
-		Destination: Destination{
-			Address: netip.MustParseAddr("10.0.1.2"), Port: 80, ForwardMethod: IPIP, Weight: 1,
-			UpperThreshold: 100, LowerThreshold: 50,
-			TunnelType: TunnelGUE, TunnelPort: 6080, TunnelChecksum: TunnelChecksumOn,
-		},
-		ActiveConnections: 3, InactiveConnections: 4, PersistentConnections: 5,
-		Stats: wantStats(3000),
-	}}
-	if diff := cmp.Diff(wantDests, dests, equateAddr); diff != "" {
-		t.Errorf("Destinations (-want +got):\n%s", diff)
-	}
-
-	ds, err := c.SyncDaemons(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := netip.MustParseAddr("224.0.0.81")
-	wantDs := []SyncDaemon{
-		{State: Master, Interface: "lo", MaxLength: 1472, Group: g, Port: 8848, TTL: 1},
-		{State: Backup, Interface: "lo", MaxLength: 65507, Group: g, Port: 8848, TTL: 1},
-	}
-	if diff := cmp.Diff(wantDs, ds, equateAddr); diff != "" {
-		t.Errorf("SyncDaemons (-want +got):\n%s", diff)
-	}
-
-	info, err := c.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (Info{Version: Version{1, 2, 1}, ConnectionTableSize: 4096}); info != want {
-		t.Errorf("Info = %+v, want %+v", info, want)
-	}
-	if info.Version.String() != "1.2.1" {
-		t.Errorf("Version.String() = %q", info.Version.String())
-	}
-
-	to, err := c.Timeouts(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (Timeouts{TCP: 900 * time.Second, TCPFin: 120 * time.Second, UDP: 300 * time.Second}); to != want {
-		t.Errorf("Timeouts = %+v, want %+v", to, want)
-	}
+	t.Run("Services", func(t *testing.T) {
+		svcs, err := c.Services(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(wantSvcs, svcs, equateAddr); diff != "" {
+			t.Errorf("Services (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("Service", func(t *testing.T) {
+		one, err := c.Service(ctx, web)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(wantSvcs[0], one, equateAddr); diff != "" {
+			t.Errorf("Service (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("Destinations", func(t *testing.T) {
+		dests, err := c.Destinations(ctx, web)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantDests := []DestinationStats{{
+			Destination: Destination{
+				Address: netip.MustParseAddr("10.0.1.2"), Port: 80, ForwardMethod: IPIP, Weight: 1,
+				UpperThreshold: 100, LowerThreshold: 50,
+				TunnelType: TunnelGUE, TunnelPort: 6080, TunnelChecksum: TunnelChecksumOn,
+			},
+			ActiveConnections: 3, InactiveConnections: 4, PersistentConnections: 5,
+			Stats: wantStats(3000),
+		}}
+		if diff := cmp.Diff(wantDests, dests, equateAddr); diff != "" {
+			t.Errorf("Destinations (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("SyncDaemons", func(t *testing.T) {
+		ds, err := c.SyncDaemons(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := netip.MustParseAddr("224.0.0.81")
+		wantDs := []SyncDaemon{
+			{State: Master, Interface: "lo", MaxLength: 1472, Group: g, Port: 8848, TTL: 1},
+			{State: Backup, Interface: "lo", MaxLength: 65507, Group: g, Port: 8848, TTL: 1},
+		}
+		if diff := cmp.Diff(wantDs, ds, equateAddr); diff != "" {
+			t.Errorf("SyncDaemons (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("Info", func(t *testing.T) {
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (Info{Version: Version{1, 2, 1}, ConnectionTableSize: 4096}); info != want {
+			t.Errorf("Info = %+v, want %+v", info, want)
+		}
+		if info.Version.String() != "1.2.1" {
+			t.Errorf("Version.String() = %q", info.Version.String())
+		}
+	})
+	t.Run("Timeouts", func(t *testing.T) {
+		to, err := c.Timeouts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (Timeouts{TCP: 900 * time.Second, TCPFin: 120 * time.Second, UDP: 300 * time.Second}); to != want {
+			t.Errorf("Timeouts = %+v, want %+v", to, want)
+		}
+	})
 }
 
 func TestEmptyDumps(t *testing.T) {
@@ -951,47 +784,70 @@ func TestEmptyDumps(t *testing.T) {
 		}
 		return nil, nil // an empty dump
 	})
-	svcs, err := c.Services(ctx)
-	if err != nil || svcs == nil || len(svcs) != 0 {
-		t.Errorf("Services of an empty table = %#v, %v; want an empty slice", svcs, err)
-	}
-	ds, err := c.SyncDaemons(ctx)
-	if err != nil || ds == nil || len(ds) != 0 {
-		t.Errorf("SyncDaemons with none running = %#v, %v; want an empty slice", ds, err)
-	}
-	dests, err := c.Destinations(ctx, web)
-	if err != nil || dests == nil || len(dests) != 0 {
-		t.Errorf("Destinations of a service without any = %#v, %v; want an empty slice", dests, err)
-	}
-	exists = false
-	_, err = c.Destinations(ctx, web)
-	if !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("Destinations of a missing service: %v, want os.ErrNotExist", err)
-	}
-	var e *Error
-	if !errors.As(err, &e) || e.Op != "list destinations" {
-		t.Errorf("error %#v, want an *Error for list destinations", err)
-	}
+	t.Run("Services", func(t *testing.T) {
+		svcs, err := c.Services(ctx)
+		if err != nil || svcs == nil || len(svcs) != 0 {
+			t.Errorf("Services of an empty table = %#v, %v; want an empty slice", svcs, err)
+		}
+	})
+	t.Run("SyncDaemons", func(t *testing.T) {
+		ds, err := c.SyncDaemons(ctx)
+		if err != nil || ds == nil || len(ds) != 0 {
+			t.Errorf("SyncDaemons with none running = %#v, %v; want an empty slice", ds, err)
+		}
+	})
+	t.Run("Destinations", func(t *testing.T) {
+		exists = true
+		dests, err := c.Destinations(ctx, web)
+		if err != nil || dests == nil || len(dests) != 0 {
+			t.Errorf("Destinations of a service without any = %#v, %v; want an empty slice", dests, err)
+		}
+	})
+	t.Run("Destinations of a missing service", func(t *testing.T) {
+		exists = false
+		_, err := c.Destinations(ctx, web)
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("Destinations of a missing service: %v, want os.ErrNotExist", err)
+		}
+		var e *Error
+		if !errors.As(err, &e) || e.Op != "list destinations" {
+			t.Errorf("error %#v, want an *Error for list destinations", err)
+		}
+	})
 }
 
 // TestRequestFlags pins the flags of every command: the one place where a
 // wrong choice desynchronises the socket.
 func TestRequestFlags(t *testing.T) {
+	names := [...]string{
+		uapi.CmdNewService: "NEW_SERVICE", uapi.CmdSetService: "SET_SERVICE", uapi.CmdDelService: "DEL_SERVICE",
+		uapi.CmdGetService: "GET_SERVICE", uapi.CmdNewDest: "NEW_DEST", uapi.CmdSetDest: "SET_DEST",
+		uapi.CmdDelDest: "DEL_DEST", uapi.CmdGetDest: "GET_DEST", uapi.CmdNewDaemon: "NEW_DAEMON",
+		uapi.CmdDelDaemon: "DEL_DAEMON", uapi.CmdGetDaemon: "GET_DAEMON", uapi.CmdSetConfig: "SET_CONFIG",
+		uapi.CmdGetConfig: "GET_CONFIG", uapi.CmdSetInfo: "SET_INFO", uapi.CmdGetInfo: "GET_INFO",
+		uapi.CmdZero: "ZERO", uapi.CmdFlush: "FLUSH",
+	}
 	for cmd := uint8(uapi.CmdNewService); cmd <= uapi.CmdFlush; cmd++ {
 		for _, dump := range []bool{false, true} {
-			got := netlink.HeaderFlags(requestFlags(cmd, dump))
-			var want netlink.HeaderFlags
-			switch {
-			case cmd == uapi.CmdGetDest, cmd == uapi.CmdGetDaemon, cmd == uapi.CmdGetService && dump:
-				want = netlink.Request | netlink.Dump
-			case cmd == uapi.CmdGetService, cmd == uapi.CmdGetInfo, cmd == uapi.CmdGetConfig:
-				want = netlink.Request
-			default:
-				want = netlink.Request | netlink.Acknowledge
+			name := names[cmd]
+			if dump {
+				name += "/dump"
 			}
-			if got != want {
-				t.Errorf("command %d dump=%v: flags %#x, want %#x", cmd, dump, got, want)
-			}
+			t.Run(name, func(t *testing.T) {
+				got := netlink.HeaderFlags(requestFlags(cmd, dump))
+				var want netlink.HeaderFlags
+				switch {
+				case cmd == uapi.CmdGetDest, cmd == uapi.CmdGetDaemon, cmd == uapi.CmdGetService && dump:
+					want = netlink.Request | netlink.Dump
+				case cmd == uapi.CmdGetService, cmd == uapi.CmdGetInfo, cmd == uapi.CmdGetConfig:
+					want = netlink.Request
+				default:
+					want = netlink.Request | netlink.Acknowledge
+				}
+				if got != want {
+					t.Errorf("flags %#x, want %#x", got, want)
+				}
+			})
 		}
 	}
 }
@@ -1032,39 +888,41 @@ func TestErrors(t *testing.T) {
 	sentinels := []error{os.ErrNotExist, os.ErrExist, os.ErrPermission, os.ErrInvalid, ErrSchedulerNotFound}
 	for _, m := range methods {
 		for _, errno := range []syscall.Errno{syscall.ESRCH, syscall.ENOENT, syscall.EEXIST, syscall.EPERM, syscall.EACCES, syscall.EINVAL, syscall.ERANGE, syscall.ENODEV} {
-			want := map[error]bool{}
-			switch errno {
-			case syscall.ESRCH:
-				want[os.ErrNotExist] = true
-			case syscall.ENOENT:
-				want[m.enoent] = true
-			case syscall.EEXIST:
-				want[os.ErrExist] = true
-			case syscall.EPERM, syscall.EACCES:
-				want[os.ErrPermission] = true
-			case syscall.EINVAL:
-				want[os.ErrInvalid] = true
-			}
-			err := m.call(errnoClient(t, errno))
-			var e *Error
-			if !errors.As(err, &e) {
-				t.Fatalf("%s/%v: error %v is not an *Error", m.name, errno, err)
-			}
-			var got syscall.Errno
-			if !errors.As(err, &got) || got != errno {
-				t.Errorf("%s/%v: errors.As gives errno %v", m.name, errno, got)
-			}
-			if !errors.Is(err, errno) {
-				t.Errorf("%s/%v: errors.Is(err, errno) false for %v", m.name, errno, err)
-			}
-			for _, s := range sentinels {
-				if got := errors.Is(err, s); got != want[s] {
-					t.Errorf("%s/%s: errors.Is(err, %v) = %v, want %v (%v)", m.name, errnoName(errno), s, got, want[s], err)
+			t.Run(m.name+"/"+errnoName(errno), func(t *testing.T) {
+				want := map[error]bool{}
+				switch errno {
+				case syscall.ESRCH:
+					want[os.ErrNotExist] = true
+				case syscall.ENOENT:
+					want[m.enoent] = true
+				case syscall.EEXIST:
+					want[os.ErrExist] = true
+				case syscall.EPERM, syscall.EACCES:
+					want[os.ErrPermission] = true
+				case syscall.EINVAL:
+					want[os.ErrInvalid] = true
 				}
-			}
-			if e.Op == "" || !strings.Contains(err.Error(), errnoName(errno)) {
-				t.Errorf("%s: error text %q lacks the operation or errno name", m.name, err)
-			}
+				err := m.call(errnoClient(t, errno))
+				var e *Error
+				if !errors.As(err, &e) {
+					t.Fatalf("error %v is not an *Error", err)
+				}
+				var got syscall.Errno
+				if !errors.As(err, &got) || got != errno {
+					t.Errorf("errors.As gives errno %v", got)
+				}
+				if !errors.Is(err, errno) {
+					t.Errorf("errors.Is(err, errno) false for %v", err)
+				}
+				for _, s := range sentinels {
+					if got := errors.Is(err, s); got != want[s] {
+						t.Errorf("errors.Is(err, %v) = %v, want %v (%v)", s, got, want[s], err)
+					}
+				}
+				if e.Op == "" || !strings.Contains(err.Error(), errnoName(errno)) {
+					t.Errorf("error text %q lacks the operation or errno name", err)
+				}
+			})
 		}
 	}
 }
@@ -1096,80 +954,9 @@ func TestErrorText(t *testing.T) {
 	}
 }
 
-// blockingTransport is a socket whose requests never get an answer: a read
-// waits until the deadline passes and then fails as a real socket does.
-type blockingTransport struct {
-	mu          sync.Mutex
-	deadline    time.Time
-	interrupted bool
-	wake        chan struct{}
-	closed      bool
-}
-
-func newBlockingTransport() *blockingTransport {
-	return &blockingTransport{wake: make(chan struct{}, 1)}
-}
-
-func (b *blockingTransport) send([]byte) error { return nil }
-
-func (b *blockingTransport) recv(_ []byte, nonblock bool) (int, error) {
-	for {
-		b.mu.Lock()
-		d, interrupted := b.deadline, b.interrupted
-		b.mu.Unlock()
-		if nonblock {
-			return 0, syscall.EAGAIN
-		}
-		if interrupted {
-			return 0, errInterrupted
-		}
-		if !d.IsZero() && !time.Now().Before(d) {
-			return 0, os.ErrDeadlineExceeded
-		}
-		select {
-		case <-b.wake:
-		case <-time.After(time.Millisecond):
-		}
-	}
-}
-
-func (b *blockingTransport) recvBatch(buf []byte, slot int, lens []int, nonblock bool) (int, error) {
-	return recvBatchLoop(b, buf, slot, lens, nonblock)
-}
-
-func (b *blockingTransport) setDeadline(t time.Time) error {
-	b.mu.Lock()
-	b.deadline, b.interrupted = t, false
-	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-func (b *blockingTransport) interrupt() {
-	b.mu.Lock()
-	b.interrupted = true
-	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (b *blockingTransport) bufferSizes() (int, int) { return 212992, 212992 }
-
-func (b *blockingTransport) close() error {
-	b.mu.Lock()
-	b.closed = true
-	b.mu.Unlock()
-	return nil
-}
-
 func TestContextTimeoutRecovers(t *testing.T) {
 	c := newClientWith(familyID, func() (transport, error) {
-		return &fakeKernel{fn: func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) {
+		return &fakeKernel{serve: func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) {
 			return []genetlink.Message{infoReply()}, nil
 		}}, nil
 	})
@@ -1225,7 +1012,7 @@ func TestContextTimeoutRecovers(t *testing.T) {
 // before the current one's: it is recognised by its sequence number and
 // skipped, so even a socket left out of sync cannot mix replies up.
 func TestStaleRepliesSkipped(t *testing.T) {
-	k := &fakeKernel{fn: func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) {
+	k := &fakeKernel{serve: func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) {
 		return []genetlink.Message{infoReply()}, nil
 	}}
 	c := newClientWith(familyID, func() (transport, error) { return k, nil })
@@ -1235,7 +1022,7 @@ func TestStaleRepliesSkipped(t *testing.T) {
 		ae.Uint32(uapi.InfoAttrConnTabSize, 1)
 	})
 	body, _ := stale.MarshalBinary()
-	k.queue = append(k.queue, append(header(16+len(body), familyID, 0, 0xfffffff0), body...))
+	k.push(append(header(16+len(body), familyID, 0, 0xfffffff0), body...))
 	info, err := (&Client{c: c}).Info(context.Background())
 	if err != nil || info.ConnectionTableSize != 4096 {
 		t.Fatalf("Info = %+v, %v; want the current reply (4096)", info, err)
@@ -1438,7 +1225,10 @@ func TestValidation(t *testing.T) {
 			return c.CreateDestination(ctx, ok, withDest(func(d *Destination) { d.Weight = -1 }))
 		}},
 		{"weight too large", "Destination.Weight", func(c *Client) error {
-			return c.CreateDestination(ctx, ok, withDest(func(d *Destination) { d.Weight = MaxWeight + 1 }))
+			// On 32-bit platforms no int exceeds MaxWeight: it wraps to a
+			// negative weight, refused as well.
+			above := int64(MaxWeight) + 1
+			return c.CreateDestination(ctx, ok, withDest(func(d *Destination) { d.Weight = int(above) }))
 		}},
 		{"upper threshold too large", "Destination.UpperThreshold", func(c *Client) error {
 			return c.CreateDestination(ctx, ok, withDest(func(d *Destination) { d.UpperThreshold = 1 << 31 }))
@@ -1563,22 +1353,28 @@ func TestValidInputsAccepted(t *testing.T) {
 		{Protocol: TCP, Address: netip.MustParseAddr("10.0.0.1"), Family: IPv4, Port: 1, Scheduler: strings.Repeat("x", 15), PersistenceEngine: strings.Repeat("y", 16)},
 		v6svc,
 	} {
-		if err := c.CreateService(ctx, s); err != nil {
-			t.Errorf("CreateService(%v): %v", s, err)
-		}
+		t.Run("service "+s.String(), func(t *testing.T) {
+			if err := c.CreateService(ctx, s); err != nil {
+				t.Errorf("CreateService(%v): %v", s, err)
+			}
+		})
 	}
 	for _, d := range []Destination{
 		{Address: netip.MustParseAddr("10.0.0.2"), ForwardMethod: IPIP, TunnelType: TunnelGUE, TunnelPort: 6080, TunnelChecksum: TunnelChecksumRemote},
 		{Address: netip.MustParseAddr("2001:db8::2"), ForwardMethod: DR, Weight: MaxWeight, UpperThreshold: 100, LowerThreshold: 100},
 		{Address: netip.MustParseAddr("2001:db8::3"), ForwardMethod: Local},
 	} {
-		if err := c.CreateDestination(ctx, v6svc, d); err != nil {
-			t.Errorf("CreateDestination(%v): %v", d, err)
+		t.Run(fmt.Sprintf("destination %v %v", d, d.ForwardMethod), func(t *testing.T) {
+			if err := c.CreateDestination(ctx, v6svc, d); err != nil {
+				t.Errorf("CreateDestination(%v): %v", d, err)
+			}
+		})
+	}
+	t.Run("sync daemon", func(t *testing.T) {
+		if err := c.StartSyncDaemon(ctx, SyncDaemon{State: Backup, Interface: strings.Repeat("e", 15), SyncID: 255, MaxLength: MaxSyncLength, Group: netip.MustParseAddr("ff02::1:81")}); err != nil {
+			t.Errorf("StartSyncDaemon: %v", err)
 		}
-	}
-	if err := c.StartSyncDaemon(ctx, SyncDaemon{State: Backup, Interface: strings.Repeat("e", 15), SyncID: 255, MaxLength: MaxSyncLength, Group: netip.MustParseAddr("ff02::1:81")}); err != nil {
-		t.Errorf("StartSyncDaemon: %v", err)
-	}
+	})
 }
 
 // TestDecodeWithoutStats: Reconcile's reads skip the statistics and keep

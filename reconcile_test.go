@@ -2,6 +2,7 @@ package ipvs
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"testing"
@@ -13,48 +14,50 @@ import (
 // destination the table lists twice, which must not be deleted.
 func TestDiffDestinations(t *testing.T) {
 	for _, n := range []int{4, linearMax, linearMax + 1, 40} {
-		svc := Service{Protocol: TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 80, Scheduler: "rr"}
-		dest := func(i int) Destination {
-			return Destination{Address: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), Port: 80, Weight: 1, ForwardMethod: NAT}
-		}
-		var want []Destination
-		var cur []DestinationStats
-		for i := range n {
-			want = append(want, dest(i))
-		}
-		for i := n - 1; i >= 0; i-- { // the kernel lists the newest first
-			cur = append(cur, DestinationStats{Destination: dest(i)})
-		}
-		want[1].Weight = 5                                          // an update
-		cur = cur[:len(cur)-1]                                      // dest(0) is missing: a creation
-		cur = append(cur, DestinationStats{Destination: dest(200)}) // not desired: a deletion
-		cur = append(cur, cur[0])                                   // listed twice: left alone
-
-		table, err := prepareDesired([]VirtualService{{Service: svc, Destinations: want}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := diff(table, []VirtualServiceStats{{ServiceStats: ServiceStats{Service: table.svcs[0].svc}, Destinations: cur}}, ReconcileOptions{})
-		wantChanges := []Change{
-			{Kind: DeleteDestination, Service: table.svcs[0].svc, Destination: dest(200)},
-			{Kind: CreateDestination, Service: table.svcs[0].svc, Destination: dest(0)},
-			{Kind: UpdateDestination, Service: table.svcs[0].svc, Destination: want[1]},
-		}
-		if len(got) != len(wantChanges) {
-			t.Fatalf("%d destinations: changes %v, want %v", n, got, wantChanges)
-		}
-		for i := range got {
-			if got[i] != wantChanges[i] {
-				t.Errorf("%d destinations: change %d = %v, want %v", n, i, got[i], wantChanges[i])
+		t.Run(fmt.Sprintf("%d destinations", n), func(t *testing.T) {
+			svc := Service{Protocol: TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 80, Scheduler: "rr"}
+			dest := func(i int) Destination {
+				return Destination{Address: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), Port: 80, Weight: 1, ForwardMethod: NAT}
 			}
-		}
+			var want []Destination
+			var cur []DestinationStats
+			for i := range n {
+				want = append(want, dest(i))
+			}
+			for i := n - 1; i >= 0; i-- { // the kernel lists the newest first
+				cur = append(cur, DestinationStats{Destination: dest(i)})
+			}
+			want[1].Weight = 5                                          // an update
+			cur = cur[:len(cur)-1]                                      // dest(0) is missing: a creation
+			cur = append(cur, DestinationStats{Destination: dest(200)}) // not desired: a deletion
+			cur = append(cur, cur[0])                                   // listed twice: left alone
 
-		// A destination listed twice in the input is refused, at any size.
-		dup := append(append([]Destination(nil), want...), want[n-1])
-		_, err = prepareDesired([]VirtualService{{Service: svc, Destinations: dup}})
-		if !errors.Is(err, os.ErrInvalid) {
-			t.Errorf("%d destinations and a duplicate: %v, want os.ErrInvalid", n, err)
-		}
+			table, err := prepareDesired([]VirtualService{{Service: svc, Destinations: want}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := diff(table, []VirtualServiceStats{{ServiceStats: ServiceStats{Service: table.svcs[0].svc}, Destinations: cur}}, ReconcileOptions{})
+			wantChanges := []Change{
+				{Kind: DeleteDestination, Service: table.svcs[0].svc, Destination: dest(200)},
+				{Kind: CreateDestination, Service: table.svcs[0].svc, Destination: dest(0)},
+				{Kind: UpdateDestination, Service: table.svcs[0].svc, Destination: want[1]},
+			}
+			if len(got) != len(wantChanges) {
+				t.Fatalf("%d destinations: changes %v, want %v", n, got, wantChanges)
+			}
+			for i := range got {
+				if got[i] != wantChanges[i] {
+					t.Errorf("%d destinations: change %d = %v, want %v", n, i, got[i], wantChanges[i])
+				}
+			}
+
+			// A destination listed twice in the input is refused, at any size.
+			dup := append(append([]Destination(nil), want...), want[n-1])
+			_, err = prepareDesired([]VirtualService{{Service: svc, Destinations: dup}})
+			if !errors.Is(err, os.ErrInvalid) {
+				t.Errorf("%d destinations and a duplicate: %v, want os.ErrInvalid", n, err)
+			}
+		})
 	}
 }
 

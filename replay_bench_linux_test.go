@@ -7,7 +7,6 @@ import (
 	"context"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/ipvs-go/ipvs/internal/uapi"
 	"golang.org/x/sys/unix"
@@ -18,10 +17,9 @@ import (
 // a benchmark measures the client's work on a read: system calls aside,
 // everything VirtualServices or a no-op Reconcile does.
 type replayKernel struct {
-	svcDump [][]byte          // the service dump's datagrams, NLMSG_DONE last
+	fakeKernel
+	svcDump [][]byte          // the service dump's datagrams
 	dests   map[string][]byte // request attributes -> the destination datagram
-	done    []byte
-	queue   [][]byte
 }
 
 // newReplayKernel builds a table of n services with m destinations each
@@ -32,7 +30,7 @@ func newReplayKernel(n, m int) (*replayKernel, []VirtualService) {
 	tmplAddr := []byte{10, 0, 0, 1}
 	destAddr := []byte{10, 0, 1, 2}
 	k := &replayKernel{dests: map[string][]byte{}}
-	k.done = append(header(20, unix.NLMSG_DONE, unix.NLM_F_MULTI, 0), 0, 0, 0, 0)
+	k.raw = k.replay
 	var desired []VirtualService
 	var dg []byte
 	for i := range n {
@@ -70,7 +68,7 @@ func newReplayKernel(n, m int) (*replayKernel, []VirtualService) {
 		id := encodeAttrs(func(e *encoder) { encodeServiceID(e, s.Service) })
 		k.dests[string(id)] = ddg
 	}
-	k.svcDump = append(k.svcDump, dg, k.done)
+	k.svcDump = append(k.svcDump, dg)
 	return k, desired
 }
 
@@ -81,41 +79,25 @@ func setSeq(dg []byte, seq uint32) {
 	}
 }
 
-func (k *replayKernel) send(b []byte) error {
-	seq := ne.Uint32(b[8:])
-	switch b[16] {
+// replay queues the prepared datagrams that answer req.
+func (k *replayKernel) replay(_ *fakeKernel, req []byte) error {
+	seq := ne.Uint32(req[8:])
+	switch req[16] {
 	case uapi.CmdGetService:
 		for _, dg := range k.svcDump {
 			setSeq(dg, seq)
+			k.push(dg)
 		}
-		k.queue = append(k.queue, k.svcDump...)
 	case uapi.CmdGetDest:
-		dg := k.dests[string(b[20:])]
+		dg := k.dests[string(req[20:])]
 		setSeq(dg, seq)
-		setSeq(k.done, seq)
-		k.queue = append(k.queue, dg, k.done)
+		k.push(dg)
 	default:
 		return syscall.EOPNOTSUPP
 	}
+	k.done(seq)
 	return nil
 }
-
-func (k *replayKernel) recv(b []byte, nonblock bool) (int, error) {
-	if len(k.queue) == 0 {
-		return 0, syscall.EAGAIN
-	}
-	n := copy(b, k.queue[0])
-	k.queue = k.queue[1:]
-	return n, nil
-}
-
-func (k *replayKernel) recvBatch(b []byte, slot int, lens []int, nonblock bool) (int, error) {
-	return recvBatchLoop(k, b, slot, lens, nonblock)
-}
-func (k *replayKernel) setDeadline(time.Time) error { return nil }
-func (k *replayKernel) interrupt()                  {}
-func (k *replayKernel) bufferSizes() (int, int)     { return 212992, 212992 }
-func (k *replayKernel) close() error                { return nil }
 
 // BenchmarkClientRead compares, on 2000 services x 4 destinations, the
 // client's work for VirtualServices and for a Reconcile with nothing to

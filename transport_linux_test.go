@@ -37,34 +37,37 @@ func TestRawTransportExchange(t *testing.T) {
 	if err := tr.setDeadline(time.Now().Add(5 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	for i, batch := range []bool{false, true} {
-		var e encoder
-		off := e.beginMessage(unix.GENL_ID_CTRL, unix.NLM_F_REQUEST, uint32(i+1), 0, unix.CTRL_CMD_GETFAMILY)
-		e.bytes(unix.CTRL_ATTR_FAMILY_NAME, []byte("nlctrl\x00"))
-		e.endMessage(off)
-		if err := tr.send(e.b); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, recvBuffer)
-		var n int
-		var err error
-		if batch {
-			var lens [ackSlots]int
-			var got int
-			got, err = tr.recvBatch(buf, dumpSlot(), lens[:], false)
-			if got != 1 {
-				t.Fatalf("recvBatch: %d datagrams, %v", got, err)
+	for i, path := range []string{"recv", "recvBatch"} {
+		batch := path == "recvBatch"
+		t.Run(path, func(t *testing.T) {
+			var e encoder
+			off := e.beginMessage(unix.GENL_ID_CTRL, unix.NLM_F_REQUEST, uint32(i+1), 0, unix.CTRL_CMD_GETFAMILY)
+			e.bytes(unix.CTRL_ATTR_FAMILY_NAME, []byte("nlctrl\x00"))
+			e.endMessage(off)
+			if err := tr.send(e.b); err != nil {
+				t.Fatal(err)
 			}
-			n = lens[0]
-		} else {
-			n, err = tr.recv(buf[:dumpSlot()], false)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n < 20 || ne.Uint16(buf[4:]) != unix.GENL_ID_CTRL || ne.Uint32(buf[8:]) != uint32(i+1) {
-			t.Fatalf("reply %x", buf[:min(n, 32)])
-		}
+			buf := make([]byte, recvBuffer)
+			var n int
+			var err error
+			if batch {
+				var lens [ackSlots]int
+				var got int
+				got, err = tr.recvBatch(buf, dumpSlot(), lens[:], false)
+				if got != 1 {
+					t.Fatalf("recvBatch: %d datagrams, %v", got, err)
+				}
+				n = lens[0]
+			} else {
+				n, err = tr.recv(buf[:dumpSlot()], false)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n < 20 || ne.Uint16(buf[4:]) != unix.GENL_ID_CTRL || ne.Uint32(buf[8:]) != uint32(i+1) {
+				t.Fatalf("reply %x", buf[:min(n, 32)])
+			}
+		})
 	}
 }
 

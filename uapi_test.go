@@ -34,8 +34,10 @@ func TestConstantsMatchUAPI(t *testing.T) {
 		{"Master", uint64(Master), uapi.StateMaster},
 		{"Backup", uint64(Backup), uapi.StateBackup},
 	} {
-		if c.got != c.want {
-			t.Errorf("%s = %#x, the kernel's value is %#x", c.name, c.got, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			if c.got != c.want {
+				t.Errorf("%s = %#x, the kernel's value is %#x", c.name, c.got, c.want)
+			}
+		})
 	}
 }
