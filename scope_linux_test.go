@@ -103,11 +103,11 @@ func foreignServices() map[Service][]DestinationStats {
 		return DestinationStats{Destination: Destination{Address: netip.MustParseAddr(a), Port: 8080, Weight: w, ForwardMethod: NAT}, ActiveConnections: conns}
 	}
 	return map[Service][]DestinationStats{
-		{Protocol: TCP, Address: netip.MustParseAddr("10.2.0.1"), Port: 80, Scheduler: "rr"}: {d("10.9.0.1", 1, 0), d("10.9.0.2", 0, 0)},
-		{Protocol: UDP, Address: netip.MustParseAddr("192.168.9.1"), Port: 53, Scheduler: "wlc"}: {d("10.9.0.3", 5, 2)},
+		{Protocol: TCP, Address: netip.MustParseAddr("10.2.0.1"), Port: 80, Scheduler: "rr"}:       {d("10.9.0.1", 1, 0), d("10.9.0.2", 0, 0)},
+		{Protocol: UDP, Address: netip.MustParseAddr("192.168.9.1"), Port: 53, Scheduler: "wlc"}:   {d("10.9.0.3", 5, 2)},
 		{Protocol: TCP, Address: netip.MustParseAddr("2001:db8:2::1"), Port: 443, Scheduler: "sh"}: {d("2001:db8:9::1", 3, 0)},
-		{FirewallMark: 0x200, Family: IPv4, Scheduler: "rr"}:                                          {d("10.9.0.4", 0, 0)},
-		{FirewallMark: 7, Family: IPv6, Scheduler: "rr"}:                                              nil,
+		{FirewallMark: 0x200, Family: IPv4, Scheduler: "rr"}:                                       {d("10.9.0.4", 0, 0)},
+		{FirewallMark: 7, Family: IPv6, Scheduler: "rr"}:                                           nil,
 	}
 }
 
