@@ -97,7 +97,7 @@ func (c *client) virtualServices(ctx context.Context) ([]VirtualServiceStats, er
 // reconcileChanges reads the table and computes the changes that turn it
 // into want. It compares while it reads (see differ) instead of building
 // the table in memory, and dumps the destinations only of the services it
-// keeps.
+// keeps: never of those it deletes or that opts.Owns does not own.
 func (c *client) reconcileChanges(ctx context.Context, want desiredTable, opts ReconcileOptions) ([]Change, error) {
 	const op = "list virtual services"
 	d := newDiffer(want, opts)

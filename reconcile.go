@@ -9,12 +9,49 @@ import (
 )
 
 // ReconcileOptions tune Reconcile.
+//
+// By default (Owns nil) Reconcile owns the WHOLE table of the namespace: it
+// DELETES every service it is not given, including those of other programs
+// sharing the namespace, such as keepalived, Docker, kube-proxy or an
+// operator's ipvsadm. IPVS cannot tag a service with its owner, so a program
+// that shares the table must say which services are its own: set Owns.
 type ReconcileOptions struct {
+	// Owns, if not nil, is the scope of Reconcile: the services it reports
+	// true for are Reconcile's to create, change and delete, and the
+	// others are left alone: never deleted or changed, and never named in
+	// a request, so their destinations are not even read. (The kernel
+	// cannot filter a dump: they are still listed in the one service
+	// dump.) An owned service is owned whole: a destination another
+	// program adds to it is removed.
+	//
+	// Owns gets the identity of a service only: Protocol, Address and Port
+	// for an address service, FirewallMark and Family for a mark service,
+	// every other field zero; so it answers alike for a desired service and
+	// for the one in the table. A desired service that Owns does not own
+	// makes Reconcile fail, before it sends anything, with an error
+	// compatible with errors.Is(err, os.ErrInvalid). Owns is called while
+	// the table is read, from the calling goroutine: it should be quick.
+	//
+	// A controller usually knows its scope already: its virtual addresses
+	// or service prefixes, a range of firewall marks, or the set of
+	// services it created. For example:
+	//
+	//	Owns: func(s ipvs.Service) bool {
+	//		if s.FirewallMark != 0 {
+	//			return s.FirewallMark>>16 == 0x4b56 // marks 0x4b560000-0x4b56ffff
+	//		}
+	//		return servicePrefix.Contains(s.Address) || vips[s.Address]
+	//	}
+	Owns func(Service) bool
+
 	// GracefulRemoval drains a destination that is no longer desired
 	// instead of deleting it: Reconcile first sets its weight to 0, so it
 	// gets no new connections, and deletes it in a later run once it has
-	// no active or inactive connections left, as kube-proxy does.
-	// Services that are no longer desired are deleted at once.
+	// no active or inactive connections left, as kube-proxy does. UDP has
+	// no FIN: a UDP connection entry ends only at its timeout
+	// (Timeouts.UDP, 300 seconds by default) after its last packet, so a
+	// UDP destination drains no sooner, and never while a client keeps
+	// sending. Services that are no longer desired are deleted at once.
 	GracefulRemoval bool
 }
 
@@ -33,6 +70,11 @@ type ReconcileResult struct {
 // does not read the destinations of the services it deletes: with nothing
 // to change it costs no more than VirtualServices.
 //
+// By default Reconcile DELETES EVERY SERVICE NOT IN desired, whoever created
+// it: another program's services in the same namespace (keepalived, Docker,
+// kube-proxy, ipvsadm, ...) are lost. To share the table, limit Reconcile to
+// its own services with ReconcileOptions.Owns.
+//
 // The kernel's dumps can skip entries while the table changes, so an entry
 // Reconcile did not see may exist: a create that meets an existing entry is
 // not a failure but a reason to read that service alone (a GET and a dump of
@@ -43,6 +85,9 @@ type ReconcileResult struct {
 // of the changes that failed; after a partial failure a new run converges.
 func (c *Client) Reconcile(ctx context.Context, desired []VirtualService, opts ReconcileOptions) (ReconcileResult, error) {
 	want, err := prepareDesired(desired)
+	if err == nil {
+		err = checkOwned(want, opts.Owns)
+	}
 	if err != nil {
 		return ReconcileResult{}, err
 	}
@@ -159,6 +204,19 @@ func prepareDesired(desired []VirtualService) (desiredTable, error) {
 	return t, nil
 }
 
+// checkOwned checks that owns, if not nil, owns every desired service.
+func checkOwned(want desiredTable, owns func(Service) bool) error {
+	if owns == nil {
+		return nil
+	}
+	for _, w := range want.svcs {
+		if !owns(w.svc.identity()) {
+			return invalid("reconcile", "VirtualService.Service", "%v is desired but outside the scope: ReconcileOptions.Owns reports false", w.svc)
+		}
+	}
+	return nil
+}
+
 // differ computes the changes that turn the current table into the desired
 // one while the table is read, without keeping it: the current services
 // one by one (service), then the destinations of each desired service that
@@ -194,8 +252,8 @@ func newDiffer(want desiredTable, opts ReconcileOptions) *differ {
 }
 
 // service takes a current service and returns its index among the desired
-// ones, or -1 if it is not desired (it is deleted) or was seen before (a
-// dump can repeat entries).
+// ones, or -1 if it is not desired (it is deleted, if owned) or was seen
+// before (a dump can repeat entries).
 func (d *differ) service(cur Service) int {
 	k := cur.key()
 	if j, ok := d.want.index[k]; ok {
@@ -205,6 +263,9 @@ func (d *differ) service(cur Service) int {
 		d.exists[j], d.changed[j] = true, cur != d.want.svcs[j].svc
 		return j
 	}
+	if d.opts.Owns != nil && !d.opts.Owns(cur.identity()) {
+		return -1 // another program's
+	}
 	if d.deleted == nil {
 		d.deleted = make(map[serviceKey]struct{})
 	}
@@ -213,6 +274,14 @@ func (d *differ) service(cur Service) int {
 		d.add(Change{Kind: DeleteService, Service: cur})
 	}
 	return -1
+}
+
+// identity returns the fields of s that its key holds, the others zero.
+func (s Service) identity() Service {
+	if s.FirewallMark != 0 {
+		return Service{FirewallMark: s.FirewallMark, Family: s.Family}
+	}
+	return Service{Protocol: s.Protocol, Address: s.Address, Port: s.Port}
 }
 
 // kept returns, in order, the desired services the table has: their

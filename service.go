@@ -283,9 +283,11 @@ type ServiceEdit struct {
 }
 
 // EditService changes some fields of the service identified by s and keeps
-// the rest. It reads the current configuration and writes it back with the
-// changes; the flag changes are applied by the kernel under a mask, so
-// concurrent edits of other flags are never lost.
+// the rest. It is a read-modify-write in two requests: it reads the current
+// configuration and writes all of it back with the changes, so a change
+// another writer makes in between to a field e leaves nil (a scheduler
+// change, say) is reverted. The flag changes are safe: the kernel applies
+// them under a mask, so concurrent edits of other flags are never lost.
 //
 // If the service does not exist, an error compatible with errors.Is(err,
 // os.ErrNotExist) is returned.
