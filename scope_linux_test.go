@@ -72,7 +72,7 @@ func scopeClient(t *testing.T, tb *table, hook func(cmd uint8, dump bool, svc Se
 		}
 		return tb.serve(g, n)
 	}
-	c := newClientWith(familyID, func() (transport, error) { return &fakeKernel{fn: fn}, nil })
+	c := newClientWith(familyID, func() (transport, error) { return &fakeKernel{serve: fn}, nil })
 	cl := &Client{c: c}
 	t.Cleanup(func() { _ = cl.Close() })
 	return cl, log
