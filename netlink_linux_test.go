@@ -1317,6 +1317,10 @@ func TestEditService(t *testing.T) {
 	}
 }
 
+// tooHeavy is MaxWeight + 1, a variable so that the test builds where int
+// is 32 bits (there int(tooHeavy) is negative, which is refused too).
+var tooHeavy int64 = MaxWeight + 1
+
 // TestValidation checks that every input the kernel would refuse with a bare
 // EINVAL or ERANGE, or would accept and misread, is refused before sending,
 // with the field named.
@@ -1438,7 +1442,7 @@ func TestValidation(t *testing.T) {
 			return c.CreateDestination(ctx, ok, withDest(func(d *Destination) { d.Weight = -1 }))
 		}},
 		{"weight too large", "Destination.Weight", func(c *Client) error {
-			return c.CreateDestination(ctx, ok, withDest(func(d *Destination) { d.Weight = MaxWeight + 1 }))
+			return c.CreateDestination(ctx, ok, withDest(func(d *Destination) { d.Weight = int(tooHeavy) }))
 		}},
 		{"upper threshold too large", "Destination.UpperThreshold", func(c *Client) error {
 			return c.CreateDestination(ctx, ok, withDest(func(d *Destination) { d.UpperThreshold = 1 << 31 }))
