@@ -71,7 +71,7 @@ func TestSessionKeepsRealError(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		want := context.Canceled
 		if deadline {
-			ctx, cancel = context.WithTimeout(context.Background(), time.Millisecond)
+			ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
 			want = context.DeadlineExceeded
 		}
 		k := &hookKernel{fakeKernel: fakeKernel{fn: func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) {
