@@ -24,7 +24,16 @@ func (c *client) apply(ctx context.Context, changes []Change, errs []error) erro
 		// most the send buffer less 32 bytes.
 		maxMsgs := max(1, rcv/1024)
 		maxBytes := max(4096, snd-32)
+		sent, resent := false, false
 		for i := 0; i < len(changes); {
+			if sent {
+				// The kernel executes a chunk inside the sendmsg:
+				// check the context between chunks.
+				if err := s.expired(); err != nil {
+					return err
+				}
+			}
+			first := i
 			s.enc.b = s.enc.b[:0]
 			s.idx = s.idx[:0]
 			s.lastNest.n = 0
@@ -43,11 +52,14 @@ func (c *client) apply(ctx context.Context, changes []Change, errs []error) erro
 			if len(s.idx) == 0 {
 				continue
 			}
+			sent = true
+			enoent := false
 			err := s.exchange(len(s.idx), false, nil, func(k int, errno int32, text string) {
 				i := s.idx[k]
 				known[i] = true
 				if errno != 0 {
 					errs[i] = &Error{Op: changes[i].Kind.op(), Message: text, Err: syscall.Errno(errno), cmd: changes[i].Kind.cmd()}
+					enoent = enoent || syscall.Errno(errno) == syscall.ENOENT
 				}
 			})
 			if err == nil || errors.Is(err, errAcksLost) {
@@ -65,9 +77,41 @@ func (c *client) apply(ctx context.Context, changes []Change, errs []error) erro
 			if err != nil {
 				return err
 			}
+			if enoent {
+				// A sendmsg's requests all reach the same instance of
+				// the family, or none does (the generic netlink core
+				// holds a lock across a sendmsg that unregistering a
+				// family takes): if the family has a new id, the whole
+				// chunk went to a gone ip_vs and is sent again, once
+				// (see refreshFamily).
+				switch changed, missing := c.refreshFamily(ctx, s.fam); {
+				case missing:
+					for _, i := range s.idx {
+						if errors.Is(errs[i], syscall.ENOENT) {
+							errs[i] = notLoaded(changes[i].Kind.op())
+						}
+					}
+					return errIPVSMissing
+				case changed && !resent:
+					resent = true
+					for _, i := range s.idx {
+						known[i], errs[i] = false, nil
+					}
+					i = first
+					continue
+				}
+			}
 		}
 		return nil
 	})
+	if errors.Is(err, errIPVSMissing) {
+		for i := range changes {
+			if !known[i] {
+				errs[i] = notLoaded(changes[i].Kind.op())
+			}
+		}
+		return notLoaded("apply")
+	}
 	if err != nil {
 		// The changes not answered have an unknown outcome.
 		for i := range changes {
@@ -79,6 +123,9 @@ func (c *client) apply(ctx context.Context, changes []Change, errs []error) erro
 	}
 	return nil
 }
+
+// errIPVSMissing ends an apply that found the IPVS family gone.
+var errIPVSMissing = errors.New("IPVS family missing")
 
 func (c *client) encodeChange(s *sock, ch Change) {
 	cmd := ch.Kind.cmd()

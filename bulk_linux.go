@@ -223,6 +223,13 @@ func (c *client) pipelineDestDumps(s *sock, n int, svc func(i int) Service, onDe
 				st[i].sent = false
 				return nil
 			}
+			if i != ended {
+				// Dump ended is still running: its remaining
+				// datagrams would be left queued, so this is no
+				// kernelError (which leaves the socket in sync and
+				// pooled) and the socket is closed.
+				return fmt.Errorf("destination dump %d refused while dump %d ran: %w", i, ended, syscall.Errno(errno))
+			}
 			return &kernelError{errno: syscall.Errno(errno), text: text}
 		case m.typ == unix.NLMSG_DONE:
 			if i != ended {
@@ -240,7 +247,13 @@ func (c *client) pipelineDestDumps(s *sock, n int, svc func(i int) Service, onDe
 	if err := send(0); err != nil {
 		return err
 	}
-	for cur < n {
+	for reads := 0; cur < n; reads++ {
+		if reads > 0 {
+			// The reads never wait: check the context between them.
+			if err := s.expired(); err != nil {
+				return err
+			}
+		}
 		got, err := s.t.recvBatch(s.rbuf, slot, s.lens[:slots], false)
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ package ipvs
 import (
 	"context"
 	"errors"
+	"os"
 	"syscall"
 
 	"github.com/ipvs-go/ipvs/internal/uapi"
@@ -38,7 +39,8 @@ func requestFlags(cmd uint8, dump bool) uint16 {
 // begin starts a request message in s's buffer and returns its offset.
 func (c *client) begin(s *sock, cmd uint8, dump bool) int {
 	s.seq++
-	return s.enc.beginMessage(c.family, requestFlags(cmd, dump), s.seq, 0, cmd)
+	s.fam = uint16(c.family.Load())
+	return s.enc.beginMessage(s.fam, requestFlags(cmd, dump), s.seq, 0, cmd)
 }
 
 // errAcksLost reports that the kernel dropped acknowledgements because the
@@ -57,6 +59,10 @@ var errAcksLost = errors.New("acknowledgements lost to a receive buffer overrun"
 // drops answers when the receive buffer overflows (ENOBUFS: exchange then
 // reads what is left and returns errAcksLost) and sends none for a request
 // its handler ended with EINTR. Such requests get no onResult.
+//
+// Between the reads of a dump, which never wait, exchange returns the
+// session context's error once it is done (see expired); the dump is then
+// unfinished and the socket must be closed.
 func (s *sock) exchange(n int, dump bool, onData func(i int, m message) error, onResult func(i int, errno int32, text string)) error {
 	if err := s.t.send(s.enc.b); err != nil {
 		return err
@@ -105,7 +111,12 @@ func (s *sock) exchange(n int, dump bool, onData func(i int, m message) error, o
 		}
 		return nil
 	}
-	for !lastDone {
+	for reads := 0; !lastDone; reads++ {
+		if dump && reads > 0 {
+			if err := s.expired(); err != nil {
+				return err
+			}
+		}
 		var (
 			got int
 			err error
@@ -174,25 +185,84 @@ func sockKindFor(cmd uint8, dump bool) sockKind {
 // destination dumps of VirtualServices and Reconcile, which are pipelined
 // (pipelineDestDumps). encode writes the attributes; onData, if not nil,
 // receives the reply messages.
+//
+// A request the kernel refused with ENOENT is sent again, once, if the IPVS
+// family id has changed meanwhile (see refreshFamily).
 func (c *client) do(ctx context.Context, op string, cmd uint8, dump bool, encode func(e *encoder), onData func(m message) error) error {
-	err := c.sessionOn(ctx, sockKindFor(cmd, dump), func(s *sock) error {
+	var (
+		fam     uint16
+		gotData bool
+	)
+	run := func(s *sock) error {
 		s.enc.b = s.enc.b[:0]
 		off := c.begin(s, cmd, dump)
+		fam = s.fam
 		if encode != nil {
 			encode(&s.enc)
 		}
 		s.enc.endMessage(off)
 		var data func(int, message) error
 		if onData != nil {
-			data = func(_ int, m message) error { return onData(m) }
+			data = func(_ int, m message) error {
+				gotData = true
+				return onData(m)
+			}
 		}
 		var kerr error
 		if err := s.exchange(1, dump, data, resultOf(0, &kerr)); err != nil {
 			return err
 		}
 		return kerr
-	})
+	}
+	kind := sockKindFor(cmd, dump)
+	err := c.sessionOn(ctx, kind, run)
+	if isENOENT(err) && !gotData {
+		switch changed, missing := c.refreshFamily(ctx, fam); {
+		case missing:
+			return notLoaded(op)
+		case changed:
+			err = c.sessionOn(ctx, kind, run)
+		}
+	}
 	return wrap(op, cmd, err)
+}
+
+// isENOENT reports whether err is the kernel's ENOENT.
+func isENOENT(err error) bool {
+	var ke *kernelError
+	return errors.As(err, &ke) && ke.errno == syscall.ENOENT
+}
+
+// refreshFamily is called after a request sent to family id fam got ENOENT.
+// The generic netlink core answers ENOENT, without running anything, to a
+// request for a family id that is not registered, which happens when the
+// ip_vs module was unloaded (and then perhaps loaded again, under a new
+// id); IPVS itself also answers ENOENT, with no text either, to some
+// requests. So the family is looked up again: if its id has changed,
+// refreshFamily stores it and reports changed, and the request can be sent
+// again, as whichever the ENOENT was, the ip_vs instance it addressed is
+// gone with its state; if the family is missing it reports missing; if the
+// id is the same the ENOENT was IPVS's own. A failed lookup reports
+// neither.
+func (c *client) refreshFamily(ctx context.Context, fam uint16) (changed, missing bool) {
+	if c.resolve == nil {
+		return false, false
+	}
+	id, err := c.resolve(ctx)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return false, true
+	case err != nil || id == fam:
+		return false, false
+	}
+	c.family.Store(uint32(id))
+	return true, false
+}
+
+// notLoaded is the error of an operation that found no IPVS family: it
+// matches os.ErrNotExist and syscall.ENOENT.
+func notLoaded(op string) *Error {
+	return &Error{Op: op, Message: ipvsNotLoaded, Err: syscall.ENOENT}
 }
 
 // wrap turns an internal error into the package's *Error.

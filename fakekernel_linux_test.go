@@ -166,11 +166,9 @@ func (k *fakeKernel) answer(req []byte) error {
 		return err
 	}
 	dump := nm.Header.Flags&netlink.Dump == netlink.Dump
-	if dump && k.dump.running {
-		k.busy++
-		k.ack(req, syscall.EBUSY)
-		return nil
-	}
+	// An error of serve comes first: the kernel checks a request (its
+	// family, the caller's capability) before it starts a dump, which it
+	// refuses with EBUSY while another runs.
 	msgs, err := k.serve(gm, nm)
 	if errors.Is(err, errSilent) {
 		return nil // like a handler returning EINTR: no answer at all
@@ -181,6 +179,11 @@ func (k *fakeKernel) answer(req []byte) error {
 			return err
 		}
 		k.ack(req, errno)
+		return nil
+	}
+	if dump && k.dump.running {
+		k.busy++
+		k.ack(req, syscall.EBUSY)
 		return nil
 	}
 	seq := nm.Header.Sequence

@@ -226,6 +226,10 @@ func (c *Client) ZeroAll(ctx context.Context) error { return c.c.zero(ctx, nil) 
 // namespace.
 func (c *Client) Flush(ctx context.Context) error { return c.c.flush(ctx) }
 
+// ipvsNotLoaded is the message of an error for a call that found the IPVS
+// family gone.
+const ipvsNotLoaded = "IPVS is not loaded: the kernel's IPVS generic netlink family is gone (the ip_vs module was unloaded); load it again (modprobe ip_vs)"
+
 // ErrSchedulerNotFound is matched by errors.Is for an *Error the kernel
 // returned because the named scheduler or persistence engine does not exist
 // (ENOENT from creating or updating a service). It is distinct from
@@ -242,8 +246,9 @@ var ErrSchedulerNotFound = errors.New("scheduler or persistence engine not found
 //
 // errors.Is maps kernel errors onto the package's contract:
 //
-//   - os.ErrNotExist: ESRCH (no such service, or no sync daemon running), and
-//     ENOENT from updating or deleting a destination (no such destination);
+//   - os.ErrNotExist: ESRCH (no such service, or no sync daemon running),
+//     ENOENT from updating or deleting a destination (no such destination),
+//     and the error of a call made while the ip_vs module is unloaded;
 //   - ErrSchedulerNotFound: ENOENT from creating or updating a service;
 //   - os.ErrExist: EEXIST (service, destination or daemon already exists);
 //   - os.ErrPermission: EPERM or EACCES (CAP_NET_ADMIN missing);

@@ -66,9 +66,27 @@ func newClient(o options) (*client, error) {
 		return t, nil
 	}
 	c := newClientWith(f.ID, dial)
+	c.resolve = func(ctx context.Context) (uint16, error) { return resolveFamily(ctx, cfg) }
 	c.nsFile = nsFile
 	c.idle = append(c.idle, newSock(t, false))
 	return c, nil
+}
+
+// resolveFamily looks up the IPVS family id on a new socket. Kernels that
+// load ip_vs on demand do so here.
+func resolveFamily(ctx context.Context, cfg *netlink.Config) (uint16, error) {
+	conn, err := genetlink.Dial(cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if d, ok := ctx.Deadline(); ok {
+		if err := conn.SetDeadline(d); err != nil {
+			return 0, err
+		}
+	}
+	f, err := conn.GetFamily(uapi.GenlName)
+	return f.ID, err
 }
 
 // openNetNS returns the namespace file the client's sockets are created in.

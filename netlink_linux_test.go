@@ -1104,6 +1104,7 @@ func TestEditService(t *testing.T) {
 	}
 }
 
+
 // TestValidation checks that every input the kernel would refuse with a bare
 // EINVAL or ERANGE, or would accept and misread, is refused before sending,
 // with the field named.

@@ -5,8 +5,11 @@ package ipvs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // dumpSlot is the length of every read: one page, at most 8 KiB.
@@ -46,7 +49,8 @@ type sock struct {
 	rbuf []byte
 	big  bool // the socket dumps the service table (see readLen)
 	enc  encoder
-	idx  []int // the changes of a batch in flight, by message
+	fam  uint16 // the family id of the last request begun
+	idx  []int  // the changes of a batch in flight, by message
 	lens [ackSlots]int
 	// lastNest is the service identity nest that ends at
 	// enc.b[lastNest.end] (n bytes), for serviceIdentity.
@@ -54,6 +58,28 @@ type sock struct {
 		svc    Service
 		n, end int
 	}
+	// The context of the session running on the socket, and its deadline
+	// (see expired).
+	ctx      context.Context
+	deadline time.Time
+}
+
+// expired returns the session context's error, or context.DeadlineExceeded
+// once its deadline has passed. Reads check the deadline only when they
+// wait, and the reads of a dump never do (the kernel builds each datagram
+// inside the read), so the loops that read a dump or send many chunks call
+// this between system calls.
+func (s *sock) expired() error {
+	if s.ctx == nil {
+		return nil
+	}
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	if !s.deadline.IsZero() && !time.Now().Before(s.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // The receive buffer holds several datagrams read by one system call: dump
@@ -72,9 +98,12 @@ const (
 // and a later call dials a new one. Concurrent calls use different sockets,
 // so one call's deadline never cuts another short.
 type client struct {
-	family uint16
-	dial   func() (transport, error)
-	nsFile *os.File // the bound network namespace, owned by the client
+	family atomic.Uint32 // the IPVS family id, a uint16
+	// resolve looks the family id up again (nil in tests): see
+	// refreshFamily.
+	resolve func(ctx context.Context) (uint16, error)
+	dial    func() (transport, error)
+	nsFile  *os.File // the bound network namespace, owned by the client
 
 	mu     sync.Mutex
 	idle   []*sock
@@ -83,7 +112,9 @@ type client struct {
 
 // newClientWith is the constructor shared with tests.
 func newClientWith(family uint16, dial func() (transport, error)) *client {
-	return &client{family: family, dial: dial}
+	c := &client{dial: dial}
+	c.family.Store(uint32(family))
+	return c
 }
 
 func newSock(t transport, big bool) *sock {
@@ -200,7 +231,9 @@ func (c *client) sessionOn(ctx context.Context, kind sockKind, fn func(s *sock) 
 		s.t.interrupt()
 		close(interrupted)
 	})
+	s.ctx, s.deadline = ctx, deadline
 	err = fn(s)
+	s.ctx = nil
 	if !stop() {
 		// Wait for the interrupt, so it cannot touch the socket once reused.
 		<-interrupted
@@ -211,11 +244,19 @@ func (c *client) sessionOn(ctx context.Context, kind sockKind, fn func(s *sock) 
 		return err
 	}
 	_ = s.t.close()
-	switch {
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case hasDeadline && errors.Is(err, os.ErrDeadlineExceeded):
-		return context.DeadlineExceeded
+	ctxErr := ctx.Err()
+	if ctxErr == nil && hasDeadline && errors.Is(err, os.ErrDeadlineExceeded) {
+		ctxErr = context.DeadlineExceeded
 	}
-	return err
+	switch {
+	case ctxErr == nil:
+		return err
+	case errors.Is(err, errInterrupted) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		// The context ended the call.
+		return ctxErr
+	}
+	// The call failed on its own (a malformed reply, a truncated read,
+	// lost ACKs) as the context ended: keep both.
+	return fmt.Errorf("%w: %w", ctxErr, err)
 }

@@ -162,9 +162,12 @@ var errTruncated = errors.New("netlink datagram larger than the receive buffer")
 
 func (t *rawTransport) recv(b []byte, nonblock bool) (int, error) {
 	for {
-		// The reads never block (MSG_DONTWAIT): RawSyscall, without
-		// handing the processor to the scheduler.
-		r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(t.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+		// Syscall, not RawSyscall: MSG_DONTWAIT never waits for data,
+		// but a read on a socket with a dump running continues the
+		// dump, and IPVS's dump code takes mutexes that are held
+		// across sleeps (synchronize_rcu, kthread_stop). A raw call
+		// would keep its processor from the scheduler meanwhile.
+		r, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(t.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
 			unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
 		switch {
 		case e == 0 && int(r) > len(b):
@@ -200,7 +203,8 @@ func (t *rawTransport) recvBatch(b []byte, slot int, lens []int, nonblock bool) 
 	}
 	for {
 		// MSG_DONTWAIT: as many datagrams as are queued, at least one.
-		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(t.fd), uintptr(unsafe.Pointer(&t.hdr[0])), uintptr(n),
+		// Syscall, as in recv: the kernel can sleep here.
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(t.fd), uintptr(unsafe.Pointer(&t.hdr[0])), uintptr(n),
 			unix.MSG_DONTWAIT, 0, 0)
 		switch {
 		case e == 0:

@@ -174,8 +174,14 @@ func parseError(m message) (errno int32, text string, err error) {
 	}
 	off := 4 + unix.NLMSG_HDRLEN
 	if m.flags&unix.NLM_F_CAPPED == 0 {
-		// The whole request is echoed before the attributes.
-		off = 4 + int(ne.Uint32(m.data[4:]))
+		// The whole request is echoed before the attributes. Its
+		// length is compared before the conversion to int, which is
+		// negative on 32-bit platforms for lengths of 2 GiB and more.
+		l := ne.Uint32(m.data[4:])
+		if uint64(l) >= uint64(len(m.data)) {
+			return errno, "", nil
+		}
+		off = 4 + int(l)
 	}
 	off = (off + 3) &^ 3
 	if off >= len(m.data) {

@@ -1,0 +1,328 @@
+//go:build linux
+
+package ipvs_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/genetlink"
+	"github.com/mdlayher/netlink"
+
+	"github.com/ipvs-go/ipvs"
+	"github.com/ipvs-go/ipvs/internal/uapi"
+)
+
+// ipvsModules are the IPVS modules the VM rig preloads (defaultModules in
+// internal/vmrig/main.go), which later tests expect loaded.
+var ipvsModules = []string{
+	"ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_lblc", "ip_vs_lblcr", "ip_vs_dh",
+	"ip_vs_sh", "ip_vs_sed", "ip_vs_nq", "ip_vs_fo", "ip_vs_ovf", "ip_vs_mh", "ip_vs_pe_sip", "ip_vs_ftp",
+}
+
+// loadedModules returns the loaded modules whose names start with prefix.
+func loadedModules(t *testing.T, prefix string) []string {
+	t.Helper()
+	f, err := os.Open("/proc/modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var mods []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if name, _, _ := strings.Cut(sc.Text(), " "); strings.HasPrefix(name, prefix) {
+			mods = append(mods, name)
+		}
+	}
+	return mods
+}
+
+func moduleLoaded(t *testing.T, name string) bool {
+	for _, m := range loadedModules(t, name) {
+		if m == name {
+			return true
+		}
+	}
+	return false
+}
+
+func ipvsFamilyID(t *testing.T) (uint16, error) {
+	t.Helper()
+	c, err := genetlink.Dial(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f, err := c.GetFamily(uapi.GenlName)
+	return f.ID, err
+}
+
+// TestIntegrationEngineModuleReload unloads ip_vs under a running Client:
+// while it is absent every call says IPVS is not loaded (os.ErrNotExist);
+// once it is back under a new family id the same Client works.
+func TestIntegrationEngineModuleReload(t *testing.T) {
+	if os.Getenv("VMRIG_GUEST") == "" {
+		t.Skip("unloads the ip_vs kernel module: runs only in the VM rig's guest (VMRIG_GUEST)")
+	}
+	if uid := os.Geteuid(); uid != 0 {
+		t.Skipf("unloading ip_vs needs root, running as uid %d", uid)
+	}
+	c, _ := newClient(t)
+	ctx := testCtx(t)
+	svc := ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("10.7.0.1"), Port: 80, Scheduler: "rr"}
+	mustCreate(t, ctx, c, svc)
+	oldID, err := ipvsFamilyID(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test's own namespace holds no scheduler reference afterwards.
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Whatever happens, the modules are loaded again and the kernel's
+	// module helper restored for the tests that follow.
+	const helper = "/proc/sys/kernel/modprobe"
+	savedHelper, err := os.ReadFile(helper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := false
+	restore := func() {
+		if restored {
+			return
+		}
+		restored = true
+		if err := os.WriteFile(helper, savedHelper, 0o644); err != nil {
+			t.Errorf("restoring %s: %v", helper, err)
+		}
+		for _, m := range ipvsModules {
+			if out, err := exec.Command("modprobe", m).CombinedOutput(); err != nil {
+				t.Errorf("modprobe %s: %v: %s", m, err, out)
+			}
+		}
+	}
+	t.Cleanup(restore)
+	// No module autoload while IPVS is to be seen absent: kernels with the
+	// family's module alias (5.16 and later) would load ip_vs again at the
+	// first family lookup.
+	if err := os.WriteFile(helper, []byte("/nonexistent/modprobe\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, m := range loadedModules(t, "ip_vs_") {
+		if out, err := exec.Command("rmmod", m).CombinedOutput(); err != nil {
+			t.Fatalf("rmmod %s: %v: %s", m, err, out)
+		}
+	}
+	if out, err := exec.Command("rmmod", "ip_vs").CombinedOutput(); err != nil {
+		t.Fatalf("rmmod ip_vs: %v: %s", err, out)
+	}
+	if moduleLoaded(t, "ip_vs") {
+		t.Fatal("ip_vs still loaded after rmmod")
+	}
+
+	// What the generic netlink core answers to the stale id: ENOENT, with
+	// or without a text (the library cannot tell it from IPVS's own
+	// ENOENT by the answer alone, hence the family lookup).
+	gc, err := genetlink.Dial(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = gc.SetOption(netlink.ExtendedAcknowledge, true)
+	_, err = gc.Execute(genetlink.Message{Header: genetlink.Header{Command: uapi.CmdGetInfo, Version: 1}}, oldID, netlink.Request)
+	_ = gc.Close()
+	var oe *netlink.OpError
+	if !errors.As(err, &oe) || !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("GET_INFO to the stale family id %d: %v, want ENOENT", oldID, err)
+	} else {
+		t.Logf("GET_INFO to the stale family id %d: %v (extended ACK text %q, offset %d)", oldID, err, oe.Message, oe.Offset)
+	}
+
+	wantNotLoaded := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, os.ErrNotExist) || errors.Is(err, ipvs.ErrSchedulerNotFound) || err == nil || !strings.Contains(err.Error(), "IPVS is not loaded") {
+			t.Errorf("%s while ip_vs is unloaded: %v, want os.ErrNotExist saying IPVS is not loaded", what, err)
+		} else {
+			t.Logf("%s while ip_vs is unloaded: %v", what, err)
+		}
+	}
+	_, err = c.Info(ctx)
+	wantNotLoaded("Info", err)
+	wantNotLoaded("CreateService", c.CreateService(ctx, svc))
+	_, err = c.VirtualServices(ctx)
+	wantNotLoaded("VirtualServices", err)
+	errs, err := c.Apply(ctx, []ipvs.Change{{Kind: ipvs.CreateService, Service: svc}})
+	wantNotLoaded("Apply", err)
+	wantNotLoaded("Apply's change", errs[0])
+	if moduleLoaded(t, "ip_vs") {
+		t.Fatal("ip_vs was loaded again although the module helper was disabled")
+	}
+
+	// The module helper back: on kernels with the alias the Client's
+	// family lookup loads ip_vs itself; else modprobe it.
+	if err := os.WriteFile(helper, savedHelper, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = c.Info(ctx)
+	switch {
+	case err == nil:
+		t.Logf("kernel %s: the family lookup after the first call's ENOENT loaded ip_vs itself (%v)", kernelRelease(), time.Since(start))
+	case errors.Is(err, os.ErrNotExist):
+		t.Logf("kernel %s: no autoload (%v); loading ip_vs with modprobe", kernelRelease(), err)
+	default:
+		t.Errorf("Info with the module helper back: %v", err)
+	}
+	restore()
+	newID, err := ipvsFamilyID(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("family id %d before the reload, %d after", oldID, newID)
+	if newID == oldID {
+		t.Log("the family id did not change: the stale-id path was not exercised")
+	}
+
+	// The same Client works.
+	if _, err := c.Info(ctx); err != nil {
+		t.Fatalf("Info after the reload: %v", err)
+	}
+	mustCreate(t, ctx, c, svc)
+	svcs, err := c.Services(ctx)
+	if err != nil || len(svcs) != 1 || svcs[0].Service.Address != svc.Address {
+		t.Fatalf("Services after the reload: %+v, %v", svcs, err)
+	}
+	for _, m := range ipvsModules {
+		if !moduleLoaded(t, m) {
+			t.Errorf("module %s not loaded at the end", m)
+		}
+	}
+}
+
+// TestIntegrationEngineDeadlineBigTable: the reads of a dump never wait, so
+// a deadline must be checked between them; on a table of 20000 services,
+// VirtualServices, Services, Reconcile and a large Apply with a 20ms
+// deadline return context.DeadlineExceeded long before they would end, and
+// the Client works afterwards. (The services have no destinations: under
+// the VM's emulation a full VirtualServices of 20000 services, one
+// destination dump each, takes minutes. Each of VirtualServices and
+// Reconcile begins with the service dump, so the time of Services bounds
+// theirs from below.)
+func TestIntegrationEngineDeadlineBigTable(t *testing.T) {
+	const n = 20000
+	c, _ := newClient(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	changes := make([]ipvs.Change, 0, n)
+	desired := make([]ipvs.VirtualService, 0, n)
+	for i := range n {
+		s := ipvs.Service{Protocol: ipvs.TCP, Address: netip.AddrFrom4([4]byte{10, 8, byte(i >> 8), byte(i)}), Port: 80, Scheduler: "rr"}
+		changes = append(changes, ipvs.Change{Kind: ipvs.CreateService, Service: s})
+		desired = append(desired, ipvs.VirtualService{Service: s})
+	}
+	start := time.Now()
+	errs, err := c.Apply(ctx, changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range errs {
+		if e != nil {
+			t.Fatalf("creating change %d: %v", i, e)
+		}
+	}
+	applyFull := time.Since(start)
+
+	start = time.Now()
+	svcs, err := c.Services(ctx)
+	if err != nil || len(svcs) != n {
+		t.Fatalf("Services: %d, %v", len(svcs), err)
+	}
+	servicesFull := time.Since(start)
+	t.Logf("Apply creating %d services took %v, Services %v", n, applyFull, servicesFull)
+
+	updates := make([]ipvs.Change, n)
+	for i, ch := range changes {
+		// Not a scheduler change: the kernel waits for an RCU grace
+		// period at each, and one chunk of them takes seconds under
+		// emulation.
+		ch.Kind = ipvs.UpdateService
+		ch.Service.Flags = ipvs.FlagSched1
+		updates[i] = ch
+	}
+	// Reconcile and Apply validate their input before sending anything,
+	// which under emulation takes longer than the deadline: that time
+	// (measured with a cancelled context, which stops them before the
+	// first request) is added to their deadline.
+	before := func(call func(ctx context.Context) error) time.Duration {
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		start := time.Now()
+		if err := call(cctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("with a cancelled context: %v", err)
+		}
+		return time.Since(start)
+	}
+	const deadline = 20 * time.Millisecond
+	for _, tt := range []struct {
+		name   string
+		full   time.Duration
+		call   func(ctx context.Context) error
+		before bool
+	}{
+		{"Services", servicesFull, func(ctx context.Context) error { _, err := c.Services(ctx); return err }, false},
+		{"VirtualServices", servicesFull, func(ctx context.Context) error { _, err := c.VirtualServices(ctx); return err }, false},
+		{"Reconcile", servicesFull, func(ctx context.Context) error {
+			_, err := c.Reconcile(ctx, desired, ipvs.ReconcileOptions{})
+			return err
+		}, true},
+		{"Apply", applyFull, func(ctx context.Context) error { _, err := c.Apply(ctx, updates); return err }, true},
+	} {
+		d := deadline
+		if tt.before {
+			pre := before(tt.call)
+			t.Logf("%s: %v before the first request", tt.name, pre)
+			d += pre
+		}
+		dctx, cancel := context.WithTimeout(ctx, d)
+		start := time.Now()
+		err := tt.call(dctx)
+		took := time.Since(start)
+		cancel()
+		t.Logf("%s: %v with a %v deadline after %v; the whole call takes at least %v", tt.name, err, d, took, tt.full)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s with a %v deadline: %v, want context.DeadlineExceeded", tt.name, d, err)
+		}
+		if tt.full < 4*deadline {
+			t.Errorf("%s takes only %v without a deadline: the table is too small to show anything", tt.name, tt.full)
+		} else if took > tt.full/2 {
+			t.Errorf("%s with a %v deadline returned after %v, the whole call takes at least %v", tt.name, deadline, took, tt.full)
+		}
+	}
+
+	// The Client works afterwards, and the interrupted Apply changed only
+	// a prefix of the services.
+	svcs, err = c.Services(ctx)
+	if err != nil || len(svcs) != n {
+		t.Fatalf("Services afterwards: %d, %v", len(svcs), err)
+	}
+	updated := 0
+	for _, s := range svcs {
+		if s.Flags&ipvs.FlagSched1 != 0 {
+			updated++
+		}
+	}
+	t.Logf("the interrupted Apply updated %d of %d services", updated, n)
+	if updated == 0 || updated == n {
+		t.Errorf("the interrupted Apply updated %d of %d services, want some", updated, n)
+	}
+}
