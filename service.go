@@ -188,7 +188,7 @@ type Service struct {
 	// Flags are the service flags.
 	Flags ServiceFlags
 	// Timeout is the persistence timeout, a whole number of seconds. It
-	// must be non-zero with FlagPersistent (ipvsadm -p defaults to 300
+	// must be non-zero with FlagPersistent (ipvsadm -p defaults to 360
 	// seconds): with 0 the kernel's persistence entries expire at once.
 	Timeout time.Duration
 	// Netmask is the persistence granularity (ipvsadm -M); the zero value
@@ -425,7 +425,7 @@ func (s Service) validate(op string) error {
 		return err
 	}
 	if s.Flags&FlagPersistent != 0 && s.Timeout == 0 {
-		return invalid(op, "Service.Timeout", "a persistent service needs a timeout (ipvsadm -p uses 300s): with 0 persistence expires at once")
+		return invalid(op, "Service.Timeout", "a persistent service needs a timeout (ipvsadm -p uses 360s): with 0 persistence expires at once")
 	}
 	return s.Netmask.check(op, s.family())
 }
