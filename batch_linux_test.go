@@ -482,11 +482,11 @@ func TestReconcile(t *testing.T) {
 
 	// A weight change is one destination update; a service config change
 	// one service update; a removed destination one deletion; a removed
-	// service one deletion. Netmask 32 equals the default.
+	// service one deletion. A /32 netmask is the default.
 	desired[0].Destinations[1].Weight = 5
 	desired[1].Service.Scheduler = "wlc"
 	desired[2].Destinations = desired[2].Destinations[:3]
-	desired[3].Service.Netmask = 32
+	desired[3].Service.Netmask = PrefixMask(IPv4, 32)
 	desired = desired[:49]
 	res, err = c.Reconcile(ctx, desired, ReconcileOptions{})
 	if err != nil {

@@ -35,9 +35,13 @@ func (s DaemonState) String() string {
 // MaxSyncID is the largest sync ID: the sync protocol carries it in one byte.
 const MaxSyncID = 255
 
-// MaxSyncLength is the largest sync message payload the kernel accepts
-// (65535 less the IPv4 and UDP headers).
+// MaxSyncLength is the largest sync message payload the kernel keeps with
+// an IPv4 group: 65535 less the IPv4 and UDP headers. With an IPv6 group it
+// is 20 less (the larger IPv6 header).
 const MaxSyncLength = 65507
+
+// minBackupSyncLength is the smallest payload the kernel keeps for a backup.
+const minBackupSyncLength = 1024
 
 // A SyncDaemon is a connection synchronisation daemon: a kernel thread that
 // multicasts connection state (master) or receives it (backup). Fields left
@@ -51,8 +55,11 @@ type SyncDaemon struct {
 	// SyncID tells apart groups of load balancers on one network, 0-255;
 	// a backup accepts only messages with its own ID.
 	SyncID uint32
-	// MaxLength is the largest sync message payload, 0 (the default) or
-	// 1-MaxSyncLength (kernel 4.3).
+	// MaxLength is the largest sync message payload (kernel 4.3): 0 for
+	// the default, or 1-MaxSyncLength for a master and 1024-MaxSyncLength
+	// for a backup, with an IPv6 Group 20 less. The kernel would clamp
+	// other values, so they are refused: a non-zero MaxLength reads back
+	// as given.
 	MaxLength int
 	// Group is the multicast group, IPv4 or IPv6 (kernel 4.3); the zero
 	// value means the default 224.0.0.81.
@@ -93,6 +100,14 @@ func (c *Client) SyncDaemons(ctx context.Context) ([]SyncDaemon, error) {
 	return c.c.daemons(ctx)
 }
 
+// groupFamily returns the family of a sync group, the default one IPv4.
+func groupFamily(g netip.Addr) Family {
+	if g.Is6() {
+		return IPv6
+	}
+	return IPv4
+}
+
 func (d SyncDaemon) validate(op string) error {
 	if d.State != Master && d.State != Backup {
 		return invalid(op, "SyncDaemon.State", "%v is not Master or Backup", d.State)
@@ -106,8 +121,18 @@ func (d SyncDaemon) validate(op string) error {
 	if d.SyncID > MaxSyncID {
 		return invalid(op, "SyncDaemon.SyncID", "%d is above %d", d.SyncID, MaxSyncID)
 	}
-	if d.MaxLength < 0 || d.MaxLength > MaxSyncLength {
-		return invalid(op, "SyncDaemon.MaxLength", "%d is outside 1-%d (0 for the default)", d.MaxLength, MaxSyncLength)
+	if d.MaxLength != 0 {
+		min, max := 1, MaxSyncLength
+		if d.State == Backup {
+			min = minBackupSyncLength
+		}
+		if d.Group.Is6() {
+			max -= 20 // the IPv6 header is 40 bytes, IPv4's 20
+		}
+		if d.MaxLength < min || d.MaxLength > max {
+			return invalid(op, "SyncDaemon.MaxLength", "%d is outside %d-%d for a %v with a %v group, which the kernel keeps (0 for the default)",
+				d.MaxLength, min, max, d.State, groupFamily(d.Group))
+		}
 	}
 	if d.Group.IsValid() {
 		if err := checkAddr(op, "SyncDaemon.Group", d.Group); err != nil {

@@ -5,7 +5,6 @@ package ipvs
 import (
 	"encoding/binary"
 	"fmt"
-	"math/bits"
 	"net/netip"
 	"time"
 
@@ -96,10 +95,6 @@ func parseAddr(name string, b []byte, fam Family) (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("attribute %s: unknown address family %d", name, fam)
 }
 
-// prefixLen returns the length of a contiguous IPv4 mask's prefix, or the
-// number of its leading ones if the mask is not contiguous.
-func prefixLen(mask uint32) int { return bits.LeadingZeros32(^mask) }
-
 // parseServiceAttrs decodes the attributes of one IPVS_CMD_ATTR_SERVICE;
 // without stats it leaves the statistics undecoded, for callers that only
 // compare configurations.
@@ -175,12 +170,13 @@ func parseServiceAttrs(b []byte, stats bool) (ServiceStats, error) {
 		}
 	}
 	if netmask != nil {
+		v := binary.NativeEndian.Uint32(netmask) // an IPv6 prefix length
 		if af == IPv4 {
-			if n := prefixLen(binary.BigEndian.Uint32(netmask)); n != defaultNetmask4 {
-				s.Netmask = n
-			}
-		} else if n := int(binary.NativeEndian.Uint32(netmask)); n != defaultNetmask6 && n <= defaultNetmask6 {
-			s.Netmask = n
+			v = binary.BigEndian.Uint32(netmask)
+		}
+		var ok bool
+		if s.Netmask, ok = netmaskFromWire(af, v); !ok {
+			return ServiceStats{}, fmt.Errorf("attribute NETMASK: IPv6 prefix length %d is outside 1-128", v)
 		}
 	}
 	switch {

@@ -47,20 +47,12 @@ func encodeService(e *encoder, s Service, flags, mask ServiceFlags) {
 	e.b = ne.AppendUint32(e.b, uint32(flags&knownServiceFlags))
 	e.b = ne.AppendUint32(e.b, uint32(mask))
 	e.u32(uapi.SvcAttrTimeout, uint32(s.Timeout/time.Second))
-	if s.family() == IPv4 {
-		n := s.Netmask
-		if n == 0 {
-			n = defaultNetmask4
-		}
-		var m [4]byte
-		binary.BigEndian.PutUint32(m[:], ^uint32(0)<<(32-n))
-		e.bytes(uapi.SvcAttrNetmask, m[:])
+	if m := s.Netmask.wire(s.family()); s.family() == IPv4 {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], m)
+		e.bytes(uapi.SvcAttrNetmask, b[:])
 	} else {
-		n := s.Netmask
-		if n == 0 {
-			n = defaultNetmask6
-		}
-		e.u32(uapi.SvcAttrNetmask, uint32(n))
+		e.u32(uapi.SvcAttrNetmask, m)
 	}
 	e.end(off)
 }

@@ -251,6 +251,20 @@ func ExampleForwardMethod_String() {
 	// Local
 }
 
+// A persistence netmask has one value per mask, so a Service read back
+// compares equal to the one written; String writes it as ipvsadm -S does.
+func ExampleNetmask() {
+	fmt.Println(ipvs.PrefixMask(ipvs.IPv4, 24), ipvs.PrefixMask(ipvs.IPv4, 24) == ipvs.IPv4Mask(255, 255, 255, 0))
+	fmt.Println(ipvs.IPv4Mask(0, 0, 0, 0), ipvs.IPv4Mask(255, 0, 255, 0))
+	fmt.Println(ipvs.PrefixMask(ipvs.IPv6, 64))
+	fmt.Println(ipvs.PrefixMask(ipvs.IPv6, 128), ipvs.PrefixMask(ipvs.IPv6, 128) == ipvs.Netmask{})
+	// Output:
+	// 255.255.255.0 true
+	// 0.0.0.0 255.0.255.0
+	// 64
+	// full true
+}
+
 func ExampleService_String() {
 	fmt.Println(ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("10.0.1.1"), Port: 80})
 	fmt.Println(ipvs.Service{Protocol: ipvs.UDP, Address: netip.MustParseAddr("2001:db8::1"), Port: 53})

@@ -219,13 +219,12 @@ func TestIntegrationReconcile(t *testing.T) {
 		t.Fatalf("second run changed %v, %v", res.Changes, err)
 	}
 
-	// One of each: a weight, a scheduler, a persistence setting that the
-	// kernel reports differently from how it is written (netmask /32 is
-	// the default), a removed destination, a removed service, an added
-	// destination and an added service.
+	// One of each: a weight, a scheduler, a removed destination, a removed
+	// service, an added destination and an added service. A netmask
+	// written as /32 is the default: no change.
 	desired[0].Destinations[1].Weight = 50
 	desired[1].Service.Scheduler = ipvs.WeightedLeastConnection
-	desired[2].Service.Netmask = 32
+	desired[2].Service.Netmask = ipvs.PrefixMask(ipvs.IPv4, 32)
 	desired[3].Destinations = desired[3].Destinations[:3]
 	desired[4].Destinations = append(desired[4].Destinations, batchDest(4, 9))
 	desired = append(desired[:5], desired[6:]...)
@@ -239,7 +238,6 @@ func TestIntegrationReconcile(t *testing.T) {
 	if diff := cmp.Diff(want, kinds(res)); diff != "" {
 		t.Errorf("edits (-want +got):\n%s", diff)
 	}
-	desired[2].Service.Netmask = 0 // as the kernel reports it
 	wantVirtualServices(t, c, desired)
 	if res, err := c.Reconcile(ctx, desired, ipvs.ReconcileOptions{}); err != nil || len(res.Changes) != 0 {
 		t.Fatalf("not converged: %v, %v", res.Changes, err)

@@ -725,25 +725,25 @@ func TestIntegrationServiceFlags(t *testing.T) {
 		ipvs.Service{Protocol: ipvs.TCP, Address: v4, Port: next(), Scheduler: ipvs.SourceHashing, Flags: ipvs.FlagSHFallback | ipvs.FlagSHPort},
 		ipvs.Service{Protocol: ipvs.TCP, Address: v6, Port: next(), Scheduler: ipvs.MaglevHashing, Flags: ipvs.FlagMHFallback | ipvs.FlagMHPort},
 		// Persistence granularity: IPv4 /24 and other masks, IPv6 /64.
-		ipvs.Service{Protocol: ipvs.TCP, Address: v4, Port: next(), Scheduler: ipvs.WeightedLeastConnection, Flags: ipvs.FlagPersistent, Timeout: secs(300), Netmask: 24},
-		ipvs.Service{Protocol: ipvs.TCP, Address: v4, Port: next(), Scheduler: ipvs.WeightedLeastConnection, Flags: ipvs.FlagPersistent, Timeout: secs(300), Netmask: 1},
-		ipvs.Service{Protocol: ipvs.TCP, Address: v4, Port: next(), Scheduler: ipvs.WeightedLeastConnection, Flags: ipvs.FlagPersistent, Timeout: secs(300), Netmask: 31},
-		ipvs.Service{Protocol: ipvs.TCP, Address: v6, Port: next(), Scheduler: ipvs.WeightedLeastConnection, Flags: ipvs.FlagPersistent, Timeout: secs(300), Netmask: 64},
-		ipvs.Service{Protocol: ipvs.TCP, Address: v6, Port: next(), Scheduler: ipvs.WeightedLeastConnection, Flags: ipvs.FlagPersistent, Timeout: secs(300), Netmask: 1},
-		ipvs.Service{Protocol: ipvs.TCP, Address: v6, Port: next(), Scheduler: ipvs.WeightedLeastConnection, Flags: ipvs.FlagPersistent, Timeout: secs(300), Netmask: 127},
+		ipvs.Service{Protocol: ipvs.TCP, Address: v4, Port: next(), Scheduler: ipvs.WeightedLeastConnection, Flags: ipvs.FlagPersistent, Timeout: secs(300), Netmask: ipvs.PrefixMask(ipvs.IPv4, 24)},
+		ipvs.Service{Protocol: ipvs.TCP, Address: v4, Port: next(), Scheduler: ipvs.WeightedLeastConnection, Flags: ipvs.FlagPersistent, Timeout: secs(300), Netmask: ipvs.PrefixMask(ipvs.IPv4, 1)},
+		ipvs.Service{Protocol: ipvs.TCP, Address: v4, Port: next(), Scheduler: ipvs.WeightedLeastConnection, Flags: ipvs.FlagPersistent, Timeout: secs(300), Netmask: ipvs.PrefixMask(ipvs.IPv4, 31)},
+		ipvs.Service{Protocol: ipvs.TCP, Address: v6, Port: next(), Scheduler: ipvs.WeightedLeastConnection, Flags: ipvs.FlagPersistent, Timeout: secs(300), Netmask: ipvs.PrefixMask(ipvs.IPv6, 64)},
+		ipvs.Service{Protocol: ipvs.TCP, Address: v6, Port: next(), Scheduler: ipvs.WeightedLeastConnection, Flags: ipvs.FlagPersistent, Timeout: secs(300), Netmask: ipvs.PrefixMask(ipvs.IPv6, 1)},
+		ipvs.Service{Protocol: ipvs.TCP, Address: v6, Port: next(), Scheduler: ipvs.WeightedLeastConnection, Flags: ipvs.FlagPersistent, Timeout: secs(300), Netmask: ipvs.PrefixMask(ipvs.IPv6, 127)},
 		// A netmask without persistence is stored too.
-		ipvs.Service{Protocol: ipvs.TCP, Address: v4, Port: next(), Scheduler: ipvs.RoundRobin, Netmask: 16},
+		ipvs.Service{Protocol: ipvs.TCP, Address: v4, Port: next(), Scheduler: ipvs.RoundRobin, Netmask: ipvs.PrefixMask(ipvs.IPv4, 16)},
 		// The sip persistence engine, with and without persistence.
-		ipvs.Service{Protocol: ipvs.UDP, Address: v4, Port: 5060, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent, Timeout: secs(360), Netmask: 24, PersistenceEngine: ipvs.PersistenceEngineSIP},
-		ipvs.Service{Protocol: ipvs.UDP, Address: v6, Port: 5060, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent, Timeout: secs(360), Netmask: 64, PersistenceEngine: ipvs.PersistenceEngineSIP},
+		ipvs.Service{Protocol: ipvs.UDP, Address: v4, Port: 5060, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent, Timeout: secs(360), Netmask: ipvs.PrefixMask(ipvs.IPv4, 24), PersistenceEngine: ipvs.PersistenceEngineSIP},
+		ipvs.Service{Protocol: ipvs.UDP, Address: v6, Port: 5060, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent, Timeout: secs(360), Netmask: ipvs.PrefixMask(ipvs.IPv6, 64), PersistenceEngine: ipvs.PersistenceEngineSIP},
 		ipvs.Service{Protocol: ipvs.TCP, Address: v4, Port: 5060, Scheduler: ipvs.RoundRobin, PersistenceEngine: ipvs.PersistenceEngineSIP},
 		// Extremes: the largest persistence timeout, port 0.
 		ipvs.Service{Protocol: ipvs.TCP, Address: v4, Port: 0, Scheduler: ipvs.SourceHashing, Flags: ipvs.FlagPersistent, Timeout: secs(4294967)},
 		// Mark services of both families with flags.
 		ipvs.Service{FirewallMark: 13, Family: ipvs.IPv4, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagOnePacket | ipvs.FlagSched1},
-		ipvs.Service{FirewallMark: 13, Family: ipvs.IPv6, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent, Timeout: secs(120), Netmask: 64, PersistenceEngine: ipvs.PersistenceEngineSIP},
-		ipvs.Service{FirewallMark: 14, Family: ipvs.IPv4, Scheduler: ipvs.WeightedLeastConnection, Flags: all, Timeout: secs(60), Netmask: 24},
-		ipvs.Service{FirewallMark: 14, Family: ipvs.IPv6, Scheduler: ipvs.WeightedLeastConnection, Flags: all, Timeout: secs(60), Netmask: 48},
+		ipvs.Service{FirewallMark: 13, Family: ipvs.IPv6, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent, Timeout: secs(120), Netmask: ipvs.PrefixMask(ipvs.IPv6, 64), PersistenceEngine: ipvs.PersistenceEngineSIP},
+		ipvs.Service{FirewallMark: 14, Family: ipvs.IPv4, Scheduler: ipvs.WeightedLeastConnection, Flags: all, Timeout: secs(60), Netmask: ipvs.PrefixMask(ipvs.IPv4, 24)},
+		ipvs.Service{FirewallMark: 14, Family: ipvs.IPv6, Scheduler: ipvs.WeightedLeastConnection, Flags: all, Timeout: secs(60), Netmask: ipvs.PrefixMask(ipvs.IPv6, 48)},
 	)
 	want := table{}
 	for _, s := range svcs {
@@ -753,18 +753,18 @@ func TestIntegrationServiceFlags(t *testing.T) {
 	}
 	wantTable(t, ctx, c, want)
 
-	// The full-length netmask is reported as zero, as documented.
+	// The full-length netmask is the zero Netmask, as documented.
 	for _, s := range []ipvs.Service{
-		{Protocol: ipvs.TCP, Address: v4, Port: 2001, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent, Netmask: 32},
-		{Protocol: ipvs.TCP, Address: v6, Port: 2001, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent, Netmask: 128},
+		{Protocol: ipvs.TCP, Address: v4, Port: 2001, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent, Timeout: secs(300), Netmask: ipvs.PrefixMask(ipvs.IPv4, 32)},
+		{Protocol: ipvs.TCP, Address: v6, Port: 2001, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent, Timeout: secs(300), Netmask: ipvs.PrefixMask(ipvs.IPv6, 128)},
 	} {
 		mustCreate(t, ctx, c, s)
 		got, err := c.Service(ctx, identity(s))
 		if err != nil {
 			t.Fatalf("Service(%v): %v", s, err)
 		}
-		if got.Netmask != 0 {
-			t.Errorf("Service(%v) Netmask = %d, want 0 (full length reported as 0)", s, got.Netmask)
+		if got.Netmask != (ipvs.Netmask{}) {
+			t.Errorf("Service(%v) Netmask = %v, want the zero Netmask (full)", s, got.Netmask)
 		}
 	}
 }
@@ -776,9 +776,9 @@ func TestIntegrationEditService(t *testing.T) {
 	c, _ := newClient(t)
 	ctx := testCtx(t)
 	for _, s := range []ipvs.Service{
-		{Protocol: ipvs.UDP, Address: addr("10.14.0.1"), Port: 5060, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent | ipvs.FlagSched1, Timeout: secs(300), Netmask: 24, PersistenceEngine: ipvs.PersistenceEngineSIP},
-		{Protocol: ipvs.TCP, Address: addr("2001:db8:14::1"), Port: 443, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent | ipvs.FlagSched1, Timeout: secs(300), Netmask: 64, PersistenceEngine: ipvs.PersistenceEngineSIP},
-		{FirewallMark: 14, Family: ipvs.IPv6, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent | ipvs.FlagSched1, Timeout: secs(300), Netmask: 48, PersistenceEngine: ipvs.PersistenceEngineSIP},
+		{Protocol: ipvs.UDP, Address: addr("10.14.0.1"), Port: 5060, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent | ipvs.FlagSched1, Timeout: secs(300), Netmask: ipvs.PrefixMask(ipvs.IPv4, 24), PersistenceEngine: ipvs.PersistenceEngineSIP},
+		{Protocol: ipvs.TCP, Address: addr("2001:db8:14::1"), Port: 443, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent | ipvs.FlagSched1, Timeout: secs(300), Netmask: ipvs.PrefixMask(ipvs.IPv6, 64), PersistenceEngine: ipvs.PersistenceEngineSIP},
+		{FirewallMark: 14, Family: ipvs.IPv6, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent | ipvs.FlagSched1, Timeout: secs(300), Netmask: ipvs.PrefixMask(ipvs.IPv6, 48), PersistenceEngine: ipvs.PersistenceEngineSIP},
 	} {
 		t.Run(s.String(), func(t *testing.T) {
 			mustCreate(t, ctx, c, s)
@@ -803,7 +803,11 @@ func TestIntegrationEditService(t *testing.T) {
 			})
 			edit(ipvs.ServiceEdit{Scheduler: ptr(ipvs.WeightedLeastConnection)}, func(s *ipvs.Service) { s.Scheduler = ipvs.WeightedLeastConnection })
 			edit(ipvs.ServiceEdit{Timeout: ptr(secs(900))}, func(s *ipvs.Service) { s.Timeout = secs(900) })
-			edit(ipvs.ServiceEdit{Netmask: ptr(16)}, func(s *ipvs.Service) { s.Netmask = 16 })
+			fam := ipvs.IPv4
+			if s.Address.Is6() || s.Family == ipvs.IPv6 {
+				fam = ipvs.IPv6
+			}
+			edit(ipvs.ServiceEdit{Netmask: ptr(ipvs.PrefixMask(fam, 16))}, func(s *ipvs.Service) { s.Netmask = ipvs.PrefixMask(fam, 16) })
 			edit(ipvs.ServiceEdit{}, func(*ipvs.Service) {})
 			edit(ipvs.ServiceEdit{PersistenceEngine: ptr("")}, func(s *ipvs.Service) { s.PersistenceEngine = "" })
 			edit(ipvs.ServiceEdit{PersistenceEngine: ptr(ipvs.PersistenceEngineSIP)}, func(s *ipvs.Service) { s.PersistenceEngine = ipvs.PersistenceEngineSIP })
@@ -821,7 +825,7 @@ func TestIntegrationEditService(t *testing.T) {
 				t.Errorf("Destinations after edits = %+v, %v; want [%+v]", ds, err, d)
 			}
 			// An edit whose result is invalid is refused and changes nothing.
-			wantInvalid(t, "EditService to netmask 200", c.EditService(ctx, id, ipvs.ServiceEdit{Netmask: ptr(200)}), "Service.Netmask")
+			wantInvalid(t, "EditService to netmask 200", c.EditService(ctx, id, ipvs.ServiceEdit{Netmask: ptr(ipvs.PrefixMask(fam, 200))}), "Service.Netmask")
 			wantService(t, ctx, c, s)
 			// An unknown scheduler leaves the service as it was.
 			err = c.EditService(ctx, id, ipvs.ServiceEdit{Scheduler: ptr("nosuch")})
@@ -1428,9 +1432,9 @@ func TestIntegrationValidationSendsNothing(t *testing.T) {
 		{"one-packet on TCP", svc(func(s *ipvs.Service) { s.Flags = ipvs.FlagOnePacket }), "Service.Flags"},
 		{"unknown flag bit", svc(func(s *ipvs.Service) { s.Flags = 0x100 }), "Service.Flags"},
 		{"hashed flag bit", svc(func(s *ipvs.Service) { s.Flags = 0x2 }), "Service.Flags"},
-		{"netmask 33", svc(func(s *ipvs.Service) { s.Netmask = 33 }), "Service.Netmask"},
-		{"netmask -1", svc(func(s *ipvs.Service) { s.Netmask = -1 }), "Service.Netmask"},
-		{"IPv6 netmask 129", svc(func(s *ipvs.Service) { s.Address = addr("2001:db8:19::1"); s.Netmask = 129 }), "Service.Netmask"},
+		{"netmask 33", svc(func(s *ipvs.Service) { s.Netmask = ipvs.PrefixMask(ipvs.IPv4, 33) }), "Service.Netmask"},
+		{"netmask -1", svc(func(s *ipvs.Service) { s.Netmask = ipvs.PrefixMask(ipvs.IPv4, -1) }), "Service.Netmask"},
+		{"IPv6 netmask 129", svc(func(s *ipvs.Service) { s.Address = addr("2001:db8:19::1"); s.Netmask = ipvs.PrefixMask(ipvs.IPv6, 129) }), "Service.Netmask"},
 		{"fractional timeout", svc(func(s *ipvs.Service) { s.Timeout = 1500 * time.Millisecond }), "Service.Timeout"},
 		{"timeout overflow", svc(func(s *ipvs.Service) { s.Timeout = secs(4294968) }), "Service.Timeout"},
 		{"no scheduler", svc(func(s *ipvs.Service) { s.Scheduler = "" }), "Service.Scheduler"},
@@ -1527,7 +1531,7 @@ func TestIntegrationValidationSendsNothing(t *testing.T) {
 	_, err = c.Destinations(ctx, ipvs.Service{FirewallMark: 1})
 	wantInvalid(t, "Destinations mark without family", err, "Service.Family")
 	wantInvalid(t, "ZeroService without identity", c.ZeroService(ctx, ipvs.Service{}), "Service.Address")
-	wantInvalid(t, "EditService to netmask 40", c.EditService(ctx, ipvs.Service{Protocol: ipvs.UDP, Address: addr("10.19.0.1"), Port: 53}, ipvs.ServiceEdit{Netmask: ptr(40)}), "Service.Netmask")
+	wantInvalid(t, "EditService to netmask 40", c.EditService(ctx, ipvs.Service{Protocol: ipvs.UDP, Address: addr("10.19.0.1"), Port: 53}, ipvs.ServiceEdit{Netmask: ptr(ipvs.PrefixMask(ipvs.IPv4, 40))}), "Service.Netmask")
 
 	if diff := cmp.Diff(before, readTable(t, ctx, c), cmpOpts); diff != "" {
 		t.Errorf("refused calls changed the table (-before +after):\n%s", diff)
@@ -1942,11 +1946,11 @@ func TestIntegrationIpvsadmSave(t *testing.T) {
 			{tun("2001:db8:24::100", 80, 1, ipvs.TunnelGRE, 0, ipvs.TunnelChecksumOn), "-a -t 10.24.0.1:80 -r [2001:db8:24::100]:80 -i -w 1 --tun-type gre --tun-csum"},
 			{nat("192.168.24.18", 8080, ipvs.MaxWeight), "-a -t 10.24.0.1:80 -r 192.168.24.18:8080 -m -w 2147483647"},
 		}},
-		{ipvs.Service{Protocol: ipvs.UDP, Address: addr("10.24.0.1"), Port: 53, Scheduler: "sh", Flags: ipvs.FlagPersistent | ipvs.FlagOnePacket | ipvs.FlagSHFallback | ipvs.FlagSHPort, Timeout: secs(300), Netmask: 24},
+		{ipvs.Service{Protocol: ipvs.UDP, Address: addr("10.24.0.1"), Port: 53, Scheduler: "sh", Flags: ipvs.FlagPersistent | ipvs.FlagOnePacket | ipvs.FlagSHFallback | ipvs.FlagSHPort, Timeout: secs(300), Netmask: ipvs.PrefixMask(ipvs.IPv4, 24)},
 			"-A -u 10.24.0.1:53 -s sh -p 300 -M 255.255.255.0 -o -b sh-fallback,sh-port", []saveDest{
 				{ipvs.Destination{Address: addr("192.168.24.20"), Port: 53, ForwardMethod: ipvs.DR}, "-a -u 10.24.0.1:53 -r 192.168.24.20:53 -g -w 0"},
 			}},
-		{ipvs.Service{Protocol: ipvs.TCP, Address: addr("2001:db8:24::1"), Port: 443, Scheduler: "rr", Flags: ipvs.FlagPersistent, Timeout: secs(360), Netmask: 64, PersistenceEngine: "sip"},
+		{ipvs.Service{Protocol: ipvs.TCP, Address: addr("2001:db8:24::1"), Port: 443, Scheduler: "rr", Flags: ipvs.FlagPersistent, Timeout: secs(360), Netmask: ipvs.PrefixMask(ipvs.IPv6, 64), PersistenceEngine: "sip"},
 			"-A -t [2001:db8:24::1]:443 -s rr -p 360 -M 64 --pe sip", []saveDest{
 				{nat("2001:db8:24::10", 8443, 100), "-a -t [2001:db8:24::1]:443 -r [2001:db8:24::10]:8443 -m -w 100"},
 				{tun("192.168.24.30", 443, 1, ipvs.TunnelGUE, 7000, ipvs.TunnelChecksumOn), "-a -t [2001:db8:24::1]:443 -r 192.168.24.30:443 -i -w 1 --tun-type gue --tun-port 7000 --tun-csum"},
@@ -1959,8 +1963,8 @@ func TestIntegrationIpvsadmSave(t *testing.T) {
 			{nat("2001:db8:24::50", 80, 1), "-a -f 200 -6 -r [2001:db8:24::50]:80 -m -w 1"},
 			{tun("192.168.24.50", 0, 2, ipvs.TunnelIPIP, 0, 0), "-a -f 200 -6 -r 192.168.24.50:0 -i -w 2 --tun-type ipip"},
 		}},
-		{ipvs.Service{FirewallMark: 201, Family: ipvs.IPv6, Scheduler: "wlc", Flags: ipvs.FlagPersistent, Timeout: secs(30), Netmask: 48}, "-A -f 201 -6 -s wlc -p 30 -M 48", nil},
-		{ipvs.Service{FirewallMark: 300, Family: ipvs.IPv4, Scheduler: "wlc", Flags: ipvs.FlagPersistent, Timeout: secs(120), Netmask: 16}, "-A -f 300 -s wlc -p 120 -M 255.255.0.0", nil},
+		{ipvs.Service{FirewallMark: 201, Family: ipvs.IPv6, Scheduler: "wlc", Flags: ipvs.FlagPersistent, Timeout: secs(30), Netmask: ipvs.PrefixMask(ipvs.IPv6, 48)}, "-A -f 201 -6 -s wlc -p 30 -M 48", nil},
+		{ipvs.Service{FirewallMark: 300, Family: ipvs.IPv4, Scheduler: "wlc", Flags: ipvs.FlagPersistent, Timeout: secs(120), Netmask: ipvs.PrefixMask(ipvs.IPv4, 16)}, "-A -f 300 -s wlc -p 120 -M 255.255.0.0", nil},
 		// ipvsadm 1.31 names only sh-fallback and sh-port for sh: it
 		// drops flag-3 from the saved line.
 		{ipvs.Service{FirewallMark: 301, Family: ipvs.IPv4, Scheduler: "sh", Flags: ipvs.FlagSched1 | ipvs.FlagSched2 | ipvs.FlagSched3}, "-A -f 301 -s sh -b sh-fallback,sh-port", nil},
@@ -1971,11 +1975,13 @@ func TestIntegrationIpvsadmSave(t *testing.T) {
 		{ipvs.Service{Protocol: ipvs.UDP, Address: addr("2001:db8:24::3"), Port: 5060, Scheduler: "rr", Flags: ipvs.FlagPersistent, Timeout: secs(60), PersistenceEngine: "sip"}, "-A -u [2001:db8:24::3]:5060 -s rr -p 60 --pe sip", nil},
 		{with(tcp("10.24.0.3", 5060, "rr"), func(s *ipvs.Service) { s.PersistenceEngine = "sip" }), "-A -t 10.24.0.3:5060 -s rr --pe sip", nil},
 		// A netmask is saved only with persistence.
-		{with(tcp("10.24.0.4", 80, "rr"), func(s *ipvs.Service) { s.Netmask = 24 }), "-A -t 10.24.0.4:80 -s rr", nil},
+		{with(tcp("10.24.0.4", 80, "rr"), func(s *ipvs.Service) { s.Netmask = ipvs.PrefixMask(ipvs.IPv4, 24) }), "-A -t 10.24.0.4:80 -s rr", nil},
 		{with(tcp("10.24.0.5", 0, "sh"), func(s *ipvs.Service) { s.Flags, s.Timeout = ipvs.FlagPersistent, secs(3600) }), "-A -t 10.24.0.5:0 -s sh -p 3600", nil},
 		{ipvs.Service{Protocol: ipvs.UDP, Address: addr("10.24.0.6"), Port: 5000, Scheduler: "wrr", Flags: ipvs.FlagPersistent | ipvs.FlagOnePacket | ipvs.FlagSched1 | ipvs.FlagSched2 | ipvs.FlagSched3, Timeout: secs(4294967)},
 			"-A -u 10.24.0.6:5000 -s wrr -p 4294967 -o -b flag-1,flag-2,flag-3", nil},
-		{with(tcp("2001:db8:24::4", 80, "wlc"), func(s *ipvs.Service) { s.Flags, s.Timeout, s.Netmask = ipvs.FlagPersistent, secs(100), 1 }), "-A -t [2001:db8:24::4]:80 -s wlc -p 100 -M 1", nil},
+		{with(tcp("2001:db8:24::4", 80, "wlc"), func(s *ipvs.Service) {
+			s.Flags, s.Timeout, s.Netmask = ipvs.FlagPersistent, secs(100), ipvs.PrefixMask(ipvs.IPv6, 1)
+		}), "-A -t [2001:db8:24::4]:80 -s wlc -p 100 -M 1", nil},
 		{ipvs.Service{Protocol: ipvs.TCP, Address: addr("10.24.0.7"), Port: 80, Scheduler: "mh", Flags: ipvs.FlagSched1 | ipvs.FlagSched2}, "-A -t 10.24.0.7:80 -s mh -b mh-fallback,mh-port", nil},
 	}
 	for i, name := range schedulers(t, ctx, c) {
@@ -2051,10 +2057,10 @@ func TestIntegrationIpvsadmRestore(t *testing.T) {
 			tun("2001:db8:25::100", 80, 4, ipvs.TunnelGRE, 0, ipvs.TunnelChecksumNone),
 			{Address: addr("192.168.25.15"), Port: 8080, Weight: 65535, UpperThreshold: 2147483647},
 		},
-		{Protocol: ipvs.UDP, Address: addr("10.25.0.1"), Port: 53, Scheduler: "sh", Flags: ipvs.FlagPersistent | ipvs.FlagOnePacket | ipvs.FlagSHFallback | ipvs.FlagSHPort, Timeout: secs(300), Netmask: 24}: {
+		{Protocol: ipvs.UDP, Address: addr("10.25.0.1"), Port: 53, Scheduler: "sh", Flags: ipvs.FlagPersistent | ipvs.FlagOnePacket | ipvs.FlagSHFallback | ipvs.FlagSHPort, Timeout: secs(300), Netmask: ipvs.PrefixMask(ipvs.IPv4, 24)}: {
 			w("192.168.25.20", 5353, ipvs.NAT, 5),
 		},
-		{Protocol: ipvs.TCP, Address: addr("2001:db8:25::1"), Port: 443, Scheduler: "rr", Flags: ipvs.FlagPersistent, Timeout: secs(360), Netmask: 64, PersistenceEngine: "sip"}: {
+		{Protocol: ipvs.TCP, Address: addr("2001:db8:25::1"), Port: 443, Scheduler: "rr", Flags: ipvs.FlagPersistent, Timeout: secs(360), Netmask: ipvs.PrefixMask(ipvs.IPv6, 64), PersistenceEngine: "sip"}: {
 			w("2001:db8:25::10", 8443, ipvs.NAT, 100),
 			tun("192.168.25.30", 443, 1, ipvs.TunnelIPIP, 0, 0),
 		},
@@ -2068,13 +2074,13 @@ func TestIntegrationIpvsadmRestore(t *testing.T) {
 		{Protocol: ipvs.SCTP, Address: addr("10.25.0.2"), Port: 9000, Scheduler: "lc", Flags: ipvs.FlagSched1 | ipvs.FlagSched3}: {
 			w("192.168.25.60", 9001, ipvs.NAT, 1),
 		},
-		{Protocol: ipvs.SCTP, Address: addr("2001:db8:25::2"), Port: 9000, Scheduler: "nq"}:                                                                                 nil,
-		{Protocol: ipvs.TCP, Address: addr("10.25.0.3"), Port: 0, Scheduler: "dh", Flags: ipvs.FlagPersistent, Timeout: secs(3600), Netmask: 16}:                            nil,
-		{Protocol: ipvs.UDP, Address: addr("2001:db8:25::3"), Port: 0, Scheduler: "lblcr", Flags: ipvs.FlagPersistent | ipvs.FlagOnePacket, Timeout: secs(10), Netmask: 48}: nil,
-		{Protocol: ipvs.TCP, Address: addr("10.25.0.4"), Port: 80, Scheduler: "wlc"}:                                                                                        nil,
-		{FirewallMark: 300, Family: ipvs.IPv4, Scheduler: "fo", Flags: ipvs.FlagPersistent, Timeout: secs(120)}:                                                             nil,
-		{FirewallMark: 301, Family: ipvs.IPv6, Scheduler: "ovf", Flags: ipvs.FlagPersistent, Timeout: secs(30), Netmask: 96}:                                                nil,
-		{Protocol: ipvs.TCP, Address: addr("10.25.0.5"), Port: 5060, Scheduler: "rr", PersistenceEngine: "sip"}:                                                             nil,
+		{Protocol: ipvs.SCTP, Address: addr("2001:db8:25::2"), Port: 9000, Scheduler: "nq"}:                                                                                                             nil,
+		{Protocol: ipvs.TCP, Address: addr("10.25.0.3"), Port: 0, Scheduler: "dh", Flags: ipvs.FlagPersistent, Timeout: secs(3600), Netmask: ipvs.PrefixMask(ipvs.IPv4, 16)}:                            nil,
+		{Protocol: ipvs.UDP, Address: addr("2001:db8:25::3"), Port: 0, Scheduler: "lblcr", Flags: ipvs.FlagPersistent | ipvs.FlagOnePacket, Timeout: secs(10), Netmask: ipvs.PrefixMask(ipvs.IPv6, 48)}: nil,
+		{Protocol: ipvs.TCP, Address: addr("10.25.0.4"), Port: 80, Scheduler: "wlc"}:                                                                                                                    nil,
+		{FirewallMark: 300, Family: ipvs.IPv4, Scheduler: "fo", Flags: ipvs.FlagPersistent, Timeout: secs(120)}:                                                                                         nil,
+		{FirewallMark: 301, Family: ipvs.IPv6, Scheduler: "ovf", Flags: ipvs.FlagPersistent, Timeout: secs(30), Netmask: ipvs.PrefixMask(ipvs.IPv6, 96)}:                                                nil,
+		{Protocol: ipvs.TCP, Address: addr("10.25.0.5"), Port: 5060, Scheduler: "rr", PersistenceEngine: "sip"}:                                                                                         nil,
 	}
 	for i, name := range schedulers(t, ctx, c) {
 		a := fmt.Sprintf("10.25.1.%d", i+1)

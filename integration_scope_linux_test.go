@@ -61,7 +61,7 @@ func scopeForeignLib(t *testing.T, c *ipvs.Client) {
 	t.Helper()
 	ctx := testCtx(t)
 	v6 := ipvs.Service{Protocol: ipvs.TCP, Address: addr("2001:db8:50::1"), Port: 443, Scheduler: ipvs.WeightedRoundRobin}
-	mark := ipvs.Service{FirewallMark: 78, Family: ipvs.IPv6, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent, Timeout: secs(60), Netmask: 64}
+	mark := ipvs.Service{FirewallMark: 78, Family: ipvs.IPv6, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent, Timeout: secs(60), Netmask: ipvs.PrefixMask(ipvs.IPv6, 64)}
 	mustCreate(t, ctx, c, v6, mark)
 	mustCreateDest(t, ctx, c, v6,
 		ipvs.Destination{Address: addr("2001:db8:60::1"), Port: 8443, Weight: 5},

@@ -20,7 +20,7 @@ func TestIntegrationDesired(t *testing.T) {
 	addr := netip.MustParseAddr
 	web := ipvs.Service{Protocol: ipvs.TCP, Address: addr("10.50.0.1"), Port: 80, Scheduler: ipvs.WeightedRoundRobin}
 	persistent := ipvs.Service{Protocol: ipvs.TCP, Address: addr("10.50.0.2"), Port: 443, Scheduler: ipvs.SourceHashing,
-		Flags: ipvs.FlagPersistent | ipvs.FlagSHPort, Timeout: 600 * time.Second, Netmask: 24}
+		Flags: ipvs.FlagPersistent | ipvs.FlagSHPort, Timeout: 600 * time.Second, Netmask: ipvs.PrefixMask(ipvs.IPv4, 24)}
 	sip := ipvs.Service{Protocol: ipvs.UDP, Address: addr("2001:db8::50"), Port: 5060, Scheduler: ipvs.RoundRobin,
 		Flags: ipvs.FlagPersistent | ipvs.FlagOnePacket, Timeout: 300 * time.Second, PersistenceEngine: ipvs.PersistenceEngineSIP}
 	mark := ipvs.Service{FirewallMark: 50, Family: ipvs.IPv6, Scheduler: ipvs.MaglevHashing, Flags: ipvs.FlagMHPort}

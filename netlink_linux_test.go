@@ -193,7 +193,7 @@ func TestGoldenRequests(t *testing.T) {
 				return c.CreateService(ctx, Service{
 					Protocol: TCP, Address: v4, Port: 80, Scheduler: SourceHashing,
 					Flags:   FlagPersistent | FlagSHFallback | FlagSHPort,
-					Timeout: 300 * time.Second, Netmask: 24,
+					Timeout: 300 * time.Second, Netmask: IPv4Mask(255, 255, 255, 0),
 				})
 			},
 		},
@@ -208,7 +208,7 @@ func TestGoldenRequests(t *testing.T) {
 			call: func(c *Client) error {
 				return c.CreateService(ctx, Service{
 					Protocol: TCP, Address: v6, Port: 443, Scheduler: RoundRobin,
-					Flags: FlagPersistent, Timeout: 360 * time.Second, Netmask: 64,
+					Flags: FlagPersistent, Timeout: 360 * time.Second, Netmask: PrefixMask(IPv6, 64),
 					PersistenceEngine: PersistenceEngineSIP,
 				})
 			},
@@ -693,7 +693,7 @@ func TestDecodeReplies(t *testing.T) {
 		{Service: Service{Protocol: TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80, Scheduler: "wlc"}, Stats: wantStats(1000)},
 		{Service: Service{
 			Protocol: UDP, Address: netip.MustParseAddr("2001:db8::1"), Port: 443, Scheduler: "rr",
-			Flags: FlagPersistent, Timeout: 360 * time.Second, Netmask: 64, PersistenceEngine: "sip",
+			Flags: FlagPersistent, Timeout: 360 * time.Second, Netmask: PrefixMask(IPv6, 64), PersistenceEngine: "sip",
 		}, Stats: wantStats(2000)},
 		{Service: Service{FirewallMark: 100, Family: IPv4, Scheduler: "mh", Flags: FlagMHPort},
 			Stats: Stats{Connections: 5, PacketsIn: 6, BytesIn: 1 << 40, ConnectionRate: 2}},
@@ -1104,7 +1104,6 @@ func TestEditService(t *testing.T) {
 	}
 }
 
-
 // TestValidation checks that every input the kernel would refuse with a bare
 // EINVAL or ERANGE, or would accept and misread, is refused before sending,
 // with the field named.
@@ -1139,6 +1138,9 @@ func TestValidation(t *testing.T) {
 		}},
 		{"family mismatch", "Service.Family", func(c *Client) error {
 			return c.CreateService(ctx, with(func(s *Service) { s.Family = IPv6 }))
+		}},
+		{"family on an address service", "Service.Family", func(c *Client) error {
+			return c.CreateService(ctx, with(func(s *Service) { s.Family = IPv4 }))
 		}},
 		{"unknown protocol", "Service.Protocol", func(c *Client) error {
 			return c.CreateService(ctx, with(func(s *Service) { s.Protocol = 99 }))
@@ -1183,16 +1185,16 @@ func TestValidation(t *testing.T) {
 			return c.CreateService(ctx, with(func(s *Service) { s.Timeout = 5000000 * time.Second }))
 		}},
 		{"IPv4 netmask 33", "Service.Netmask", func(c *Client) error {
-			return c.CreateService(ctx, with(func(s *Service) { s.Netmask = 33 }))
+			return c.CreateService(ctx, with(func(s *Service) { s.Netmask = PrefixMask(IPv4, 33) }))
 		}},
 		{"IPv6 prefix 129", "Service.Netmask", func(c *Client) error {
-			return c.CreateService(ctx, with(func(s *Service) { s.Address = v6; s.Netmask = 129 }))
+			return c.CreateService(ctx, with(func(s *Service) { s.Address = v6; s.Netmask = PrefixMask(IPv6, 129) }))
 		}},
 		{"negative netmask", "Service.Netmask", func(c *Client) error {
-			return c.UpdateService(ctx, with(func(s *Service) { s.Netmask = -1 }))
+			return c.UpdateService(ctx, with(func(s *Service) { s.Netmask = PrefixMask(IPv4, -1) }))
 		}},
 		{"edit to a bad netmask", "Service.Netmask", func(c *Client) error {
-			n := 200
+			n := PrefixMask(IPv4, 200)
 			return c.EditService(ctx, ok, ServiceEdit{Netmask: &n})
 		}},
 		{"delete without identity", "Service.Address", func(c *Client) error {
@@ -1346,12 +1348,12 @@ func TestValidation(t *testing.T) {
 func TestValidInputsAccepted(t *testing.T) {
 	ctx := context.Background()
 	c := testClient(t, func(genetlink.Message, netlink.Message) ([]genetlink.Message, error) { return nil, nil })
-	v6svc := Service{Protocol: SCTP, Address: netip.MustParseAddr("2001:db8::1"), Port: 5060, Scheduler: "rr", Netmask: 128}
+	v6svc := Service{Protocol: SCTP, Address: netip.MustParseAddr("2001:db8::1"), Port: 5060, Scheduler: "rr", Netmask: PrefixMask(IPv6, 128)}
 	for _, s := range []Service{
-		{Protocol: TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 0, Scheduler: NoScheduler, Flags: FlagPersistent, Timeout: 360 * time.Second, Netmask: 32},
+		{Protocol: TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 0, Scheduler: NoScheduler, Flags: FlagPersistent, Timeout: 360 * time.Second, Netmask: PrefixMask(IPv4, 32)},
 		{Protocol: UDP, Address: netip.MustParseAddr("10.0.0.1"), Port: 53, Scheduler: "sh", Flags: FlagOnePacket | FlagSHFallback | FlagSHPort | FlagSched3},
 		{FirewallMark: 1, Family: IPv6, Scheduler: "mh", Flags: FlagOnePacket},
-		{Protocol: TCP, Address: netip.MustParseAddr("10.0.0.1"), Family: IPv4, Port: 1, Scheduler: strings.Repeat("x", 15), PersistenceEngine: strings.Repeat("y", 16)},
+		{Protocol: TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 1, Scheduler: strings.Repeat("x", 15), PersistenceEngine: strings.Repeat("y", 16)},
 		v6svc,
 	} {
 		t.Run("service "+s.String(), func(t *testing.T) {
@@ -1372,7 +1374,7 @@ func TestValidInputsAccepted(t *testing.T) {
 		})
 	}
 	t.Run("sync daemon", func(t *testing.T) {
-		if err := c.StartSyncDaemon(ctx, SyncDaemon{State: Backup, Interface: strings.Repeat("e", 15), SyncID: 255, MaxLength: MaxSyncLength, Group: netip.MustParseAddr("ff02::1:81")}); err != nil {
+		if err := c.StartSyncDaemon(ctx, SyncDaemon{State: Backup, Interface: strings.Repeat("e", 15), SyncID: 255, MaxLength: MaxSyncLength - 20, Group: netip.MustParseAddr("ff02::1:81")}); err != nil {
 			t.Errorf("StartSyncDaemon: %v", err)
 		}
 	})
@@ -1393,7 +1395,7 @@ func TestDecodeWithoutStats(t *testing.T) {
 		t.Errorf("without stats: %+v, with: %+v", lean, full)
 	}
 	svc, _, err := parseServiceConfig(serviceReplyUDP6().Data)
-	if err != nil || svc.PersistenceEngine != "sip" || svc.Netmask != 64 {
+	if err != nil || svc.PersistenceEngine != "sip" || svc.Netmask != PrefixMask(IPv6, 64) {
 		t.Errorf("service without stats: %+v, %v", svc, err)
 	}
 }

@@ -157,7 +157,7 @@ func (c *Client) Reconcile(ctx context.Context, desired []VirtualService, opts R
 	return res, nil
 }
 
-// desiredService is a validated, normalized entry of Reconcile's input.
+// desiredService is a validated entry of Reconcile's input.
 type desiredService struct {
 	svc   Service
 	dests []Destination
@@ -170,8 +170,8 @@ type desiredTable struct {
 	index map[serviceKey]int
 }
 
-// prepareDesired validates Reconcile's input and normalizes it to the form
-// the kernel reports, so that equal configurations compare equal.
+// prepareDesired validates Reconcile's input. A valid Service is already in
+// the form the kernel reports, so equal configurations compare equal.
 func prepareDesired(desired []VirtualService) (desiredTable, error) {
 	const op = "reconcile"
 	t := desiredTable{
@@ -183,7 +183,7 @@ func prepareDesired(desired []VirtualService) (desiredTable, error) {
 		if err := vs.Service.validate(op); err != nil {
 			return desiredTable{}, err
 		}
-		s := vs.Service.normalized()
+		s := vs.Service
 		k := s.key()
 		if _, dup := t.index[k]; dup {
 			return desiredTable{}, invalid(op, "VirtualService.Service", "%v is listed twice", s)

@@ -75,8 +75,8 @@ func TestDiffServices(t *testing.T) {
 	}
 	cur := []VirtualServiceStats{
 		{ServiceStats: ServiceStats{Service: table.svcs[0].svc}},
-		{ServiceStats: ServiceStats{Service: svc(9).normalized()}},
-		{ServiceStats: ServiceStats{Service: svc(2).normalized()}},
+		{ServiceStats: ServiceStats{Service: svc(9)}},
+		{ServiceStats: ServiceStats{Service: svc(2)}},
 	}
 	got := diff(table, cur, ReconcileOptions{})
 	want := []ChangeKind{DeleteService, UpdateService, CreateService}

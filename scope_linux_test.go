@@ -224,7 +224,7 @@ func TestReconcileScope(t *testing.T) {
 	}
 	for _, vs := range desired {
 		i := tb.find(vs.Service.key())
-		if i < 0 || tb.svcs[i] != vs.Service.normalized() {
+		if i < 0 || tb.svcs[i] != vs.Service {
 			t.Errorf("%v: not as desired: %+v", vs.Service, tb.svcs)
 			continue
 		}
@@ -256,10 +256,10 @@ func TestReconcileScopeDesiredOutside(t *testing.T) {
 	foreign := addForeign(tb)
 	c, log := scopeClient(t, tb, nil)
 	for name, s := range map[string]Service{
-		"address":     {Protocol: TCP, Address: netip.MustParseAddr("10.2.0.1"), Port: 80, Scheduler: "rr"},
-		"IPv6":        {Protocol: TCP, Address: netip.MustParseAddr("2001:db8:2::1"), Port: 80, Scheduler: "rr"},
-		"mark":        {FirewallMark: 0x200, Family: IPv4, Scheduler: "rr"},
-		"family only": {Protocol: TCP, Address: netip.MustParseAddr("10.3.0.1"), Port: 80, Family: IPv4, Netmask: 32, Scheduler: "rr"},
+		"address":   {Protocol: TCP, Address: netip.MustParseAddr("10.2.0.1"), Port: 80, Scheduler: "rr"},
+		"IPv6":      {Protocol: TCP, Address: netip.MustParseAddr("2001:db8:2::1"), Port: 80, Scheduler: "rr"},
+		"mark":      {FirewallMark: 0x200, Family: IPv4, Scheduler: "rr"},
+		"full mask": {Protocol: TCP, Address: netip.MustParseAddr("10.3.0.1"), Port: 80, Netmask: PrefixMask(IPv4, 32), Scheduler: "rr"},
 	} {
 		desired := append(desiredN(2, 1), VirtualService{Service: s})
 		var asked []Service
@@ -272,7 +272,7 @@ func TestReconcileScopeDesiredOutside(t *testing.T) {
 			!strings.Contains(e.Message, "ReconcileOptions.Owns") || !strings.Contains(e.Message, s.String()) {
 			t.Errorf("%s: %v, want os.ErrInvalid for VirtualService.Service naming %v and ReconcileOptions.Owns", name, err, s)
 		}
-		if want := s.normalized().identity(); !slices.Contains(asked, want) {
+		if want := s.identity(); !slices.Contains(asked, want) {
 			t.Errorf("%s: Owns was asked %v, not %+v", name, asked, want)
 		}
 	}

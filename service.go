@@ -94,8 +94,6 @@ const (
 	maxPersistenceEngineLen = uapi.PENameMaxLen
 	// timeout*HZ must fit in 32 bits with HZ=1000.
 	maxPersistenceTimeout = 4294967 * time.Second
-	defaultNetmask4       = 32
-	defaultNetmask6       = 128
 	knownServiceFlags     = FlagPersistent | FlagOnePacket | FlagSched1 | FlagSched2 | FlagSched3
 	// ipvsadm sends this mask for a full replace of the flags.
 	serviceFlagsSentMask ServiceFlags = 0xffffffff
@@ -108,8 +106,8 @@ type ServiceFlags uint32
 // Service flags. The three scheduler flags mean different things to
 // different schedulers; the aliases name their meaning for sh and mh.
 const (
-	// FlagPersistent sends all connections of a client (as narrowed by
-	// Service.Netmask) to the same destination for Service.Timeout.
+	// FlagPersistent sends all connections of a client (of clients equal
+	// under Service.Netmask) to the same destination for Service.Timeout.
 	FlagPersistent ServiceFlags = 0x0001
 	// FlagOnePacket schedules every UDP datagram on its own, creating no
 	// connection entry (ipvsadm -o). UDP and firewall-mark services only.
@@ -158,8 +156,14 @@ func (f ServiceFlags) String() string {
 }
 
 // A Service is a virtual service: its identity and its configuration. It
-// holds no counters, so it is comparable and usable as a map key, and a
-// Service read back from the kernel equals the one that created it.
+// holds no counters, so it is comparable and usable as a map key.
+//
+// Every Service that validation accepts has exactly one form: a Service
+// read back from the kernel (Service, Services, VirtualServices) is == to
+// the one that created it, so a desired and a read-back Service can be
+// compared with ==. Redundant forms are refused, not rewritten: Family is
+// set only on firewall-mark services, and a Netmask equal to the full mask
+// is the zero Netmask by construction.
 //
 // The identity is either Protocol, Address and Port, or FirewallMark and
 // Family. Client methods that name an existing service (DeleteService,
@@ -174,8 +178,7 @@ type Service struct {
 
 	// FirewallMark identifies a firewall-mark service (ipvsadm -f) when
 	// non-zero; Family then chooses IPv4 or IPv6 and must be set. Family
-	// must be zero, or match Address, for an address service; it is
-	// reported only for mark services.
+	// must be zero for an address service, whose Address gives the family.
 	FirewallMark uint32
 	Family       Family
 
@@ -184,14 +187,13 @@ type Service struct {
 	Scheduler string
 	// Flags are the service flags.
 	Flags ServiceFlags
-	// Timeout is the persistence timeout, a whole number of seconds, used
-	// with FlagPersistent.
+	// Timeout is the persistence timeout, a whole number of seconds. It
+	// must be non-zero with FlagPersistent (ipvsadm -p defaults to 360
+	// seconds): with 0 the kernel's persistence entries expire at once.
 	Timeout time.Duration
-	// Netmask is the persistence granularity as a prefix length: clients
-	// in the same prefix stick to the same destination. Zero means the
-	// full length (/32 or /128, one client address), and the kernel's full
-	// mask is reported as zero. IPv4 accepts 0-32 and IPv6 0-128.
-	Netmask int
+	// Netmask is the persistence granularity (ipvsadm -M); the zero value
+	// is the full mask, one client address.
+	Netmask Netmask
 	// PersistenceEngine names an optional persistence engine; the kernel
 	// has PersistenceEngineSIP.
 	PersistenceEngine string
@@ -274,7 +276,7 @@ func (c *Client) UpdateService(ctx context.Context, s Service) error {
 type ServiceEdit struct {
 	Scheduler         *string
 	Timeout           *time.Duration
-	Netmask           *int
+	Netmask           *Netmask
 	PersistenceEngine *string
 	// SetFlags are turned on and ClearFlags turned off; the kernel applies
 	// them atomically and leaves the other flags alone. A flag in both is
@@ -390,8 +392,8 @@ func (s Service) validateIdentity(op string) error {
 	if err := checkAddr(op, "Service.Address", s.Address); err != nil {
 		return err
 	}
-	if s.Family != 0 && s.Family != familyOf(s.Address) {
-		return invalid(op, "Service.Family", "%v does not match the %v address %v", s.Family, familyOf(s.Address), s.Address)
+	if s.Family != 0 {
+		return invalid(op, "Service.Family", "is for firewall-mark services; leave it zero, the address %v gives the family", s.Address)
 	}
 	switch s.Protocol {
 	case TCP, UDP, SCTP:
@@ -424,14 +426,10 @@ func (s Service) validate(op string) error {
 	if err := checkSeconds(op, "Service.Timeout", s.Timeout, maxPersistenceTimeout); err != nil {
 		return err
 	}
-	max := defaultNetmask4
-	if s.family() == IPv6 {
-		max = defaultNetmask6
+	if s.Flags&FlagPersistent != 0 && s.Timeout == 0 {
+		return invalid(op, "Service.Timeout", "a persistent service needs a timeout (ipvsadm -p uses 360s): with 0 persistence expires at once")
 	}
-	if s.Netmask < 0 || s.Netmask > max {
-		return invalid(op, "Service.Netmask", "prefix length %d is outside 0-%d (0 means /%d) for %v", s.Netmask, max, max, s.family())
-	}
-	return nil
+	return s.Netmask.check(op, s.family())
 }
 
 // checkAddr rejects addresses the wire cannot carry as given.
@@ -477,16 +475,4 @@ func (s Service) key() serviceKey {
 func sameIdentity(a, b Service) bool {
 	return a.Protocol == b.Protocol && a.Address == b.Address && a.Port == b.Port &&
 		a.FirewallMark == b.FirewallMark && a.Family == b.Family
-}
-
-// normalized returns s in the form the kernel reports it: the full netmask
-// as zero, the family only for mark services.
-func (s Service) normalized() Service {
-	if s.FirewallMark == 0 {
-		s.Family = 0
-	}
-	if s.Netmask == defaultNetmask4 && s.family() == IPv4 || s.Netmask == defaultNetmask6 && s.family() == IPv6 {
-		s.Netmask = 0
-	}
-	return s
 }

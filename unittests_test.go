@@ -12,7 +12,7 @@ import (
 // its own.
 func TestDesired(t *testing.T) {
 	web := Service{Protocol: TCP, Address: netip.MustParseAddr("10.0.1.1"), Port: 80, Scheduler: RoundRobin,
-		Flags: FlagPersistent, Timeout: 300 * time.Second, Netmask: 24}
+		Flags: FlagPersistent, Timeout: 300 * time.Second, Netmask: PrefixMask(IPv4, 24)}
 	mark := Service{FirewallMark: 7, Family: IPv6, Scheduler: MaglevHashing, Flags: FlagMHPort}
 	d1 := Destination{Address: netip.MustParseAddr("10.0.2.1"), Port: 8080, ForwardMethod: NAT, Weight: 3,
 		UpperThreshold: 100, LowerThreshold: 10}
