@@ -8,6 +8,7 @@ import (
 	"syscall"
 )
 
+// apply sends the valid changes (those whose errs entry is nil) as batches
 // of requests, many per sendmsg, and records each one's outcome in errs.
 func (c *client) apply(ctx context.Context, changes []Change, errs []error) error {
 	// known marks the changes whose outcome is settled: refused before

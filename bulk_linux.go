@@ -13,6 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// dedup drops the duplicates a dump can hold: the kernel resumes dumps
+// by index, so a table changing during a multi-datagram dump can repeat
 // entries (and skip others, which cannot be detected).
 func dedup[T any](xs []T, key func(*T) serviceKey) []T {
 	if len(xs) < 2 {
