@@ -663,7 +663,7 @@ func TestDumpDestinationsPipelined(t *testing.T) {
 	}}
 	c := newClientWith(familyID, func() (transport, error) { return k, nil })
 	defer c.close()
-	s, err := c.get(pageSock)
+	s, err := c.get(context.Background(), pageSock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,17 +17,22 @@
 //
 // Every IPVS netlink operation, reads included, requires CAP_NET_ADMIN in the
 // initial user namespace: a rootless or user-namespaced container gets
-// os.ErrPermission even in a network namespace it owns. The kernel needs the
-// ip_vs module (CONFIG_IP_VS). Kernels from about 5.16 load it on demand when
-// the family is resolved; on older kernels load it first with "modprobe ip_vs".
+// os.ErrPermission even in a network namespace it owns. That is all a Client
+// of the caller's own network namespace (New without options) needs. IPVS
+// state is per network namespace; a Client bound to another one with
+// WithNetNS or WithNetNSPath creates its sockets by entering it with
+// setns(2), which needs CAP_SYS_ADMIN as well; without it New fails with an
+// error matching os.ErrPermission that says so. The kernel needs the ip_vs
+// module (CONFIG_IP_VS). Kernels from about 5.16 load it on demand when the
+// family is resolved; on older kernels load it first with "modprobe ip_vs".
 // This package never runs modprobe itself: New fails with an error compatible
-// with os.ErrNotExist that says so. IPVS state is per network namespace; a
-// Client can be bound to one with WithNetNS or WithNetNSPath.
+// with os.ErrNotExist that says so.
 //
 // # Concurrency, contexts and errors
 //
 // A Client is safe for concurrent use: concurrent calls run on different
-// netlink sockets, of which it keeps up to eight open between calls. Every
+// netlink sockets, at most 16 at once (see WithMaxSockets), of which it keeps
+// up to eight open between calls. Every
 // method takes a context.Context and returns when it is cancelled or its
 // deadline passes; the Client stays usable afterwards (a connection
 // abandoned mid-call is discarded, never reused). Inputs are validated
@@ -110,6 +115,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"syscall"
 	"time"
@@ -127,33 +133,47 @@ type Client struct {
 type Option func(*options)
 
 type options struct {
-	netnsFD   int
-	netnsPath string
+	netnsFD    int
+	netnsPath  string
+	maxSockets int // 0: the default
 }
 
 // WithNetNS binds the Client to the network namespace referred to by the open
 // file descriptor fd (for example from /proc/PID/ns/net or a file under
 // /var/run/netns). New duplicates fd, so the caller may close its copy.
+// Entering a namespace other than the calling thread's needs CAP_SYS_ADMIN.
 func WithNetNS(fd int) Option {
 	return func(o *options) { o.netnsFD = fd; o.netnsPath = "" }
 }
 
 // WithNetNSPath binds the Client to the network namespace at path, such as
-// "/var/run/netns/NAME" as created by "ip netns add NAME".
+// "/var/run/netns/NAME" as created by "ip netns add NAME". Entering a
+// namespace other than the calling thread's needs CAP_SYS_ADMIN.
 func WithNetNSPath(path string) Option {
 	return func(o *options) { o.netnsPath = path; o.netnsFD = 0 }
 }
 
+// WithMaxSockets bounds the netlink sockets the Client has open at once to
+// n, 16 by default. A call that finds n sockets in use waits for one until
+// its context is done. n must be at least 1.
+func WithMaxSockets(n int) Option {
+	return func(o *options) { o.maxSockets = n }
+}
+
 // New creates a Client. Without options, it is bound to the network namespace
-// of the calling thread.
+// of the calling thread, also for sockets it opens later from other threads,
+// and needs only CAP_NET_ADMIN.
 //
 // If the kernel has no IPVS generic netlink family (the ip_vs module is not
 // loaded and cannot be autoloaded), New returns an *Error that explains how to
 // fix it and is compatible with errors.Is(err, os.ErrNotExist).
 func New(opts ...Option) (*Client, error) {
-	var o options
+	o := options{maxSockets: defaultMaxSockets}
 	for _, fn := range opts {
 		fn(&o)
+	}
+	if o.maxSockets < 1 {
+		return nil, invalid("new client", "WithMaxSockets", "%d is less than 1", o.maxSockets)
 	}
 	c, err := newClient(o)
 	if err != nil {
@@ -162,8 +182,22 @@ func New(opts ...Option) (*Client, error) {
 	return &Client{c: c}, nil
 }
 
-// Close releases the Client's sockets. Calls in flight fail; later calls
-// return an error.
+// defaultMaxSockets bounds the sockets a Client has open at once, unless
+// WithMaxSockets says otherwise.
+const defaultMaxSockets = 16
+
+// ErrClosed is the error, within an *Error, of a call on a closed Client.
+// It matches net.ErrClosed too.
+var ErrClosed error = closedError{}
+
+type closedError struct{}
+
+func (closedError) Error() string        { return "client is closed" }
+func (closedError) Is(target error) bool { return target == net.ErrClosed }
+
+// Close closes the Client's idle sockets. Later calls, and calls waiting
+// for a socket (see WithMaxSockets), fail with ErrClosed; a call already in
+// flight completes, and its socket is closed then. Close returns nil.
 func (c *Client) Close() error { return c.c.close() }
 
 // Version is the IPVS version reported by the kernel (1.2.1 for every kernel
@@ -251,8 +285,10 @@ var ErrSchedulerNotFound = errors.New("scheduler or persistence engine not found
 //     and the error of a call made while the ip_vs module is unloaded;
 //   - ErrSchedulerNotFound: ENOENT from creating or updating a service;
 //   - os.ErrExist: EEXIST (service, destination or daemon already exists);
-//   - os.ErrPermission: EPERM or EACCES (CAP_NET_ADMIN missing);
-//   - os.ErrInvalid: EINVAL, and every validation failure.
+//   - os.ErrPermission: EPERM or EACCES (CAP_NET_ADMIN missing), and a
+//     namespace that cannot be entered for want of CAP_SYS_ADMIN;
+//   - os.ErrInvalid: EINVAL, and every validation failure;
+//   - ErrClosed and net.ErrClosed: a call on a closed Client.
 type Error struct {
 	// Op is the operation, such as "create service".
 	Op string

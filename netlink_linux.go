@@ -19,21 +19,17 @@ import (
 
 func newClient(o options) (*client, error) {
 	const op = "new client"
-	nsFile, err := openNetNS(o)
+	ns, err := openNetNS(o)
 	if err != nil {
 		return nil, &Error{Op: op, Message: "cannot open the network namespace", Err: err}
 	}
-	cfg := &netlink.Config{}
-	if nsFile != nil {
-		cfg.NetNS = int(nsFile.Fd())
-	}
 	fail := func(err error) (*client, error) {
-		if nsFile != nil {
-			_ = nsFile.Close()
+		if ns != nil {
+			_ = ns.f.Close()
 		}
 		return nil, err
 	}
-	first, err := netlink.Dial(unix.NETLINK_GENERIC, cfg)
+	first, err := dialNetlink(ns)
 	if err != nil {
 		return fail(&Error{Op: op, Message: "cannot open a generic netlink socket", Err: err})
 	}
@@ -54,7 +50,7 @@ func newClient(o options) (*client, error) {
 		return fail(&Error{Op: op, Err: err})
 	}
 	dial := func() (transport, error) {
-		c, err := netlink.Dial(unix.NETLINK_GENERIC, cfg)
+		c, err := dialNetlink(ns)
 		if err != nil {
 			return nil, err
 		}
@@ -66,19 +62,31 @@ func newClient(o options) (*client, error) {
 		return t, nil
 	}
 	c := newClientWith(f.ID, dial)
-	c.resolve = func(ctx context.Context) (uint16, error) { return resolveFamily(ctx, cfg) }
-	c.nsFile = nsFile
+	if ns != nil {
+		c.nsFile = ns.f
+	}
+	if o.maxSockets > 0 {
+		c.max = o.maxSockets
+	}
+	c.resolve = func(ctx context.Context) (id uint16, err error) {
+		err = c.inNetNS(func() error {
+			id, err = resolveFamily(ctx, ns)
+			return err
+		})
+		return id, err
+	}
 	c.idle = append(c.idle, newSock(t, false))
 	return c, nil
 }
 
-// resolveFamily looks up the IPVS family id on a new socket. Kernels that
-// load ip_vs on demand do so here.
-func resolveFamily(ctx context.Context, cfg *netlink.Config) (uint16, error) {
-	conn, err := genetlink.Dial(cfg)
+// resolveFamily looks up the IPVS family id on a new socket in ns. Kernels
+// that load ip_vs on demand do so here.
+func resolveFamily(ctx context.Context, ns *netns) (uint16, error) {
+	nc, err := dialNetlink(ns)
 	if err != nil {
 		return 0, err
 	}
+	conn := genetlink.NewConn(nc)
 	defer conn.Close()
 	if d, ok := ctx.Deadline(); ok {
 		if err := conn.SetDeadline(d); err != nil {
@@ -89,30 +97,95 @@ func resolveFamily(ctx context.Context, cfg *netlink.Config) (uint16, error) {
 	return f.ID, err
 }
 
-// openNetNS returns the namespace file the client's sockets are created in.
-// Without an option it pins the calling thread's namespace, so sockets dialled
-// later from other threads land in the same one.
-func openNetNS(o options) (*os.File, error) {
+// A netns is the network namespace a client's sockets are created in: an
+// open namespace file and the namespace's identity.
+type netns struct {
+	f        *os.File
+	fd       int
+	dev, ino uint64
+}
+
+// openNetNS returns the namespace the client's sockets are created in, or
+// nil for the dialling thread's. Without an option it pins the calling
+// thread's namespace, so sockets dialled later from other threads land in
+// the same one.
+func openNetNS(o options) (*netns, error) {
+	var f *os.File
 	switch {
 	case o.netnsPath != "":
-		return os.Open(o.netnsPath)
+		var err error
+		if f, err = os.Open(o.netnsPath); err != nil {
+			return nil, err
+		}
 	case o.netnsFD > 0:
 		fd, err := unix.FcntlInt(uintptr(o.netnsFD), unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
 			return nil, os.NewSyscallError("fcntl", err)
 		}
-		return os.NewFile(uintptr(fd), "netns"), nil
+		f = os.NewFile(uintptr(fd), "netns")
+	default:
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var err error
+		if f, err = os.Open("/proc/thread-self/ns/net"); err != nil {
+			// No /proc: sockets are created in the namespace of
+			// whichever thread dials them, normally the process's.
+			return nil, nil
+		}
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	f, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		// No /proc: sockets are created in the namespace of whichever
-		// thread dials them, normally the process's.
-		return nil, nil
+	ns := &netns{f: f, fd: int(f.Fd())}
+	var st unix.Stat_t
+	if err := unix.Fstat(ns.fd, &st); err != nil {
+		_ = f.Close()
+		return nil, os.NewSyscallError("fstat", err)
 	}
-	return f, nil
+	ns.dev, ns.ino = st.Dev, st.Ino
+	return ns, nil
 }
+
+// current reports whether the calling thread, which must be locked to its
+// goroutine, is in the namespace.
+func (ns *netns) current() bool {
+	var st unix.Stat_t
+	err := unix.Stat("/proc/thread-self/ns/net", &st)
+	return err == nil && st.Dev == ns.dev && st.Ino == ns.ino
+}
+
+// dialNetlink opens a generic netlink socket in ns (nil: the calling
+// thread's namespace). A socket belongs to the namespace of the thread that
+// creates it, so ns is entered with setns(2), which needs CAP_SYS_ADMIN, only
+// when the calling thread is in another one: a client of the namespace it
+// runs in needs CAP_NET_ADMIN alone.
+func dialNetlink(ns *netns) (*netlink.Conn, error) {
+	cfg := &netlink.Config{}
+	if ns != nil {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if !ns.current() {
+			cfg.NetNS = ns.fd
+		}
+	}
+	c, err := netlink.Dial(unix.NETLINK_GENERIC, cfg)
+	if se := (*os.SyscallError)(nil); errors.As(err, &se) && se.Syscall == "setns" {
+		return nil, &netnsError{err}
+	}
+	return c, err
+}
+
+// netnsError is the failure to enter a client's network namespace. It does
+// not unwrap, so that Error does not describe its errno as an IPVS reply
+// (whose EPERM means that CAP_NET_ADMIN is missing); Is matches what the
+// errno matches, os.ErrPermission for EPERM.
+type netnsError struct{ err error }
+
+func (e *netnsError) Error() string {
+	if errors.Is(e.err, syscall.EPERM) {
+		return "cannot enter the network namespace: CAP_SYS_ADMIN is required (" + e.err.Error() + ")"
+	}
+	return "cannot enter the network namespace: " + e.err.Error()
+}
+
+func (e *netnsError) Is(target error) bool { return errors.Is(e.err, target) }
 
 func (c *client) info(ctx context.Context) (Info, error) {
 	const op = "get info"

@@ -39,7 +39,8 @@ func dumpSlot() int { return min(os.Getpagesize(), 8<<10) }
 // their own, as the read length sticks to a socket.
 const serviceSlot = 32 << 10
 
-// maxIdleSockets bounds the sockets a client keeps open between calls.
+// maxIdleSockets bounds the sockets a client keeps open between calls, as
+// does the bound on open sockets (see WithMaxSockets) if lower.
 const maxIdleSockets = 8
 
 // sock is one pooled socket with its buffers and sequence numbers.
@@ -96,23 +97,32 @@ const (
 // afterwards, unless the call failed in a way that may leave replies queued
 // (a cancelled call, a transport error), in which case the socket is closed
 // and a later call dials a new one. Concurrent calls use different sockets,
-// so one call's deadline never cuts another short.
+// so one call's deadline never cuts another short. At most max sockets are
+// open at once; a call finding them all in use waits for one.
 type client struct {
 	family atomic.Uint32 // the IPVS family id, a uint16
 	// resolve looks the family id up again (nil in tests): see
 	// refreshFamily.
 	resolve func(ctx context.Context) (uint16, error)
 	dial    func() (transport, error)
-	nsFile  *os.File // the bound network namespace, owned by the client
+	// nsFile is the bound network namespace, owned by the client, that
+	// dial enters. It is closed by close or, if dials are under way then,
+	// by the last of them, so that no dial uses a closed (or reused) fd.
+	nsFile *os.File
+	max    int // the bound on open sockets, at least 1
 
-	mu     sync.Mutex
-	idle   []*sock
-	closed bool
+	mu      sync.Mutex
+	idle    []*sock
+	busy    int           // sockets taken by calls, and dials under way
+	dialing int           // dials under way
+	waiting int           // calls waiting for a socket
+	freed   chan struct{} // closed (and replaced) to wake the waiting calls
+	closed  bool
 }
 
 // newClientWith is the constructor shared with tests.
 func newClientWith(family uint16, dial func() (transport, error)) *client {
-	c := &client{dial: dial}
+	c := &client{dial: dial, max: defaultMaxSockets, freed: make(chan struct{})}
 	c.family.Store(uint32(family))
 	return c
 }
@@ -130,6 +140,9 @@ func (s *sock) readLen() int {
 	return dumpSlot()
 }
 
+// close marks the client closed, closes its idle sockets and wakes the calls
+// waiting for one: they, and later calls, fail with ErrClosed. A call in
+// flight completes; its socket is closed afterwards, not pooled (see put).
 func (c *client) close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -141,13 +154,29 @@ func (c *client) close() error {
 		_ = s.t.close()
 	}
 	c.idle = nil
-	if c.nsFile != nil {
-		_ = c.nsFile.Close()
+	c.wake()
+	if c.dialing == 0 {
+		c.closeNetNS()
 	}
 	return nil
 }
 
-var errClosed = errors.New("client is closed")
+// closeNetNS closes the namespace file; c.mu is held, c is closed and no
+// dial is under way.
+func (c *client) closeNetNS() {
+	if c.nsFile != nil {
+		_ = c.nsFile.Close()
+		c.nsFile = nil
+	}
+}
+
+// wake tells the calls waiting for a socket to look again; c.mu is held.
+func (c *client) wake() {
+	if c.waiting > 0 {
+		close(c.freed)
+		c.freed = make(chan struct{})
+	}
+}
 
 // sockKind is what a call needs of a socket's read length (see dumpSlot and
 // serviceSlot).
@@ -159,49 +188,133 @@ const (
 	bigSock                  // the service table dump
 )
 
-// get takes an idle socket that suits kind or dials one. A page socket
-// becomes a big one by reading 32 KiB, never back (the kernel remembers the
-// longest read).
-func (c *client) get(kind sockKind) (*sock, error) {
+// inNetNS runs fn, which dials in the client's namespace, with the namespace
+// file held open: a Close meanwhile leaves closing it to the last dial.
+func (c *client) inNetNS(fn func() error) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil, errClosed
+		return ErrClosed
 	}
-	take := func(i int) *sock {
-		s := c.idle[i]
-		c.idle = append(c.idle[:i], c.idle[i+1:]...)
-		c.mu.Unlock()
-		return s
-	}
-	for i := len(c.idle) - 1; i >= 0; i-- {
-		if kind == anySock || c.idle[i].big == (kind == bigSock) {
-			return take(i), nil
-		}
-	}
-	if kind == bigSock && len(c.idle) > 0 {
-		s := take(len(c.idle) - 1)
-		s.big = true
-		return s, nil
+	c.dialing++
+	c.mu.Unlock()
+	err := fn()
+	c.mu.Lock()
+	c.dialing--
+	if c.closed && c.dialing == 0 {
+		c.closeNetNS()
 	}
 	c.mu.Unlock()
+	return err
+}
+
+// get takes an idle socket that suits kind or dials one. A page socket
+// becomes a big one by reading 32 KiB, never back (the kernel remembers the
+// longest read). With max sockets open and none idle that suits, it closes
+// an idle one to dial in its place, or waits until a call returns its
+// socket, ctx is done or the client is closed. A call holds one socket at a
+// time: holding one while getting another could wait forever.
+func (c *client) get(ctx context.Context, kind sockKind) (*sock, error) {
+	c.mu.Lock()
+	for {
+		if c.closed {
+			c.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if i := c.pick(kind); i >= 0 {
+			s := c.idle[i]
+			c.idle = append(c.idle[:i], c.idle[i+1:]...)
+			c.busy++
+			c.mu.Unlock()
+			if kind == bigSock {
+				s.big = true
+			}
+			return s, nil
+		}
+		if c.busy+len(c.idle) < c.max {
+			break
+		}
+		if len(c.idle) > 0 {
+			// Only big sockets are idle and a page socket is wanted.
+			_ = c.idle[0].t.close()
+			c.idle = c.idle[1:]
+			break
+		}
+		freed := c.freed
+		c.waiting++
+		c.mu.Unlock()
+		var done bool
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			done = true
+		}
+		c.mu.Lock()
+		c.waiting--
+		if done {
+			c.mu.Unlock()
+			return nil, ctx.Err()
+		}
+	}
+	c.busy++
+	c.dialing++
+	c.mu.Unlock()
 	t, err := c.dial()
+	c.mu.Lock()
+	c.dialing--
+	if c.closed && c.dialing == 0 {
+		c.closeNetNS()
+	}
+	if err == nil && c.closed {
+		_ = t.close()
+		err = ErrClosed
+	}
 	if err != nil {
+		c.busy--
+		c.wake()
+		c.mu.Unlock()
 		return nil, err
 	}
+	c.mu.Unlock()
 	return newSock(t, kind == bigSock), nil
 }
 
-// put returns a socket in sync with the kernel to the pool.
+// pick returns the index of the idle socket get takes for kind, or -1: the
+// newest that suits, else for a big socket the newest page one.
+func (c *client) pick(kind sockKind) int {
+	for i := len(c.idle) - 1; i >= 0; i-- {
+		if kind == anySock || c.idle[i].big == (kind == bigSock) {
+			return i
+		}
+	}
+	if kind == bigSock {
+		return len(c.idle) - 1
+	}
+	return -1
+}
+
+// put returns a socket in sync with the kernel to the pool, or closes it if
+// the client is closed or has enough idle sockets.
 func (c *client) put(s *sock) {
 	c.mu.Lock()
-	if !c.closed && len(c.idle) < maxIdleSockets {
+	c.busy--
+	c.wake()
+	if !c.closed && len(c.idle) < min(maxIdleSockets, c.max) {
 		c.idle = append(c.idle, s)
 		c.mu.Unlock()
 		return
 	}
 	c.mu.Unlock()
 	_ = s.t.close()
+}
+
+// discard closes a socket that may be out of sync with the kernel.
+func (c *client) discard(s *sock) {
+	_ = s.t.close()
+	c.mu.Lock()
+	c.busy--
+	c.wake()
+	c.mu.Unlock()
 }
 
 // session runs fn on a socket bounded by ctx: the context's deadline is the
@@ -217,13 +330,13 @@ func (c *client) sessionOn(ctx context.Context, kind sockKind, fn func(s *sock) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s, err := c.get(kind)
+	s, err := c.get(ctx, kind)
 	if err != nil {
 		return err
 	}
 	deadline, hasDeadline := ctx.Deadline()
 	if err := s.t.setDeadline(deadline); err != nil {
-		_ = s.t.close()
+		c.discard(s)
 		return err
 	}
 	interrupted := make(chan struct{})
@@ -243,7 +356,7 @@ func (c *client) sessionOn(ctx context.Context, kind sockKind, fn func(s *sock) 
 		c.put(s)
 		return err
 	}
-	_ = s.t.close()
+	c.discard(s)
 	ctxErr := ctx.Err()
 	if ctxErr == nil && hasDeadline && errors.Is(err, os.ErrDeadlineExceeded) {
 		ctxErr = context.DeadlineExceeded
