@@ -7,7 +7,9 @@ package ipvs_test
 // global index, so the churn shifts the cursor.
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"slices"
@@ -19,6 +21,57 @@ import (
 	"github.com/ipvs-go/ipvs"
 )
 
+// startChurn makes a namespace of its own and, in a goroutine, creates
+// the services 10.octet.x.y:80 there one after another, deleting each at
+// once except one in every keepEvery, so that the global service tables,
+// and so the dump cursor of every other namespace, keep moving. It runs
+// until the returned stop is called or the test ends. stop waits for the
+// goroutine, reports the churn's own failure with t.Errorf and returns the
+// number of changes made (a create, with its delete if any, counts as one).
+func startChurn(t *testing.T, ctx context.Context, octet byte, keepEvery int) (stop func() int) {
+	t.Helper()
+	other, _ := newClient(t)
+	done := make(chan struct{})
+	var ops atomic.Int64
+	var err error // written by the goroutine, read by stop after wg.Wait
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		const wrap = 250 * 250 // addresses before they come round again
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			s := ipvs.Service{Protocol: ipvs.TCP, Address: netip.AddrFrom4([4]byte{10, octet, byte(i / 250 % 250), byte(1 + i%250)}), Port: 80, Scheduler: ipvs.RoundRobin}
+			e := other.CreateService(ctx, s)
+			if e != nil && i >= wrap && errors.Is(e, os.ErrExist) {
+				e = nil // one kept the first time round
+			}
+			if e == nil && i%keepEvery != 0 {
+				e = other.DeleteService(ctx, s)
+			}
+			if e != nil {
+				if ctx.Err() == nil { // else the test is over: not the churn's failure
+					err = fmt.Errorf("change %d on %v: %w", i, s, e)
+				}
+				return
+			}
+			ops.Add(1)
+		}
+	})
+	stop = sync.OnceValue(func() int {
+		close(done)
+		wg.Wait()
+		if err != nil {
+			t.Errorf("churn in the other namespace stopped after %d changes: %v", ops.Load(), err)
+		}
+		return int(ops.Load())
+	})
+	t.Cleanup(func() { stop() }) // before the other client's cleanup flushes and closes it
+	return stop
+}
+
 // TestIntegrationDumpForeignChurn dumps one namespace's services while
 // another namespace creates and deletes services. The kernel hashes every
 // namespace's services into global tables and resumes a dump at a global
@@ -26,7 +79,6 @@ import (
 // in dumps longer than one datagram, skipped.
 func TestIntegrationDumpForeignChurn(t *testing.T) {
 	c, _ := newClient(t)
-	other, _ := newClient(t)
 	ctx := testCtx(t)
 	small := []ipvs.Service{
 		{Protocol: ipvs.TCP, Address: addr("10.26.0.1"), Port: 80, Scheduler: ipvs.RoundRobin},
@@ -38,30 +90,7 @@ func TestIntegrationDumpForeignChurn(t *testing.T) {
 	}
 	mustCreate(t, ctx, c, small...)
 
-	stop := make(chan struct{})
-	var churnOps int
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			s := ipvs.Service{Protocol: ipvs.TCP, Address: netip.AddrFrom4([4]byte{10, 27, byte(i / 250 % 250), byte(1 + i%250)}), Port: 80, Scheduler: ipvs.RoundRobin}
-			if err := other.CreateService(ctx, s); err != nil {
-				t.Errorf("churn: CreateService: %v", err)
-				return
-			}
-			if i%3 != 0 {
-				if err := other.DeleteService(ctx, s); err != nil {
-					t.Errorf("churn: DeleteService: %v", err)
-					return
-				}
-			}
-			churnOps++
-		}
-	})
+	stopChurn := startChurn(t, ctx, 27, 3)
 	// count dumps the table and counts repeated and missing services.
 	count := func(want []ipvs.Service, rounds int, budget time.Duration) (dumps, dupDumps, dups, missDumps, misses int) {
 		wantSet := map[ipvs.Service]bool{}
@@ -114,9 +143,7 @@ func TestIntegrationDumpForeignChurn(t *testing.T) {
 	}
 	dumps, dupDumps, dups, missDumps, misses = count(large, 100, 8*time.Second)
 	t.Logf("304 services (several datagrams), %d dumps under foreign churn: %d dumps repeated %d entries, %d dumps missed %d entries", dumps, dupDumps, dups, missDumps, misses)
-	close(stop)
-	wg.Wait()
-	t.Logf("the other namespace made %d changes meanwhile", churnOps)
+	t.Logf("the other namespace made %d changes meanwhile", stopChurn())
 
 	// Without churn, dumps are exact.
 	if d, dd, _, md, _ := count(large, 5, time.Minute); dd != 0 || md != 0 {
@@ -140,38 +167,12 @@ func TestIntegrationDumpForeignChurn(t *testing.T) {
 // again instead of failing.
 func TestIntegrationUnderConcurrentWriter(t *testing.T) {
 	c, _ := newClient(t)
-	other, _ := newClient(t)
 	ctx := testCtx(t)
 	desired := desiredTable(1200, func(i int) int { return i % 3 })
 	if _, err := c.Reconcile(ctx, desired, ipvs.ReconcileOptions{}); err != nil {
 		t.Fatalf("Reconcile: %v", err)
 	}
-	stop := make(chan struct{})
-	var ops atomic.Int64
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			s := ipvs.Service{Protocol: ipvs.TCP, Address: netip.AddrFrom4([4]byte{10, 43, byte(i / 200 % 200), byte(1 + i%200)}), Port: 80, Scheduler: ipvs.RoundRobin}
-			if err := other.CreateService(ctx, s); err != nil && !errors.Is(err, os.ErrExist) {
-				t.Errorf("churn: %v", err)
-				return
-			}
-			if i%2 == 0 {
-				if err := other.DeleteService(ctx, s); err != nil {
-					t.Errorf("churn: %v", err)
-					return
-				}
-			}
-			ops.Add(1)
-		}
-	})
-	stopChurn := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	defer stopChurn()
+	stopChurn := startChurn(t, ctx, 43, 2)
 
 	var short, retried int
 	deadline := time.Now().Add(20 * time.Second)
@@ -207,8 +208,7 @@ func TestIntegrationUnderConcurrentWriter(t *testing.T) {
 			}
 		}
 	}
-	stopChurn()
 	t.Logf("%d rounds while the other namespace made %d changes: %d listings short of entries, %d creates met an entry a dump had skipped",
-		rounds, ops.Load(), short, retried)
+		rounds, stopChurn(), short, retried)
 	wantVirtualServices(t, c, desired)
 }
