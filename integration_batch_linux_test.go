@@ -42,32 +42,41 @@ func TestIntegrationApply(t *testing.T) {
 	ctx := testCtx(t)
 	bad := batchSvc(2)
 	bad.Scheduler = "nosuch"
-	changes := []ipvs.Change{
-		{Kind: ipvs.CreateService, Service: batchSvc(0)},
-		{Kind: ipvs.CreateDestination, Service: batchSvc(0), Destination: batchDest(0, 0)},
-		{Kind: ipvs.CreateService, Service: batchSvc(0)},                                       // EEXIST
-		{Kind: ipvs.CreateService, Service: ipvs.Service{Protocol: ipvs.TCP, Scheduler: "rr"}}, // invalid, not sent
-		{Kind: ipvs.CreateService, Service: bad},                                               // ENOENT: no such scheduler
-		{Kind: ipvs.DeleteDestination, Service: batchSvc(0), Destination: batchDest(0, 5)},     // ENOENT: no such destination
-		{Kind: ipvs.DeleteService, Service: batchSvc(3)},                                       // ESRCH
-		{Kind: ipvs.CreateDestination, Service: batchSvc(4), Destination: batchDest(4, 0)},     // ESRCH: service not defined
-		{Kind: ipvs.UpdateDestination, Service: batchSvc(0), Destination: func() ipvs.Destination { d := batchDest(0, 0); d.Weight = 9; return d }()},
-		{Kind: ipvs.CreateService, Service: batchSvc(1)},
+	reweighted := batchDest(0, 0)
+	reweighted.Weight = 9
+	cases := []struct {
+		name   string
+		change ipvs.Change
+		want   error
+	}{
+		{"create a service", ipvs.Change{Kind: ipvs.CreateService, Service: batchSvc(0)}, nil},
+		{"create a destination", ipvs.Change{Kind: ipvs.CreateDestination, Service: batchSvc(0), Destination: batchDest(0, 0)}, nil},
+		{"create an existing service (EEXIST)", ipvs.Change{Kind: ipvs.CreateService, Service: batchSvc(0)}, os.ErrExist},
+		{"create an invalid service (not sent)", ipvs.Change{Kind: ipvs.CreateService, Service: ipvs.Service{Protocol: ipvs.TCP, Scheduler: "rr"}}, os.ErrInvalid},
+		{"create with no such scheduler (ENOENT)", ipvs.Change{Kind: ipvs.CreateService, Service: bad}, ipvs.ErrSchedulerNotFound},
+		{"delete no such destination (ENOENT)", ipvs.Change{Kind: ipvs.DeleteDestination, Service: batchSvc(0), Destination: batchDest(0, 5)}, os.ErrNotExist},
+		{"delete no such service (ESRCH)", ipvs.Change{Kind: ipvs.DeleteService, Service: batchSvc(3)}, os.ErrNotExist},
+		{"create a destination under no such service (ESRCH)", ipvs.Change{Kind: ipvs.CreateDestination, Service: batchSvc(4), Destination: batchDest(4, 0)}, os.ErrNotExist},
+		{"update the destination created above", ipvs.Change{Kind: ipvs.UpdateDestination, Service: batchSvc(0), Destination: reweighted}, nil},
+		{"create a service after the failures", ipvs.Change{Kind: ipvs.CreateService, Service: batchSvc(1)}, nil},
+	}
+	var changes []ipvs.Change
+	for _, tc := range cases {
+		changes = append(changes, tc.change)
 	}
 	errs, err := c.Apply(ctx, changes)
 	if err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
-	want := []error{nil, nil, os.ErrExist, os.ErrInvalid, ipvs.ErrSchedulerNotFound, os.ErrNotExist, os.ErrNotExist, os.ErrNotExist, nil, nil}
-	for i, w := range want {
-		if w == nil && errs[i] != nil || w != nil && !errors.Is(errs[i], w) {
-			t.Errorf("change %d (%v): %v, want %v", i, changes[i], errs[i], w)
-		}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.want == nil && errs[i] != nil || tc.want != nil && !errors.Is(errs[i], tc.want) {
+				t.Errorf("change %d (%v): %v, want %v", i, changes[i], errs[i], tc.want)
+			}
+		})
 	}
-	d := batchDest(0, 0)
-	d.Weight = 9
 	wantVirtualServices(t, c, []ipvs.VirtualService{
-		{Service: batchSvc(0), Destinations: []ipvs.Destination{d}},
+		{Service: batchSvc(0), Destinations: []ipvs.Destination{reweighted}},
 		{Service: batchSvc(1)},
 	})
 

@@ -203,10 +203,12 @@ func TestIntegrationContextDeadline(t *testing.T) {
 		"CreateService": c.CreateService(expired, s),
 		"Services":      func() error { _, err := c.Services(expired); return err }(),
 	} {
-		var e *ipvs.Error
-		if !errors.As(err, &e) || !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("%s with an expired context: %v, want an *ipvs.Error matching context.DeadlineExceeded", name, err)
-		}
+		t.Run(name+" with an expired context", func(t *testing.T) {
+			var e *ipvs.Error
+			if !errors.As(err, &e) || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%s with an expired context: %v, want an *ipvs.Error matching context.DeadlineExceeded", name, err)
+			}
+		})
 	}
 	cancelled, cancel2 := context.WithCancel(ctx)
 	cancel2()
@@ -223,7 +225,7 @@ func TestIntegrationContextDeadline(t *testing.T) {
 		mustCreate(t, ctx, c, ipvs.Service{Protocol: ipvs.TCP, Address: netip.AddrFrom4([4]byte{10, 22, byte(1 + i/250), byte(1 + i%250)}), Port: 80, Scheduler: ipvs.RoundRobin})
 	}
 	t.Logf("creating %d services took %v", n, time.Since(begin).Round(time.Millisecond))
-	full := func() time.Duration {
+	full := func(t *testing.T) time.Duration {
 		t.Helper()
 		t0 := time.Now()
 		svcs, err := c.Services(ctx)
@@ -232,36 +234,38 @@ func TestIntegrationContextDeadline(t *testing.T) {
 		}
 		return time.Since(t0)
 	}
-	dump := full()
+	dump := full(t)
 	t.Logf("a full dump of %d services takes %v", n, dump)
 	timedOut := 0
 	for _, d := range []time.Duration{time.Microsecond, 50 * time.Microsecond, 200 * time.Microsecond, dump / 20, dump / 8, dump / 4, dump / 2, dump * 10} {
-		short, cancel := context.WithTimeout(ctx, d)
-		t0 := time.Now()
-		svcs, err := c.Services(short)
-		took := time.Since(t0)
-		cancel()
-		switch {
-		case err == nil:
-			if len(svcs) != n {
-				t.Errorf("Services with deadline %v returned %d services without error, want %d", d, len(svcs), n)
+		t.Run(fmt.Sprintf("deadline %v", d), func(t *testing.T) {
+			short, cancel := context.WithTimeout(ctx, d)
+			t0 := time.Now()
+			svcs, err := c.Services(short)
+			took := time.Since(t0)
+			cancel()
+			switch {
+			case err == nil:
+				if len(svcs) != n {
+					t.Errorf("Services with deadline %v returned %d services without error, want %d", d, len(svcs), n)
+				}
+				t.Logf("deadline %v: complete dump in %v", d, took)
+			case errors.Is(err, context.DeadlineExceeded):
+				timedOut++
+				var e *ipvs.Error
+				if !errors.As(err, &e) {
+					t.Errorf("deadline %v: %T is not an *ipvs.Error", d, err)
+				}
+				t.Logf("deadline %v: %v after %v", d, err, took)
+				if took > d+5*time.Second {
+					t.Errorf("deadline %v: the call returned only after %v", d, took)
+				}
+			default:
+				t.Errorf("Services with deadline %v: %v, want success or context.DeadlineExceeded", d, err)
 			}
-			t.Logf("deadline %v: complete dump in %v", d, took)
-		case errors.Is(err, context.DeadlineExceeded):
-			timedOut++
-			var e *ipvs.Error
-			if !errors.As(err, &e) {
-				t.Errorf("deadline %v: %T is not an *ipvs.Error", d, err)
-			}
-			t.Logf("deadline %v: %v after %v", d, err, took)
-			if took > d+5*time.Second {
-				t.Errorf("deadline %v: the call returned only after %v", d, took)
-			}
-		default:
-			t.Errorf("Services with deadline %v: %v, want success or context.DeadlineExceeded", d, err)
-		}
-		// The client keeps working after each abandoned call.
-		full()
+			// The client keeps working after each abandoned call.
+			full(t)
+		})
 	}
 	if timedOut == 0 {
 		t.Errorf("no short deadline cut a dump short")

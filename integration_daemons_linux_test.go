@@ -85,11 +85,13 @@ func TestIntegrationSyncDaemons(t *testing.T) {
 		{State: ipvs.Master, Interface: "sync0", SyncID: 1, Group: g6},
 		{State: ipvs.Backup, Interface: "sync0", SyncID: 2, Group: g6, Port: 9848, MaxLength: 1400},
 	} {
-		if err := c.StartSyncDaemon(ctx, d); err != nil {
-			t.Errorf("StartSyncDaemon with IPv6 group on a dummy interface %+v: %v", d, err)
-		} else {
-			t.Logf("IPv6 group %v on dummy interface: %v started", d.Group, d.State)
-		}
+		t.Run(d.State.String()+" with an IPv6 group on a dummy interface", func(t *testing.T) {
+			if err := c.StartSyncDaemon(ctx, d); err != nil {
+				t.Errorf("StartSyncDaemon with IPv6 group on a dummy interface %+v: %v", d, err)
+			} else {
+				t.Logf("IPv6 group %v on dummy interface: %v started", d.Group, d.State)
+			}
+		})
 	}
 	// A master's default length is 1500 less the headers: 1452 for IPv6.
 	wantDaemons(t, ctx, c,

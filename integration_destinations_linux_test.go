@@ -66,13 +66,15 @@ func TestIntegrationDestinations(t *testing.T) {
 		empty: nil,
 	}
 	for s, ds := range want {
-		mustCreateDest(t, ctx, c, s, ds...)
-		if len(ds) > 0 {
-			dup := ds[0]
-			dup.Weight++
-			err := c.CreateDestination(ctx, s, dup)
-			wantKernelErr(t, "CreateDestination of an existing destination under "+s.String(), err, syscall.EEXIST, os.ErrExist)
-		}
+		t.Run("create under "+s.String(), func(t *testing.T) {
+			mustCreateDest(t, ctx, c, s, ds...)
+			if len(ds) > 0 {
+				dup := ds[0]
+				dup.Weight++
+				err := c.CreateDestination(ctx, s, dup)
+				wantKernelErr(t, "CreateDestination of an existing destination under "+s.String(), err, syscall.EEXIST, os.ErrExist)
+			}
+		})
 	}
 	wantTable(t, ctx, c, want)
 	// A service without destinations lists none, without error.
@@ -93,21 +95,23 @@ func TestIntegrationDestinations(t *testing.T) {
 
 	// Update: weights, a forwarding method, a tunnel, thresholds.
 	for s, ds := range want {
-		for i, d := range ds {
-			d.Weight = (d.Weight + 10) % (ipvs.MaxWeight + 1)
-			switch {
-			case d.ForwardMethod == ipvs.NAT && d.UpperThreshold == 0:
-				d.ForwardMethod = ipvs.DR
-			case d.TunnelType == ipvs.TunnelGUE:
-				d.TunnelType, d.TunnelPort, d.TunnelChecksum = ipvs.TunnelGRE, 0, ipvs.TunnelChecksumOn
-			case d.UpperThreshold != 0:
-				d.UpperThreshold, d.LowerThreshold = 7, 7
+		t.Run("update under "+s.String(), func(t *testing.T) {
+			for i, d := range ds {
+				d.Weight = (d.Weight + 10) % (ipvs.MaxWeight + 1)
+				switch {
+				case d.ForwardMethod == ipvs.NAT && d.UpperThreshold == 0:
+					d.ForwardMethod = ipvs.DR
+				case d.TunnelType == ipvs.TunnelGUE:
+					d.TunnelType, d.TunnelPort, d.TunnelChecksum = ipvs.TunnelGRE, 0, ipvs.TunnelChecksumOn
+				case d.UpperThreshold != 0:
+					d.UpperThreshold, d.LowerThreshold = 7, 7
+				}
+				if err := c.UpdateDestination(ctx, identity(s), d); err != nil {
+					t.Fatalf("UpdateDestination(%v, %+v): %v", s, d, err)
+				}
+				ds[i] = d
 			}
-			if err := c.UpdateDestination(ctx, identity(s), d); err != nil {
-				t.Fatalf("UpdateDestination(%v, %+v): %v", s, d, err)
-			}
-			ds[i] = d
-		}
+		})
 	}
 	wantTable(t, ctx, c, want)
 	// Only the weight, as a controller draining a destination does.
@@ -121,15 +125,17 @@ func TestIntegrationDestinations(t *testing.T) {
 
 	// Delete: identity only; every other destination stays.
 	for s, ds := range want {
-		for len(ds) > 1 {
-			d := ds[len(ds)-1]
-			if err := c.DeleteDestination(ctx, identity(s), ipvs.Destination{Address: d.Address, Port: d.Port}); err != nil {
-				t.Fatalf("DeleteDestination(%v, %v): %v", s, d, err)
+		t.Run("delete under "+s.String(), func(t *testing.T) {
+			for len(ds) > 1 {
+				d := ds[len(ds)-1]
+				if err := c.DeleteDestination(ctx, identity(s), ipvs.Destination{Address: d.Address, Port: d.Port}); err != nil {
+					t.Fatalf("DeleteDestination(%v, %v): %v", s, d, err)
+				}
+				ds = ds[:len(ds)-1]
+				err := c.DeleteDestination(ctx, identity(s), ipvs.Destination{Address: d.Address, Port: d.Port})
+				wantKernelErr(t, "second DeleteDestination", err, syscall.ENOENT, os.ErrNotExist)
 			}
-			ds = ds[:len(ds)-1]
-			err := c.DeleteDestination(ctx, identity(s), ipvs.Destination{Address: d.Address, Port: d.Port})
-			wantKernelErr(t, "second DeleteDestination", err, syscall.ENOENT, os.ErrNotExist)
-		}
+		})
 		want[s] = ds
 	}
 	wantTable(t, ctx, c, want)

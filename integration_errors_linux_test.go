@@ -94,8 +94,10 @@ func TestIntegrationErrors(t *testing.T) {
 	mixed := ipvs.Destination{Address: addr("2001:db8:18::100"), Port: 80, Weight: 1, ForwardMethod: ipvs.IPIP}
 	mustCreateDest(t, ctx, c, s, mixed)
 	for _, st := range []ipvs.DaemonState{ipvs.Master, ipvs.Backup} {
-		err := c.StartSyncDaemon(ctx, ipvs.SyncDaemon{State: st, Interface: "lo"})
-		wantKernelErr(t, "StartSyncDaemon "+st.String()+" with a mixed-family destination", err, syscall.EINVAL, os.ErrInvalid)
+		t.Run(st.String()+" with a mixed-family destination", func(t *testing.T) {
+			err := c.StartSyncDaemon(ctx, ipvs.SyncDaemon{State: st, Interface: "lo"})
+			wantKernelErr(t, "StartSyncDaemon "+st.String()+" with a mixed-family destination", err, syscall.EINVAL, os.ErrInvalid)
+		})
 	}
 	if err := c.DeleteDestination(ctx, s, mixed); err != nil {
 		t.Fatalf("DeleteDestination: %v", err)
@@ -162,10 +164,12 @@ func TestIntegrationValidationSendsNothing(t *testing.T) {
 		{"mark without family", ipvs.Service{FirewallMark: 1, Scheduler: ipvs.RoundRobin}, "Service.Family"},
 		{"mark with protocol", ipvs.Service{FirewallMark: 1, Family: ipvs.IPv4, Protocol: ipvs.TCP, Scheduler: ipvs.RoundRobin}, "Service.Protocol"},
 	} {
-		wantInvalid(t, "CreateService "+tc.name, c.CreateService(ctx, tc.s), tc.field)
-		if tc.s.Address == v4 || tc.s.FirewallMark != 0 {
-			wantInvalid(t, "UpdateService "+tc.name, c.UpdateService(ctx, tc.s), tc.field)
-		}
+		t.Run("service "+tc.name, func(t *testing.T) {
+			wantInvalid(t, "CreateService "+tc.name, c.CreateService(ctx, tc.s), tc.field)
+			if tc.s.Address == v4 || tc.s.FirewallMark != 0 {
+				wantInvalid(t, "UpdateService "+tc.name, c.UpdateService(ctx, tc.s), tc.field)
+			}
+		})
 	}
 	dst := func(f func(*ipvs.Destination)) ipvs.Destination {
 		x := ipvs.Destination{Address: addr("10.19.1.2"), Port: 53, Weight: 1}
@@ -213,13 +217,15 @@ func TestIntegrationValidationSendsNothing(t *testing.T) {
 		}), "Destination.TunnelChecksum"},
 		{"no address", dst(func(d *ipvs.Destination) { d.Address = netip.Addr{} }), "Destination.Address"},
 	} {
-		wantInvalid(t, "CreateDestination "+tc.name, c.CreateDestination(ctx, s, tc.d), tc.field)
-		// The same changes on the existing destination.
-		u := tc.d
-		if u.Address == addr("10.19.1.2") {
-			u.Address = d.Address
-			wantInvalid(t, "UpdateDestination "+tc.name, c.UpdateDestination(ctx, s, u), tc.field)
-		}
+		t.Run("destination "+tc.name, func(t *testing.T) {
+			wantInvalid(t, "CreateDestination "+tc.name, c.CreateDestination(ctx, s, tc.d), tc.field)
+			// The same changes on the existing destination.
+			u := tc.d
+			if u.Address == addr("10.19.1.2") {
+				u.Address = d.Address
+				wantInvalid(t, "UpdateDestination "+tc.name, c.UpdateDestination(ctx, s, u), tc.field)
+			}
+		})
 	}
 	for _, tc := range []struct {
 		name  string
@@ -235,7 +241,9 @@ func TestIntegrationValidationSendsNothing(t *testing.T) {
 		{"unicast group", ipvs.SyncDaemon{State: ipvs.Master, Interface: "lo", Group: addr("10.0.0.1")}, "SyncDaemon.Group"},
 		{"IPv6 unicast group", ipvs.SyncDaemon{State: ipvs.Master, Interface: "lo", Group: addr("2001:db8::1")}, "SyncDaemon.Group"},
 	} {
-		wantInvalid(t, "StartSyncDaemon "+tc.name, c.StartSyncDaemon(ctx, tc.d), tc.field)
+		t.Run("daemon "+tc.name, func(t *testing.T) {
+			wantInvalid(t, "StartSyncDaemon "+tc.name, c.StartSyncDaemon(ctx, tc.d), tc.field)
+		})
 	}
 	wantInvalid(t, "StopSyncDaemon state 3", c.StopSyncDaemon(ctx, 3), "state")
 	wantInvalid(t, "DeleteService without identity", c.DeleteService(ctx, ipvs.Service{}), "Service.Address")
@@ -297,7 +305,9 @@ func TestIntegrationPermissionDenied(t *testing.T) {
 		t.Skipf("cannot drop CAP_NET_ADMIN on a thread: %s: %v", rs[0].name, rs[0].err)
 	}
 	for _, r := range rs {
-		wantKernelErr(t, r.name+" without CAP_NET_ADMIN", r.err, syscall.EPERM, os.ErrPermission)
+		t.Run(r.name, func(t *testing.T) {
+			wantKernelErr(t, r.name+" without CAP_NET_ADMIN", r.err, syscall.EPERM, os.ErrPermission)
+		})
 	}
 	// Nothing changed, and the client still works from other threads.
 	wantTable(t, ctx, c, table{s: nil})

@@ -125,20 +125,36 @@ func TestIntegrationIpvsadmSave(t *testing.T) {
 		a := fmt.Sprintf("10.24.1.%d", i+1)
 		cases = append(cases, saveCase{tcp(a, 80, name), fmt.Sprintf("-A -t %s:80 -s %s", a, name), nil})
 	}
-	want := map[string][]string{}
 	for _, tc := range cases {
 		mustCreate(t, ctx, c, tc.svc)
-		var lines []string
 		for _, d := range tc.dests {
 			mustCreateDest(t, ctx, c, tc.svc, d.d)
-			lines = append(lines, d.line)
 		}
-		slices.Sort(lines)
-		want[tc.line] = lines
 	}
 	out := ns.ipvsadm(t, "", "-S", "-n")
-	if diff := cmp.Diff(want, saveBlocks(t, out), cmpOpts); diff != "" {
-		t.Errorf("ipvsadm -S -n (-want +got):\n%s\nfull output:\n%s", diff, out)
+	got := saveBlocks(t, out)
+	for _, tc := range cases {
+		t.Run(strings.TrimPrefix(tc.line, "-A "), func(t *testing.T) {
+			lines, ok := got[tc.line]
+			if !ok {
+				t.Fatalf("ipvsadm -S -n has no line %q", tc.line)
+			}
+			delete(got, tc.line)
+			var want []string
+			for _, d := range tc.dests {
+				want = append(want, d.line)
+			}
+			slices.Sort(want)
+			if diff := cmp.Diff(want, lines, cmpOpts); diff != "" {
+				t.Errorf("ipvsadm -S -n, destinations of %q (-want +got):\n%s", tc.line, diff)
+			}
+		})
+	}
+	for line := range got {
+		t.Errorf("ipvsadm -S -n has a service line no case wants: %q", line)
+	}
+	if t.Failed() {
+		t.Logf("ipvsadm -S -n, full output:\n%s", out)
 	}
 }
 

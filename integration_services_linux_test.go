@@ -6,8 +6,10 @@ package ipvs_test
 // family, scheduler and flag; UpdateService and EditService.
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -133,35 +135,41 @@ func TestIntegrationServices(t *testing.T) {
 		want[svcs[i]] = nil
 	}
 	for _, s := range svcs {
-		wantService(t, ctx, c, s)
-		err := c.CreateService(ctx, s)
-		wantKernelErr(t, "CreateService of an existing "+s.String(), err, syscall.EEXIST, os.ErrExist)
+		t.Run("read "+s.String(), func(t *testing.T) {
+			wantService(t, ctx, c, s)
+			err := c.CreateService(ctx, s)
+			wantKernelErr(t, "CreateService of an existing "+s.String(), err, syscall.EEXIST, os.ErrExist)
+		})
 	}
 	wantTable(t, ctx, c, want)
 
 	// UpdateService is a full replace.
 	for i, s := range svcs {
-		s.Scheduler = ipvs.RoundRobin
-		s.Flags = ipvs.FlagSched3
-		if i%2 == 0 {
-			s.Flags |= ipvs.FlagPersistent
-			s.Timeout = secs(120)
-		}
-		if err := c.UpdateService(ctx, s); err != nil {
-			t.Fatalf("UpdateService(%v): %v", s, err)
-		}
-		wantService(t, ctx, c, s)
-		svcs[i] = s
+		t.Run("update "+s.String(), func(t *testing.T) {
+			s.Scheduler = ipvs.RoundRobin
+			s.Flags = ipvs.FlagSched3
+			if i%2 == 0 {
+				s.Flags |= ipvs.FlagPersistent
+				s.Timeout = secs(120)
+			}
+			if err := c.UpdateService(ctx, s); err != nil {
+				t.Fatalf("UpdateService(%v): %v", s, err)
+			}
+			wantService(t, ctx, c, s)
+			svcs[i] = s
+		})
 	}
 	// EditService changes only what it names.
 	for i, s := range svcs {
-		if err := c.EditService(ctx, identity(s), ipvs.ServiceEdit{SetFlags: ipvs.FlagPersistent, Timeout: ptr(secs(600))}); err != nil {
-			t.Fatalf("EditService(%v): %v", s, err)
-		}
-		s.Flags |= ipvs.FlagPersistent
-		s.Timeout = secs(600)
-		wantService(t, ctx, c, s)
-		svcs[i] = s
+		t.Run("edit "+s.String(), func(t *testing.T) {
+			if err := c.EditService(ctx, identity(s), ipvs.ServiceEdit{SetFlags: ipvs.FlagPersistent, Timeout: ptr(secs(600))}); err != nil {
+				t.Fatalf("EditService(%v): %v", s, err)
+			}
+			s.Flags |= ipvs.FlagPersistent
+			s.Timeout = secs(600)
+			wantService(t, ctx, c, s)
+			svcs[i] = s
+		})
 	}
 	want = table{}
 	for _, s := range svcs {
@@ -171,14 +179,16 @@ func TestIntegrationServices(t *testing.T) {
 
 	// Delete one by one; the others stay.
 	for _, s := range svcs {
-		if err := c.DeleteService(ctx, identity(s)); err != nil {
-			t.Fatalf("DeleteService(%v): %v", s, err)
-		}
-		delete(want, s)
-		_, err := c.Service(ctx, identity(s))
-		wantKernelErr(t, "Service after DeleteService "+s.String(), err, syscall.ESRCH, os.ErrNotExist)
-		err = c.DeleteService(ctx, identity(s))
-		wantKernelErr(t, "second DeleteService "+s.String(), err, syscall.ESRCH, os.ErrNotExist)
+		t.Run("delete "+s.String(), func(t *testing.T) {
+			if err := c.DeleteService(ctx, identity(s)); err != nil {
+				t.Fatalf("DeleteService(%v): %v", s, err)
+			}
+			delete(want, s)
+			_, err := c.Service(ctx, identity(s))
+			wantKernelErr(t, "Service after DeleteService "+s.String(), err, syscall.ESRCH, os.ErrNotExist)
+			err = c.DeleteService(ctx, identity(s))
+			wantKernelErr(t, "second DeleteService "+s.String(), err, syscall.ESRCH, os.ErrNotExist)
+		})
 	}
 	wantTable(t, ctx, c, want)
 	if len(want) != 0 {
@@ -194,24 +204,31 @@ func TestIntegrationSchedulers(t *testing.T) {
 	var svcs []ipvs.Service
 	for i, name := range names {
 		s := ipvs.Service{Protocol: ipvs.TCP, Address: addr("10.12.0.1"), Port: uint16(1000 + i), Scheduler: name}
-		mustCreate(t, ctx, c, s)
-		// A destination, so that the scheduler has something to bind.
-		mustCreateDest(t, ctx, c, s, ipvs.Destination{Address: addr("10.12.1.1"), Port: 8080, Weight: 1})
-		wantService(t, ctx, c, s)
 		svcs = append(svcs, s)
+		t.Run("create "+name, func(t *testing.T) {
+			mustCreate(t, ctx, c, s)
+			// A destination, so that the scheduler has something to bind.
+			mustCreateDest(t, ctx, c, s, ipvs.Destination{Address: addr("10.12.1.1"), Port: 8080, Weight: 1})
+			wantService(t, ctx, c, s)
+		})
 	}
 	// Every scheduler replaced by every other one, in a ring.
 	for i, s := range svcs {
-		s.Scheduler = names[(i+1)%len(names)]
-		if err := c.UpdateService(ctx, s); err != nil {
-			t.Fatalf("UpdateService(%v) to %q: %v", s, s.Scheduler, err)
-		}
-		wantService(t, ctx, c, s)
-		if err := c.EditService(ctx, identity(s), ipvs.ServiceEdit{Scheduler: ptr(names[(i+2)%len(names)])}); err != nil {
-			t.Fatalf("EditService(%v) to %q: %v", s, names[(i+2)%len(names)], err)
-		}
-		s.Scheduler = names[(i+2)%len(names)]
-		wantService(t, ctx, c, s)
+		next, then := names[(i+1)%len(names)], names[(i+2)%len(names)]
+		t.Run(s.Scheduler+" to "+next+" to "+then, func(t *testing.T) {
+			u := s
+			u.Scheduler = next
+			if err := c.UpdateService(ctx, u); err != nil {
+				t.Fatalf("UpdateService(%v) to %q: %v", u, u.Scheduler, err)
+			}
+			wantService(t, ctx, c, u)
+			if err := c.EditService(ctx, identity(u), ipvs.ServiceEdit{Scheduler: ptr(then)}); err != nil {
+				t.Fatalf("EditService(%v) to %q: %v", u, then, err)
+			}
+			u.Scheduler = then
+			wantService(t, ctx, c, u)
+		})
+		s.Scheduler = then
 		want[s] = []ipvs.Destination{{Address: addr("10.12.1.1"), Port: 8080, Weight: 1}}
 	}
 	wantTable(t, ctx, c, want)
@@ -263,9 +280,11 @@ func TestIntegrationServiceFlags(t *testing.T) {
 	)
 	want := table{}
 	for _, s := range svcs {
-		mustCreate(t, ctx, c, s)
-		wantService(t, ctx, c, s)
 		want[s] = nil
+		t.Run(describe(s), func(t *testing.T) {
+			mustCreate(t, ctx, c, s)
+			wantService(t, ctx, c, s)
+		})
 	}
 	wantTable(t, ctx, c, want)
 
@@ -274,15 +293,36 @@ func TestIntegrationServiceFlags(t *testing.T) {
 		{Protocol: ipvs.TCP, Address: v4, Port: 2001, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent, Netmask: 32},
 		{Protocol: ipvs.TCP, Address: v6, Port: 2001, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent, Netmask: 128},
 	} {
-		mustCreate(t, ctx, c, s)
-		got, err := c.Service(ctx, identity(s))
-		if err != nil {
-			t.Fatalf("Service(%v): %v", s, err)
-		}
-		if got.Netmask != 0 {
-			t.Errorf("Service(%v) Netmask = %d, want 0 (full length reported as 0)", s, got.Netmask)
-		}
+		t.Run(describe(s), func(t *testing.T) {
+			mustCreate(t, ctx, c, s)
+			got, err := c.Service(ctx, identity(s))
+			if err != nil {
+				t.Fatalf("Service(%v): %v", s, err)
+			}
+			if got.Netmask != 0 {
+				t.Errorf("Service(%v) Netmask = %d, want 0 (full length reported as 0)", s, got.Netmask)
+			}
+		})
 	}
+}
+
+// describe names a service by its identity and the settings it has, for a
+// subtest: "TCP 10.13.0.1:1015 wlc persistent timeout=5m0s mask=24 pe=sip".
+func describe(s ipvs.Service) string {
+	parts := []string{s.String(), s.Scheduler}
+	if s.Flags != 0 {
+		parts = append(parts, s.Flags.String())
+	}
+	if s.Timeout != 0 {
+		parts = append(parts, "timeout="+s.Timeout.String())
+	}
+	if s.Netmask != 0 {
+		parts = append(parts, fmt.Sprintf("mask=%d", s.Netmask))
+	}
+	if s.PersistenceEngine != "" {
+		parts = append(parts, "pe="+s.PersistenceEngine)
+	}
+	return strings.Join(parts, " ")
 }
 
 // TestIntegrationEditService checks that EditService changes only the

@@ -88,18 +88,20 @@ func TestIntegrationStats(t *testing.T) {
 	for _, x := range []struct {
 		name string
 		st   ipvs.Stats
-	}{{"A", sa}, {"B", sb}, {"dest A", da.Stats}, {"dest B", db.Stats}} {
-		if x.st.Connections != conns {
-			t.Errorf("%s: Connections = %d, want %d", x.name, x.st.Connections, conns)
-		}
-		// SYN, ACK, data, FIN, ACK at least in; SYN-ACK, data, FIN out.
-		if x.st.PacketsIn < 4*conns || x.st.PacketsOut < 3*conns {
-			t.Errorf("%s: PacketsIn %d, PacketsOut %d; want at least %d and %d", x.name, x.st.PacketsIn, x.st.PacketsOut, 4*conns, 3*conns)
-		}
-		// Every packet carries at least a 40-byte IPv4+TCP header.
-		if x.st.BytesIn < 40*x.st.PacketsIn || x.st.BytesOut < 40*x.st.PacketsOut {
-			t.Errorf("%s: BytesIn %d, BytesOut %d for %d and %d packets", x.name, x.st.BytesIn, x.st.BytesOut, x.st.PacketsIn, x.st.PacketsOut)
-		}
+	}{{"service A", sa}, {"service B", sb}, {"destination under A", da.Stats}, {"destination under B", db.Stats}} {
+		t.Run(x.name, func(t *testing.T) {
+			if x.st.Connections != conns {
+				t.Errorf("%s: Connections = %d, want %d", x.name, x.st.Connections, conns)
+			}
+			// SYN, ACK, data, FIN, ACK at least in; SYN-ACK, data, FIN out.
+			if x.st.PacketsIn < 4*conns || x.st.PacketsOut < 3*conns {
+				t.Errorf("%s: PacketsIn %d, PacketsOut %d; want at least %d and %d", x.name, x.st.PacketsIn, x.st.PacketsOut, 4*conns, 3*conns)
+			}
+			// Every packet carries at least a 40-byte IPv4+TCP header.
+			if x.st.BytesIn < 40*x.st.PacketsIn || x.st.BytesOut < 40*x.st.PacketsOut {
+				t.Errorf("%s: BytesIn %d, BytesOut %d for %d and %d packets", x.name, x.st.BytesIn, x.st.BytesOut, x.st.PacketsIn, x.st.PacketsOut)
+			}
+		})
 	}
 	if sa.ConnectionRate == 0 && sa.PacketRateIn == 0 && sa.ByteRateIn == 0 {
 		t.Logf("rates of A are still zero right after the counters moved")
