@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 	"golang.org/x/sys/unix"
 
 	"github.com/ipvs-go/ipvs"
@@ -60,13 +58,8 @@ func errnoName(e syscall.Errno) string {
 // that errors.Is matches exactly the sentinels in is.
 func wantKernelErr(t *testing.T, what string, err error, errno syscall.Errno, is ...error) {
 	t.Helper()
-	if err == nil {
-		t.Errorf("%s: succeeded, want %s", what, errnoName(errno))
-		return
-	}
-	var e *ipvs.Error
-	if !errors.As(err, &e) {
-		t.Errorf("%s: %v is a %T, want *ipvs.Error", what, err, err)
+	e := asError(t, what, err, errnoName(errno))
+	if e == nil {
 		return
 	}
 	var got syscall.Errno
@@ -85,6 +78,22 @@ func wantKernelErr(t *testing.T, what string, err error, errno syscall.Errno, is
 	}
 }
 
+// asError returns err as an *ipvs.Error, or reports that the call
+// succeeded (want says what it should have failed with) or failed otherwise.
+func asError(t *testing.T, what string, err error, want string) *ipvs.Error {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%s: succeeded, want %s", what, want)
+		return nil
+	}
+	var e *ipvs.Error
+	if !errors.As(err, &e) {
+		t.Errorf("%s: %v is a %T, want *ipvs.Error", what, err, err)
+		return nil
+	}
+	return e
+}
+
 // logKernelErrs makes wantKernelErr log every error it checks, for the
 // errno table of TestIntegrationErrors.
 var logKernelErrs bool
@@ -92,13 +101,8 @@ var logKernelErrs bool
 // wantInvalid checks that err is a validation *ipvs.Error naming field.
 func wantInvalid(t *testing.T, what string, err error, field string) {
 	t.Helper()
-	if err == nil {
-		t.Errorf("%s: succeeded, want an invalid %s", what, field)
-		return
-	}
-	var e *ipvs.Error
-	if !errors.As(err, &e) {
-		t.Errorf("%s: %v is a %T, want *ipvs.Error", what, err, err)
+	e := asError(t, what, err, "an invalid "+field)
+	if e == nil {
 		return
 	}
 	if e.Field != field || e.Err != os.ErrInvalid {
@@ -140,14 +144,20 @@ func readTable(t *testing.T, ctx context.Context, c *ipvs.Client) table {
 		if err != nil {
 			t.Fatalf("Destinations(%v): %v", s.Service, err)
 		}
-		list := make([]ipvs.Destination, 0, len(ds))
-		for _, d := range ds {
-			list = append(list, d.Destination)
-		}
-		sortDests(list)
-		tab[s.Service] = list
+		tab[s.Service] = destinationsOf(ds)
 	}
 	return tab
+}
+
+// destinationsOf returns the destinations of ds without their counters,
+// sorted.
+func destinationsOf(ds []ipvs.DestinationStats) []ipvs.Destination {
+	list := make([]ipvs.Destination, 0, len(ds))
+	for _, d := range ds {
+		list = append(list, d.Destination)
+	}
+	sortDests(list)
+	return list
 }
 
 func wantTable(t *testing.T, ctx context.Context, c *ipvs.Client, want table) {
@@ -157,6 +167,15 @@ func wantTable(t *testing.T, ctx context.Context, c *ipvs.Client, want table) {
 	}
 	if diff := cmp.Diff(want, readTable(t, ctx, c), cmpOpts); diff != "" {
 		t.Errorf("IPVS table (-want +got):\n%s", diff)
+	}
+}
+
+// wantUnchanged checks that the table still reads as before: what (the
+// calls made since) changed nothing.
+func wantUnchanged(t *testing.T, ctx context.Context, c *ipvs.Client, before table, what string) {
+	t.Helper()
+	if diff := cmp.Diff(before, readTable(t, ctx, c), cmpOpts); diff != "" {
+		t.Errorf("%s changed the table (-before +after):\n%s", what, diff)
 	}
 }
 
@@ -251,6 +270,21 @@ func wantDaemons(t *testing.T, ctx context.Context, c *ipvs.Client, want ...ipvs
 	}
 }
 
+func mustStartDaemon(t *testing.T, ctx context.Context, c *ipvs.Client, d ipvs.SyncDaemon) {
+	t.Helper()
+	if err := c.StartSyncDaemon(ctx, d); err != nil {
+		t.Fatalf("StartSyncDaemon(%+v): %v", d, err)
+	}
+}
+
+// mustStopDaemon stops a sync daemon with stopDaemon.
+func mustStopDaemon(t *testing.T, c *ipvs.Client, st ipvs.DaemonState) {
+	t.Helper()
+	if err := stopDaemon(t, c, st); err != nil {
+		t.Fatalf("StopSyncDaemon(%v): %v", st, err)
+	}
+}
+
 // stopDaemon stops a sync daemon, waiting at most stopWait for the
 // kernel's answer. The kernel (seen on 6.1 and 6.12) can stop a daemon
 // started a moment before without answering the request at all; the call
@@ -310,8 +344,6 @@ func kernelStacks() string {
 	return b.String()
 }
 
-var equateAddr = cmpopts.EquateComparable(netip.Addr{})
-
 // wantVirtualServices checks that VirtualServices, and the per-call listing,
 // both read exactly want.
 func wantVirtualServices(t *testing.T, c *ipvs.Client, want []ipvs.VirtualService) {
@@ -321,45 +353,22 @@ func wantVirtualServices(t *testing.T, c *ipvs.Client, want []ipvs.VirtualServic
 	if err != nil {
 		t.Fatalf("VirtualServices: %v", err)
 	}
-	norm := func(vs []ipvs.VirtualService) map[ipvs.Service][]ipvs.Destination {
-		m := map[ipvs.Service][]ipvs.Destination{}
-		for _, v := range vs {
-			ds := append([]ipvs.Destination{}, v.Destinations...)
-			sortDests(ds)
-			m[v.Service] = ds
-		}
-		return m
-	}
-	var fromBulk, fromCalls []ipvs.VirtualService
+	bulk := table{}
 	for _, v := range got {
-		vs := ipvs.VirtualService{Service: v.Service}
-		for _, d := range v.Destinations {
-			vs.Destinations = append(vs.Destinations, d.Destination)
-		}
-		fromBulk = append(fromBulk, vs)
+		bulk[v.Service] = destinationsOf(v.Destinations)
 	}
-	svcs, err := c.Services(ctx)
-	if err != nil {
-		t.Fatalf("Services: %v", err)
-	}
-	for _, s := range svcs {
-		ds, err := c.Destinations(ctx, s.Service)
-		if err != nil {
-			t.Fatalf("Destinations: %v", err)
-		}
-		vs := ipvs.VirtualService{Service: s.Service}
-		for _, d := range ds {
-			vs.Destinations = append(vs.Destinations, d.Destination)
-		}
-		fromCalls = append(fromCalls, vs)
+	wantTab := table{}
+	for _, v := range want {
+		wantTab[v.Service] = slices.Clone(v.Destinations)
+		sortDests(wantTab[v.Service])
 	}
 	if len(got) != len(want) {
 		t.Errorf("VirtualServices returned %d services, want %d", len(got), len(want))
 	}
-	if diff := cmp.Diff(norm(want), norm(fromBulk), equateAddr, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(wantTab, bulk, cmpOpts); diff != "" {
 		t.Errorf("VirtualServices (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(norm(fromCalls), norm(fromBulk), equateAddr, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(readTable(t, ctx, c), bulk, cmpOpts); diff != "" {
 		t.Errorf("VirtualServices differs from Services+Destinations (-calls +bulk):\n%s", diff)
 	}
 }

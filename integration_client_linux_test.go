@@ -46,9 +46,7 @@ func TestIntegrationNamespaceIsolation(t *testing.T) {
 	if to, err := c2.Timeouts(ctx); err != nil || to.TCP != secs(900) {
 		t.Errorf("other namespace's timeouts = %+v, %v; want TCP 900s", to, err)
 	}
-	if err := c1.StartSyncDaemon(ctx, ipvs.SyncDaemon{State: ipvs.Master, Interface: "lo"}); err != nil {
-		t.Fatalf("StartSyncDaemon: %v", err)
-	}
+	mustStartDaemon(t, ctx, c1, ipvs.SyncDaemon{State: ipvs.Master, Interface: "lo"})
 	wantDaemons(t, ctx, c2)
 	if err := c2.StartSyncDaemon(ctx, ipvs.SyncDaemon{State: ipvs.Master, Interface: "lo"}); err != nil {
 		t.Errorf("a master in the other namespace: %v", err)

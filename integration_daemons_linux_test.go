@@ -7,7 +7,6 @@ package ipvs_test
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"os"
 	"syscall"
 	"testing"
@@ -20,24 +19,12 @@ func TestIntegrationSyncDaemons(t *testing.T) {
 	c, ns := newClient(t)
 	ctx := testCtx(t)
 	wantDaemons(t, ctx, c)
-	start := func(d ipvs.SyncDaemon) {
-		t.Helper()
-		if err := c.StartSyncDaemon(ctx, d); err != nil {
-			t.Fatalf("StartSyncDaemon(%+v): %v", d, err)
-		}
-	}
-	stop := func(st ipvs.DaemonState) {
-		t.Helper()
-		if err := stopDaemon(t, c, st); err != nil {
-			t.Fatalf("StopSyncDaemon(%v): %v", st, err)
-		}
-	}
 	group := addr("224.0.0.81")
 	// Defaults: the kernel fills and reports them.
-	start(ipvs.SyncDaemon{State: ipvs.Master, Interface: "lo"})
+	mustStartDaemon(t, ctx, c, ipvs.SyncDaemon{State: ipvs.Master, Interface: "lo"})
 	master := ipvs.SyncDaemon{State: ipvs.Master, Interface: "lo", MaxLength: 1472, Group: group, Port: 8848, TTL: 1}
 	wantDaemons(t, ctx, c, master)
-	start(ipvs.SyncDaemon{State: ipvs.Backup, Interface: "lo", SyncID: 5})
+	mustStartDaemon(t, ctx, c, ipvs.SyncDaemon{State: ipvs.Backup, Interface: "lo", SyncID: 5})
 	// A backup's default length follows the interface MTU (65536 on lo).
 	backup := ipvs.SyncDaemon{State: ipvs.Backup, Interface: "lo", SyncID: 5, MaxLength: 65507, Group: group, Port: 8848, TTL: 1}
 	wantDaemons(t, ctx, c, master, backup)
@@ -51,9 +38,9 @@ func TestIntegrationSyncDaemons(t *testing.T) {
 	wantKernelErr(t, "second master on an unknown interface", err, syscall.ENODEV)
 	wantDaemons(t, ctx, c, master, backup)
 
-	stop(ipvs.Master)
+	mustStopDaemon(t, c, ipvs.Master)
 	wantDaemons(t, ctx, c, backup)
-	stop(ipvs.Backup)
+	mustStopDaemon(t, c, ipvs.Backup)
 	wantDaemons(t, ctx, c)
 	wantKernelErr(t, "stop master when none runs", c.StopSyncDaemon(ctx, ipvs.Master), syscall.ESRCH, os.ErrNotExist)
 	wantKernelErr(t, "stop backup when none runs", c.StopSyncDaemon(ctx, ipvs.Backup), syscall.ESRCH, os.ErrNotExist)
@@ -62,24 +49,22 @@ func TestIntegrationSyncDaemons(t *testing.T) {
 	// Every field set explicitly.
 	master = ipvs.SyncDaemon{State: ipvs.Master, Interface: "lo", SyncID: 255, MaxLength: 1000, Group: addr("239.1.2.3"), Port: 9000, TTL: 5}
 	backup = ipvs.SyncDaemon{State: ipvs.Backup, Interface: "lo", SyncID: 200, MaxLength: 1200, Group: addr("239.1.2.4"), Port: 9001, TTL: 7}
-	start(backup)
-	start(master)
+	mustStartDaemon(t, ctx, c, backup)
+	mustStartDaemon(t, ctx, c, master)
 	wantDaemons(t, ctx, c, master, backup)
-	stop(ipvs.Master)
-	stop(ipvs.Backup)
+	mustStopDaemon(t, c, ipvs.Master)
+	mustStopDaemon(t, c, ipvs.Backup)
 
 	// IPv6 groups. On lo there is no IPv6 multicast route.
 	err = c.StartSyncDaemon(ctx, ipvs.SyncDaemon{State: ipvs.Master, Interface: "lo", Group: addr("ff02::1:81")})
 	if err == nil {
 		t.Logf("IPv6 group ff02::1:81 on lo: master started")
-		stop(ipvs.Master)
+		mustStopDaemon(t, c, ipvs.Master)
 	} else {
 		wantKernelErr(t, "master with an IPv6 group on lo", err, syscall.ENETUNREACH)
 	}
 	// A dummy interface, up with an IPv6 address, takes IPv6 groups.
-	ns.addDummy(t, "sync0")
-	ns.addAddr(t, "sync0", netip.MustParsePrefix("2001:db8:17::1/64"))
-	ns.addAddr(t, "sync0", netip.MustParsePrefix("10.17.0.1/24"))
+	ns.addDummy(t, "sync0", "2001:db8:17::1/64", "10.17.0.1/24")
 	g6 := addr("ff02::1:81")
 	for _, d := range []ipvs.SyncDaemon{
 		{State: ipvs.Master, Interface: "sync0", SyncID: 1, Group: g6},
@@ -98,16 +83,16 @@ func TestIntegrationSyncDaemons(t *testing.T) {
 		ipvs.SyncDaemon{State: ipvs.Master, Interface: "sync0", SyncID: 1, MaxLength: 1452, Group: g6, Port: 8848, TTL: 1},
 		ipvs.SyncDaemon{State: ipvs.Backup, Interface: "sync0", SyncID: 2, MaxLength: 1400, Group: g6, Port: 9848, TTL: 1},
 	)
-	stop(ipvs.Master)
-	stop(ipvs.Backup)
+	mustStopDaemon(t, c, ipvs.Master)
+	mustStopDaemon(t, c, ipvs.Backup)
 	// IPv4 on the dummy interface, backup default length from its MTU.
-	start(ipvs.SyncDaemon{State: ipvs.Backup, Interface: "sync0"})
+	mustStartDaemon(t, ctx, c, ipvs.SyncDaemon{State: ipvs.Backup, Interface: "sync0"})
 	got, err := c.SyncDaemons(ctx)
 	if err != nil || len(got) != 1 {
 		t.Fatalf("SyncDaemons = %v, %v", got, err)
 	}
 	t.Logf("backup on a dummy interface (MTU 1500) reports MaxLength %d", got[0].MaxLength)
-	stop(ipvs.Backup)
+	mustStopDaemon(t, c, ipvs.Backup)
 	wantDaemons(t, ctx, c)
 }
 
@@ -127,9 +112,7 @@ func TestIntegrationStopDaemonRightAfterStart(t *testing.T) {
 			if i%2 == 1 {
 				st = ipvs.Backup
 			}
-			if err := c.StartSyncDaemon(ctx, ipvs.SyncDaemon{State: st, Interface: "lo", SyncID: uint32(i)}); err != nil {
-				t.Fatalf("StartSyncDaemon(%v): %v", st, err)
-			}
+			mustStartDaemon(t, ctx, c, ipvs.SyncDaemon{State: st, Interface: "lo", SyncID: uint32(i)})
 			time.Sleep(delay)
 			sctx, cancel := context.WithTimeout(ctx, stopWait)
 			err := c.StopSyncDaemon(sctx, st)

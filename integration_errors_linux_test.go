@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"github.com/ipvs-go/ipvs"
@@ -86,9 +85,7 @@ func TestIntegrationErrors(t *testing.T) {
 	wantKernelErr(t, "StartSyncDaemon nosuch0", c.StartSyncDaemon(ctx, ipvs.SyncDaemon{State: ipvs.Master, Interface: "nosuch0"}), syscall.ENODEV)
 
 	// Nothing above changed the table.
-	if diff := cmp.Diff(before, readTable(t, ctx, c), cmpOpts); diff != "" {
-		t.Errorf("failed calls changed the table (-before +after):\n%s", diff)
-	}
+	wantUnchanged(t, ctx, c, before, "failed calls")
 
 	// EINVAL: mixed address families and sync daemons exclude each other.
 	mixed := ipvs.Destination{Address: addr("2001:db8:18::100"), Port: 80, Weight: 1, ForwardMethod: ipvs.IPIP}
@@ -102,17 +99,11 @@ func TestIntegrationErrors(t *testing.T) {
 	if err := c.DeleteDestination(ctx, s, mixed); err != nil {
 		t.Fatalf("DeleteDestination: %v", err)
 	}
-	if err := c.StartSyncDaemon(ctx, ipvs.SyncDaemon{State: ipvs.Master, Interface: "lo"}); err != nil {
-		t.Fatalf("StartSyncDaemon: %v", err)
-	}
+	mustStartDaemon(t, ctx, c, ipvs.SyncDaemon{State: ipvs.Master, Interface: "lo"})
 	wantKernelErr(t, "CreateDestination mixed family while a daemon runs", c.CreateDestination(ctx, s, mixed), syscall.EINVAL, os.ErrInvalid)
 	wantKernelErr(t, "StartSyncDaemon master twice", c.StartSyncDaemon(ctx, ipvs.SyncDaemon{State: ipvs.Master, Interface: "lo"}), syscall.EEXIST, os.ErrExist)
-	if err := stopDaemon(t, c, ipvs.Master); err != nil {
-		t.Fatalf("StopSyncDaemon: %v", err)
-	}
-	if diff := cmp.Diff(before, readTable(t, ctx, c), cmpOpts); diff != "" {
-		t.Errorf("table changed (-before +after):\n%s", diff)
-	}
+	mustStopDaemon(t, c, ipvs.Master)
+	wantUnchanged(t, ctx, c, before, "the mixed-family and sync daemon calls")
 }
 
 // TestIntegrationValidationSendsNothing shows that inputs the library
@@ -133,9 +124,7 @@ func TestIntegrationValidationSendsNothing(t *testing.T) {
 
 	v4 := addr("10.19.0.2")
 	svc := func(f func(*ipvs.Service)) ipvs.Service {
-		x := ipvs.Service{Protocol: ipvs.TCP, Address: v4, Port: 80, Scheduler: ipvs.RoundRobin}
-		f(&x)
-		return x
+		return with(ipvs.Service{Protocol: ipvs.TCP, Address: v4, Port: 80, Scheduler: ipvs.RoundRobin}, f)
 	}
 	for _, tc := range []struct {
 		name  string
@@ -172,9 +161,7 @@ func TestIntegrationValidationSendsNothing(t *testing.T) {
 		})
 	}
 	dst := func(f func(*ipvs.Destination)) ipvs.Destination {
-		x := ipvs.Destination{Address: addr("10.19.1.2"), Port: 53, Weight: 1}
-		f(&x)
-		return x
+		return with(ipvs.Destination{Address: addr("10.19.1.2"), Port: 53, Weight: 1}, f)
 	}
 	for _, tc := range []struct {
 		name  string
@@ -254,9 +241,7 @@ func TestIntegrationValidationSendsNothing(t *testing.T) {
 	wantInvalid(t, "ZeroService without identity", c.ZeroService(ctx, ipvs.Service{}), "Service.Address")
 	wantInvalid(t, "EditService to netmask 40", c.EditService(ctx, ipvs.Service{Protocol: ipvs.UDP, Address: addr("10.19.0.1"), Port: 53}, ipvs.ServiceEdit{Netmask: ptr(40)}), "Service.Netmask")
 
-	if diff := cmp.Diff(before, readTable(t, ctx, c), cmpOpts); diff != "" {
-		t.Errorf("refused calls changed the table (-before +after):\n%s", diff)
-	}
+	wantUnchanged(t, ctx, c, before, "refused calls")
 	wantDaemons(t, ctx, c)
 	if got, err := c.Timeouts(ctx); err != nil || got != timeouts {
 		t.Errorf("Timeouts = %+v, %v; want %+v", got, err, timeouts)

@@ -64,6 +64,12 @@ func secs(n int) time.Duration { return time.Duration(n) * time.Second }
 
 func ptr[T any](v T) *T { return &v }
 
+// with returns v changed by f: a case written as a base and what differs.
+func with[T any](v T, f func(*T)) T {
+	f(&v)
+	return v
+}
+
 // testCtx bounds one test's IPVS calls.
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -247,8 +253,9 @@ func (ns *netNS) linkUp(t *testing.T, name string) {
 	}
 }
 
-// addDummy creates a dummy interface and sets it up.
-func (ns *netNS) addDummy(t *testing.T, name string) {
+// addDummy creates a dummy interface, sets it up and adds the addresses
+// (prefixes such as "10.16.0.1/32") to it.
+func (ns *netNS) addDummy(t *testing.T, name string, prefixes ...string) {
 	t.Helper()
 	attrs := encodeAttrs(t, func(ae *netlink.AttributeEncoder) {
 		ae.String(unix.IFLA_IFNAME, name)
@@ -261,6 +268,9 @@ func (ns *netNS) addDummy(t *testing.T, name string) {
 		t.Fatalf("creating dummy interface %s: %v", name, err)
 	}
 	ns.linkUp(t, name)
+	for _, p := range prefixes {
+		ns.addAddr(t, name, netip.MustParsePrefix(p))
+	}
 }
 
 // addAddr adds an address to an interface (IPv6 without duplicate address

@@ -43,6 +43,12 @@ func saveBlocks(t *testing.T, out string) map[string][]string {
 	return blocks
 }
 
+// tunnelDest is a tunnel destination, in the order ipvsadm's options give
+// it: address, port, weight, --tun-type, --tun-port, checksum mode.
+func tunnelDest(a string, port uint16, weight int, tt ipvs.TunnelType, tp uint16, cs ipvs.TunnelChecksum) ipvs.Destination {
+	return ipvs.Destination{Address: addr(a), Port: port, Weight: weight, ForwardMethod: ipvs.IPIP, TunnelType: tt, TunnelPort: tp, TunnelChecksum: cs}
+}
+
 type saveCase struct {
 	svc   ipvs.Service
 	line  string
@@ -63,13 +69,10 @@ func TestIntegrationIpvsadmSave(t *testing.T) {
 	tcp := func(a string, port uint16, sched string) ipvs.Service {
 		return ipvs.Service{Protocol: ipvs.TCP, Address: addr(a), Port: port, Scheduler: sched}
 	}
-	with := func(s ipvs.Service, f func(*ipvs.Service)) ipvs.Service { f(&s); return s }
 	nat := func(a string, port uint16, w int) ipvs.Destination {
 		return ipvs.Destination{Address: addr(a), Port: port, Weight: w}
 	}
-	tun := func(a string, port uint16, w int, tt ipvs.TunnelType, tp uint16, cs ipvs.TunnelChecksum) ipvs.Destination {
-		return ipvs.Destination{Address: addr(a), Port: port, Weight: w, ForwardMethod: ipvs.IPIP, TunnelType: tt, TunnelPort: tp, TunnelChecksum: cs}
-	}
+	tun := tunnelDest
 	cases := []saveCase{
 		{tcp("10.24.0.1", 80, "wlc"), "-A -t 10.24.0.1:80 -s wlc", []saveDest{
 			// Local is saved as -g; thresholds are not saved.
@@ -196,9 +199,7 @@ func TestIntegrationIpvsadmRestore(t *testing.T) {
 	w := func(a string, port uint16, fwd ipvs.ForwardMethod, weight int) ipvs.Destination {
 		return ipvs.Destination{Address: addr(a), Port: port, ForwardMethod: fwd, Weight: weight}
 	}
-	tun := func(a string, port uint16, weight int, tt ipvs.TunnelType, tp uint16, cs ipvs.TunnelChecksum) ipvs.Destination {
-		return ipvs.Destination{Address: addr(a), Port: port, Weight: weight, ForwardMethod: ipvs.IPIP, TunnelType: tt, TunnelPort: tp, TunnelChecksum: cs}
-	}
+	tun := tunnelDest
 	want := table{
 		{Protocol: ipvs.TCP, Address: addr("10.25.0.1"), Port: 80, Scheduler: "wlc"}: {
 			{Address: addr("192.168.25.10"), Port: 8080, Weight: 1, UpperThreshold: 100, LowerThreshold: 50},
@@ -281,9 +282,7 @@ func TestIntegrationIpvsadmDaemonsTimeouts(t *testing.T) {
 		t.Errorf("Timeouts after ipvsadm --set 800 0 60 = %+v, %v", got, err)
 	}
 
-	if err := c.StartSyncDaemon(ctx, ipvs.SyncDaemon{State: ipvs.Master, Interface: "lo", SyncID: 7}); err != nil {
-		t.Fatalf("StartSyncDaemon: %v", err)
-	}
+	mustStartDaemon(t, ctx, c, ipvs.SyncDaemon{State: ipvs.Master, Interface: "lo", SyncID: 7})
 	ns.ipvsadm(t, "", "--start-daemon", "backup", "--mcast-interface", "lo", "--syncid", "9", "--sync-maxlen", "1300", "--mcast-group", "239.2.3.4", "--mcast-port", "9999", "--mcast-ttl", "3")
 	wantDaemons(t, ctx, c,
 		ipvs.SyncDaemon{State: ipvs.Master, Interface: "lo", SyncID: 7, MaxLength: 1472, Group: addr("224.0.0.81"), Port: 8848, TTL: 1},
@@ -295,9 +294,7 @@ func TestIntegrationIpvsadmDaemonsTimeouts(t *testing.T) {
 		t.Errorf("ipvsadm -L --daemon:\n%s\nwant:\n%s", got, want)
 	}
 	ns.ipvsadm(t, "", "--stop-daemon", "master")
-	if err := stopDaemon(t, c, ipvs.Backup); err != nil {
-		t.Fatalf("StopSyncDaemon: %v", err)
-	}
+	mustStopDaemon(t, c, ipvs.Backup)
 	if got := ns.ipvsadm(t, "", "-L", "--daemon"); got != "" {
 		t.Errorf("ipvsadm -L --daemon after stopping both = %q", got)
 	}

@@ -281,7 +281,7 @@ func TestIntegrationServiceFlags(t *testing.T) {
 	want := table{}
 	for _, s := range svcs {
 		want[s] = nil
-		t.Run(describe(s), func(t *testing.T) {
+		t.Run(describeService(s), func(t *testing.T) {
 			mustCreate(t, ctx, c, s)
 			wantService(t, ctx, c, s)
 		})
@@ -293,7 +293,7 @@ func TestIntegrationServiceFlags(t *testing.T) {
 		{Protocol: ipvs.TCP, Address: v4, Port: 2001, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent, Netmask: 32},
 		{Protocol: ipvs.TCP, Address: v6, Port: 2001, Scheduler: ipvs.RoundRobin, Flags: ipvs.FlagPersistent, Netmask: 128},
 	} {
-		t.Run(describe(s), func(t *testing.T) {
+		t.Run(describeService(s), func(t *testing.T) {
 			mustCreate(t, ctx, c, s)
 			got, err := c.Service(ctx, identity(s))
 			if err != nil {
@@ -306,9 +306,10 @@ func TestIntegrationServiceFlags(t *testing.T) {
 	}
 }
 
-// describe names a service by its identity and the settings it has, for a
-// subtest: "TCP 10.13.0.1:1015 wlc persistent timeout=5m0s mask=24 pe=sip".
-func describe(s ipvs.Service) string {
+// describeService names a service by its identity and the settings it
+// has, for a subtest: "TCP 10.13.0.1:1015 wlc persistent timeout=5m0s
+// mask=24 pe=sip".
+func describeService(s ipvs.Service) string {
 	parts := []string{s.String(), s.Scheduler}
 	if s.Flags != 0 {
 		parts = append(parts, s.Flags.String())

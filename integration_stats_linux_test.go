@@ -4,7 +4,6 @@ package ipvs_test
 
 import (
 	"net"
-	"net/netip"
 	"os"
 	"syscall"
 	"testing"
@@ -19,10 +18,7 @@ import (
 func TestIntegrationStats(t *testing.T) {
 	c, ns := newClient(t)
 	ctx := testCtx(t)
-	ns.addDummy(t, "dummy0")
-	for _, p := range []string{"10.16.0.1/32", "10.16.0.2/32", "10.16.1.1/32"} {
-		ns.addAddr(t, "dummy0", netip.MustParsePrefix(p))
-	}
+	ns.addDummy(t, "dummy0", "10.16.0.1/32", "10.16.0.2/32", "10.16.1.1/32")
 	var ln net.Listener
 	if err := ns.do(func() (err error) { ln, err = net.Listen("tcp4", "10.16.1.1:8080"); return err }); err != nil {
 		t.Fatalf("listen: %v", err)
