@@ -141,7 +141,9 @@ func newNetNS(t *testing.T) *netNS {
 // newClient creates a network namespace for the test and a Client bound to
 // it. It skips the test if the kernel has no IPVS or the caller is not root.
 // When the test ends, the namespace's IPVS state is flushed, its daemons
-// stopped and the client closed.
+// stopped and the client closed. Every test opens with newClient and
+// testCtx, repeated on purpose rather than folded into one call: tests
+// differ in whether they keep the namespace or open a second client.
 func newClient(t *testing.T) (*ipvs.Client, *netNS) {
 	t.Helper()
 	ns := newNetNS(t)
@@ -298,6 +300,8 @@ func (ns *netNS) addAddr(t *testing.T, name string, p netip.Prefix) {
 }
 
 // echoServer answers every connection's 5-byte "ping\n" with "pong\n".
+// (examples/internal/lab has a server of the same shape; this package
+// cannot import it, and the tests want no line protocol.)
 func echoServer(ln net.Listener) {
 	for {
 		cn, err := ln.Accept()
