@@ -257,14 +257,13 @@ func (c *client) get(ctx context.Context, kind sockKind) (*sock, error) {
 		}
 	}
 	c.busy++
-	c.dialing++
 	c.mu.Unlock()
-	t, err := c.dial()
+	var t transport
+	err := c.inNetNS(func() (err error) {
+		t, err = c.dial()
+		return err
+	})
 	c.mu.Lock()
-	c.dialing--
-	if c.closed && c.dialing == 0 {
-		c.closeNetNS()
-	}
 	if err == nil && c.closed {
 		_ = t.close()
 		err = ErrClosed
