@@ -278,7 +278,9 @@ func openChannel() (*os.File, error) {
 	return nil, fmt.Errorf("open job channel: %w", err)
 }
 
-func cstr(b []int8) string {
+// cstr is the NUL-terminated string in b: syscall.Utsname's fields are int8
+// on amd64, arm64 and 386 but uint8 on arm (GOARCH=arm go build ./... in CI).
+func cstr[T int8 | uint8](b []T) string {
 	s := make([]byte, 0, len(b))
 	for _, c := range b {
 		if c == 0 {
