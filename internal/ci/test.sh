@@ -33,13 +33,10 @@ step "real-kernel suite on Linux 6.1 and 6.12 (qemu, no network device)"
 go test -c -race -o "$work/ipvs.test" .
 runs=(-run "integration@25m=$work/ipvs.test -test.v -test.count=1 -test.run ^TestIntegration")
 # The labs share the boot: each with and without -pitfall, then a check
-# that they left nothing behind in the guest.
-(cd examples && CGO_ENABLED=0 go build -o "$work/labs/" ./nat ./dr ./ipip ./failover)
-runs+=(-run 'before=guest:/bin/sh -c "ls /sys/class/net > /tmp/links-before"')
-for lab in nat dr ipip failover; do
-	runs+=(-run "lab-$lab@5m=$work/labs/$lab" -run "lab-$lab-pitfall@5m=$work/labs/$lab -pitfall")
-done
-runs+=(-run 'leftovers=guest:/bin/sh -c "ls /sys/class/net | diff /tmp/links-before - && test -z \"$(ls -A /run/netns)\" && echo nothing left behind"')
+# that they left nothing behind in the guest. examples/labs.sh builds them
+# and lists these jobs (the one list of the labs).
+labjobs=$(LABS_BIN="$work/labs" examples/labs.sh vm-jobs)
+while IFS= read -r job; do runs+=(-run "$job"); done <<<"$labjobs"
 # The benchmark program at small sizes, so it cannot rot; its exit status
 # depends on errors only, never on timings (BENCHMARKS.md has the real run).
 (cd bench && CGO_ENABLED=0 go build -o "$work/ipvsbench" ./cmd/ipvsbench)
