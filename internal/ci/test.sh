@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every check and test of the project, as CI runs it (.ci/run calls this).
 # Needs Go; on Debian, as root, it installs whatever else the real-kernel
-# suite needs (see internal/vmrig), and qemu-user if this host cannot run
-# 32-bit x86 binaries. Set IPVS_SKIP_VM=1 to stop before the VMs.
+# suite needs (see internal/vmrig). Set IPVS_SKIP_VM=1 to stop before the
+# VMs (on a host that cannot run 386 binaries, the 386 unit tests with them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -31,31 +31,24 @@ done
 step "unit tests (race detector; fuzz targets run their seed corpus)"
 go test -race -count=1 ./...
 
-step "unit tests on 32-bit x86 (GOARCH=386, no race detector there)"
-# A 32-bit int catches int(uint32) conversions and constant overflows. A
-# host that cannot execute 386 binaries (no IA32 emulation, as in some VM
-# sandboxes) runs them under qemu-user, with GOMAXPROCS=1 and no
-# asynchronous preemption: otherwise qemu-user 7.2 mishandles the Go
-# runtime's signals ("fatal: morestack on gsignal" in most runs). The
-# real-kernel tests are left out there: qemu-user has no generic netlink
-# sockets (and the host's kernel no IPVS, so they would skip anyway).
-exec386=()
+step "32-bit x86 (GOARCH=386, no race detector there): vet, test build, unit tests"
+# A 32-bit int catches int(uint32) conversions and constant overflows. The
+# unit tests run here if this host can execute 386 binaries; a host without
+# IA32 emulation (some VM sandboxes) runs them in the VM boot below, on the
+# real kernels. qemu-user (7.2) is no substitute: a Go 386 program under it
+# dies of signals (preemption's SIGURG: "morestack on gsignal"; an EPIPE
+# write's SIGPIPE: "exitsyscall: syscall frame is no longer valid").
+GOARCH=386 go vet .
+CGO_ENABLED=0 GOARCH=386 go test -c -o "$work/ipvs386.test" .
 printf 'package main\n\nfunc main() {}\n' >"$work/probe.go"
 (cd "$work" && GOARCH=386 go build -o probe386 probe.go)
-if ! "$work/probe386" 2>/dev/null; then
-	if ! command -v qemu-i386 >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-		apt=(env DEBIAN_FRONTEND=noninteractive apt-get -qq -o DPkg::Lock::Timeout=600)
-		"${apt[@]}" install -y --no-install-recommends qemu-user >/dev/null ||
-			{ "${apt[@]}" update && "${apt[@]}" install -y --no-install-recommends qemu-user >/dev/null; }
-	fi
-	if ! command -v qemu-i386 >/dev/null; then
-		echo "this host cannot run 386 binaries and has no qemu-i386: install qemu-user"
-		exit 1
-	fi
-	echo "this host cannot run 386 binaries: running them under $(qemu-i386 --version | head -1)"
-	exec386=(-exec "env GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 qemu-i386" -skip '^TestIntegration')
+unit386_in_vm=
+if "$work/probe386" 2>/dev/null; then
+	GOARCH=386 go test -count=1 ./...
+else
+	unit386_in_vm=1
+	echo "this host cannot run 386 binaries: the 386 unit tests run in the VM boot, on the real kernels"
 fi
-GOARCH=386 go test -count=1 "${exec386[@]}" ./...
 
 step "the API builds everywhere: darwin and windows; linux/arm and linux/arm64, every package"
 for os in darwin windows; do GOOS=$os go build . && GOOS=$os go vet . ; done
@@ -80,6 +73,11 @@ if [ "${IPVS_SKIP_VM:-}" = 1 ]; then step "IPVS_SKIP_VM=1: skipping the real-ker
 step "real-kernel suite on Linux 6.1 and 6.12 (qemu, no network device)"
 go test -c -race -o "$work/ipvs.test" .
 runs=(-run "integration@25m=$work/ipvs.test -test.v -test.count=1 -test.run ^TestIntegration")
+if [ -n "$unit386_in_vm" ]; then
+	# The 386 unit tests (built above), with their testdata as the job's cwd.
+	runs+=(-file "$root/testdata:/jobs/unit-386/testdata"
+		-run "unit-386@10m=$work/ipvs386.test -test.count=1 -test.skip ^TestIntegration")
+fi
 # The labs share the boot: each with and without -pitfall, then a check
 # that they left nothing behind in the guest. examples/labs.sh builds them
 # and lists these jobs (the one list of the labs).
