@@ -6,8 +6,10 @@
 // It mounts the pseudo file systems, points the kernel's module helper at
 // /sbin/modprobe, brings up lo, preloads the configured modules, runs each
 // job with its own timeout and powers the machine off. Job output and the
-// machine-readable markers go to /dev/ttyS1; the console (/dev/ttyS0) only
-// carries kernel messages and init diagnostics.
+// machine-readable markers go to the job channel, /dev/hvc0 (a virtio
+// console, the default) or /dev/ttyS1 with vmrig.channel=serial on the kernel
+// command line (see openChannel); the console (/dev/ttyS0) only carries
+// kernel messages and init diagnostics.
 package main
 
 import (
@@ -276,7 +278,9 @@ func openChannel() (*os.File, error) {
 	return nil, fmt.Errorf("open job channel: %w", err)
 }
 
-func cstr(b []int8) string {
+// cstr is the NUL-terminated string in b: syscall.Utsname's fields are int8
+// on amd64, arm64 and 386 but uint8 on arm (GOARCH=arm go build ./... in CI).
+func cstr[T int8 | uint8](b []T) string {
 	s := make([]byte, 0, len(b))
 	for _, c := range b {
 		if c == 0 {
@@ -287,7 +291,8 @@ func cstr(b []int8) string {
 	return string(s)
 }
 
-// makeRaw switches the serial line to raw mode (no \n -> \r\n, no echo).
+// makeRaw switches the job channel's terminal (hvc0 or ttyS1) to raw mode
+// (no \n -> \r\n, no echo).
 func makeRaw(f *os.File) {
 	var t syscall.Termios
 	fd := f.Fd()
@@ -304,7 +309,7 @@ func makeRaw(f *os.File) {
 
 func powerOff() {
 	if outFile != nil {
-		// tcdrain: wait until the UART has sent everything.
+		// tcdrain: wait until the job channel has sent everything.
 		_, _, _ = syscall.Syscall(syscall.SYS_IOCTL, outFile.Fd(), tcsbrk, 1)
 	}
 	syscall.Sync()

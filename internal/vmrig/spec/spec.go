@@ -8,8 +8,12 @@ import "time"
 // JobsPath is where the host puts the job list inside the guest.
 const JobsPath = "/etc/vmrig/jobs.json"
 
-// Marker prefixes written by the guest init on the job channel (/dev/ttyS1).
-// Every marker starts at the beginning of a line.
+// Marker prefixes written by the guest init on the job channel: /dev/hvc0, a
+// virtio console (the default, vmrig -channel virtio), or /dev/ttyS1, the
+// second serial port (-channel serial). The guest init picks the device from
+// vmrig.channel= on the kernel command line. The console, /dev/ttyS0, only
+// carries kernel messages and init diagnostics. Every marker starts at the
+// beginning of a line.
 const (
 	MarkerPrefix = "VMRIG-"
 	MarkerInfo   = "VMRIG-INFO"   // VMRIG-INFO key=value (kernel version etc.)
