@@ -161,30 +161,15 @@ func (t *rawTransport) interrupt() {
 var errTruncated = errors.New("netlink datagram larger than the receive buffer")
 
 func (t *rawTransport) recv(b []byte, nonblock bool) (int, error) {
-	for {
-		// Syscall, not RawSyscall: MSG_DONTWAIT never waits for data,
-		// but a read on a socket with a dump running continues the
-		// dump, and IPVS's dump code takes mutexes that are held
-		// across sleeps (synchronize_rcu, kthread_stop). A raw call
-		// would keep its processor from the scheduler meanwhile.
+	n, err := t.read("recvfrom", nonblock, func() (uintptr, unix.Errno) {
 		r, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(t.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
 			unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
-		switch {
-		case e == 0 && int(r) > len(b):
-			return 0, errTruncated
-		case e == 0:
-			return int(r), nil
-		case e == unix.EINTR:
-		case e == unix.EAGAIN && !nonblock:
-			if err := t.wait(unix.POLLIN); err != nil {
-				return 0, err
-			}
-		case e == unix.EAGAIN || e == unix.ENOBUFS:
-			return 0, e
-		default:
-			return 0, os.NewSyscallError("recvfrom", e)
-		}
+		return r, e
+	})
+	if err == nil && n > len(b) {
+		return 0, errTruncated
 	}
+	return n, err
 }
 
 func (t *rawTransport) recvBatch(b []byte, slot int, lens []int, nonblock bool) (int, error) {
@@ -201,21 +186,40 @@ func (t *rawTransport) recvBatch(b []byte, slot int, lens []int, nonblock bool) 
 		}
 		t.batchBase, t.batchSlot, t.batchLen = &b[0], slot, n
 	}
-	for {
-		// MSG_DONTWAIT: as many datagrams as are queued, at least one.
-		// Syscall, as in recv: the kernel can sleep here.
+	// As many datagrams as are queued, at least one.
+	got, err := t.read("recvmmsg", nonblock, func() (uintptr, unix.Errno) {
 		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(t.fd), uintptr(unsafe.Pointer(&t.hdr[0])), uintptr(n),
 			unix.MSG_DONTWAIT, 0, 0)
+		return r, e
+	})
+	if err != nil {
+		return 0, err
+	}
+	for i := range got {
+		if t.hdr[i].Hdr.Flags&unix.MSG_TRUNC != 0 {
+			return 0, errTruncated
+		}
+		lens[i] = int(t.hdr[i].Len)
+	}
+	return got, nil
+}
+
+// read runs a non-blocking read system call (MSG_DONTWAIT) until it returns
+// data or an error to report: again after EINTR and, unless nonblock, after
+// EAGAIN once poll says the socket is readable. EAGAIN and ENOBUFS come back
+// as themselves.
+//
+// The calls are Syscall, not RawSyscall: MSG_DONTWAIT never waits for data,
+// but a read on a socket with a dump running continues the dump, and IPVS's
+// dump code takes mutexes that are held across sleeps (synchronize_rcu,
+// kthread_stop). A raw call would keep its processor from the scheduler
+// meanwhile.
+func (t *rawTransport) read(name string, nonblock bool, call func() (uintptr, unix.Errno)) (int, error) {
+	for {
+		r, e := call()
 		switch {
 		case e == 0:
-			got := int(r)
-			for i := range got {
-				if t.hdr[i].Hdr.Flags&unix.MSG_TRUNC != 0 {
-					return 0, errTruncated
-				}
-				lens[i] = int(t.hdr[i].Len)
-			}
-			return got, nil
+			return int(r), nil
 		case e == unix.EINTR:
 		case e == unix.EAGAIN && !nonblock:
 			if err := t.wait(unix.POLLIN); err != nil {
@@ -224,7 +228,7 @@ func (t *rawTransport) recvBatch(b []byte, slot int, lens []int, nonblock bool) 
 		case e == unix.EAGAIN || e == unix.ENOBUFS:
 			return 0, e
 		default:
-			return 0, os.NewSyscallError("recvmmsg", e)
+			return 0, os.NewSyscallError(name, e)
 		}
 	}
 }
