@@ -112,10 +112,11 @@ func (ch Change) validate() error {
 	return invalid(op, "Change.Kind", "unknown kind %d", uint8(ch.Kind))
 }
 
-// ErrUnacknowledged is matched by errors.Is for a change of Apply whose
-// answer the kernel dropped because the socket's receive buffer overflowed.
-// The kernel executed it, but whether it succeeded is unknown: read the
-// table back (Reconcile does).
+// ErrUnacknowledged is matched by errors.Is for a change of Apply that got
+// no answer: the kernel dropped it because the socket's receive buffer
+// overflowed, or sent none (it does not answer a request its handler ended
+// with EINTR). The kernel executed the change, but whether it succeeded is
+// unknown: read the table back (Reconcile does).
 var ErrUnacknowledged = errors.New("change sent but its acknowledgement was lost")
 
 // Apply makes the changes in order, sending many per system call, and
