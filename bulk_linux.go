@@ -256,7 +256,7 @@ func (c *client) pipelineDestDumps(s *sock, n int, svc func(i int) Service, onDe
 				return err
 			}
 		}
-		got, err := s.t.recvBatch(s.rbuf, slot, s.lens[:slots], false)
+		got, err := s.t.recvBatch(s.rbuf, slot, s.lens[:slots], readDump)
 		if err != nil {
 			return err
 		}

@@ -51,22 +51,22 @@ func (k *hookKernel) send(b []byte) error {
 	return k.fakeKernel.send(b)
 }
 
-func (k *hookKernel) recv(b []byte, nonblock bool) (int, error) {
+func (k *hookKernel) recv(b []byte, mode readMode) (int, error) {
 	if k.onRecv != nil {
 		if err := k.onRecv(); err != nil {
 			return 0, err
 		}
 	}
-	return k.fakeKernel.recv(b, nonblock)
+	return k.fakeKernel.recv(b, mode)
 }
 
-func (k *hookKernel) recvBatch(b []byte, slot int, lens []int, nonblock bool) (int, error) {
+func (k *hookKernel) recvBatch(b []byte, slot int, lens []int, mode readMode) (int, error) {
 	if k.onRecv != nil {
 		if err := k.onRecv(); err != nil {
 			return 0, err
 		}
 	}
-	return k.fakeKernel.recvBatch(b, slot, lens, nonblock)
+	return k.fakeKernel.recvBatch(b, slot, lens, mode)
 }
 
 // TestSessionKeepsRealError: a call that fails on its own (here a truncated

@@ -122,19 +122,23 @@ func (s *sock) exchange(n int, dump bool, onData func(i int, m message) error, o
 			err error
 		)
 		slot := s.readLen()
+		mode := readWait
+		if overrun {
+			mode = readNow
+		}
 		switch {
 		case n > 1:
 			// Many answers expected, all small (ACKs): read them in
 			// bulk.
 			slot = ackSlot
-			got, err = s.t.recvBatch(s.rbuf, slot, s.lens[:], overrun)
+			got, err = s.t.recvBatch(s.rbuf, slot, s.lens[:], mode)
 		case dump:
 			// A dump: as many datagrams per read as are queued; the
 			// kernel builds the next one inside each.
-			got, err = s.t.recvBatch(s.rbuf, slot, s.lens[:], overrun)
+			got, err = s.t.recvBatch(s.rbuf, slot, s.lens[:], mode|readDump)
 		default:
 			// One reply.
-			s.lens[0], err = s.t.recv(s.rbuf[:slot], overrun)
+			s.lens[0], err = s.t.recv(s.rbuf[:slot], mode)
 			got = 1
 		}
 		switch {

@@ -265,20 +265,20 @@ func (k *fakeKernel) push(d []byte) {
 	k.queue = append(k.queue, d)
 }
 
-func (k *fakeKernel) recv(b []byte, nonblock bool) (int, error) {
+func (k *fakeKernel) recv(b []byte, mode readMode) (int, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.read(b, nonblock)
+	return k.read(b, mode&readNow != 0)
 }
 
 // recvBatch reads as recvmmsg does: it waits for the first datagram only,
 // and an error after the first is left for the next call.
-func (k *fakeKernel) recvBatch(b []byte, slot int, lens []int, nonblock bool) (int, error) {
+func (k *fakeKernel) recvBatch(b []byte, slot int, lens []int, mode readMode) (int, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	n := 0
 	for n < len(lens) && (n+1)*slot <= len(b) && (n == 0 || !k.overrun && k.head < len(k.queue)) {
-		got, err := k.read(b[n*slot:(n+1)*slot], nonblock)
+		got, err := k.read(b[n*slot:(n+1)*slot], mode&readNow != 0)
 		if err != nil {
 			return 0, err
 		}

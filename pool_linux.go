@@ -128,7 +128,13 @@ func newClientWith(family uint16, dial func() (transport, error)) *client {
 }
 
 func newSock(t transport, big bool) *sock {
-	return &sock{t: t, rbuf: make([]byte, recvBuffer), big: big}
+	s := &sock{t: t, rbuf: make([]byte, recvBuffer), big: big}
+	// Touch every page of the receive buffer, so that the kernel's copy
+	// into it does not fault them in (see rawTransport.read).
+	for i := 0; i < len(s.rbuf); i += os.Getpagesize() {
+		s.rbuf[i] = 0
+	}
+	return s
 }
 
 // readLen is the length of the socket's dump reads: serviceSlot for a big

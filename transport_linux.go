@@ -12,18 +12,31 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// readMode says how a read proceeds.
+type readMode uint8
+
+const (
+	// readWait waits for a datagram, until the deadline or an interrupt.
+	readWait readMode = 0
+	// readNow returns EAGAIN instead of waiting.
+	readNow readMode = 1 << iota
+	// readDump reads on a socket whose dump is running: the kernel
+	// continues the dump inside the read, and IPVS's dump code takes
+	// mutexes that are held across sleeps (synchronize_rcu, kthread_stop).
+	readDump
+)
+
 // transport is a netlink socket carrying whole datagrams. The Linux one,
 // rawTransport, is a generic netlink socket driven with direct system calls,
 // outside the Go runtime's poller; tests substitute a fake kernel.
 type transport interface {
 	send(b []byte) error
-	// recv reads one datagram into b. With nonblock it returns EAGAIN
-	// instead of waiting.
-	recv(b []byte, nonblock bool) (int, error)
+	// recv reads one datagram into b.
+	recv(b []byte, mode readMode) (int, error)
 	// recvBatch reads up to len(lens) datagrams, each into its own slot of
 	// b (slot bytes long), and stores their lengths: one system call for
 	// many small answers such as ACKs. It waits only for the first.
-	recvBatch(b []byte, slot int, lens []int, nonblock bool) (int, error)
+	recvBatch(b []byte, slot int, lens []int, mode readMode) (int, error)
 	// setDeadline bounds the calls that wait and clears an interrupt.
 	setDeadline(t time.Time) error
 	// interrupt makes a waiting call, and every later one until
@@ -160,19 +173,15 @@ func (t *rawTransport) interrupt() {
 
 var errTruncated = errors.New("netlink datagram larger than the receive buffer")
 
-func (t *rawTransport) recv(b []byte, nonblock bool) (int, error) {
-	n, err := t.read("recvfrom", nonblock, func() (uintptr, unix.Errno) {
-		r, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(t.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
-			unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
-		return r, e
-	})
+func (t *rawTransport) recv(b []byte, mode readMode) (int, error) {
+	n, err := t.read(unix.SYS_RECVFROM, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_TRUNC|unix.MSG_DONTWAIT, mode)
 	if err == nil && n > len(b) {
 		return 0, errTruncated
 	}
 	return n, err
 }
 
-func (t *rawTransport) recvBatch(b []byte, slot int, lens []int, nonblock bool) (int, error) {
+func (t *rawTransport) recvBatch(b []byte, slot int, lens []int, mode readMode) (int, error) {
 	n := min(len(lens), len(b)/slot, ackSlots)
 	if &b[0] != t.batchBase || slot != t.batchSlot || n > t.batchLen {
 		// The kernel writes only msg_len and msg_flags back, so the
@@ -187,11 +196,7 @@ func (t *rawTransport) recvBatch(b []byte, slot int, lens []int, nonblock bool) 
 		t.batchBase, t.batchSlot, t.batchLen = &b[0], slot, n
 	}
 	// As many datagrams as are queued, at least one.
-	got, err := t.read("recvmmsg", nonblock, func() (uintptr, unix.Errno) {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(t.fd), uintptr(unsafe.Pointer(&t.hdr[0])), uintptr(n),
-			unix.MSG_DONTWAIT, 0, 0)
-		return r, e
-	})
+	got, err := t.read(unix.SYS_RECVMMSG, uintptr(unsafe.Pointer(&t.hdr[0])), uintptr(n), unix.MSG_DONTWAIT, mode)
 	if err != nil {
 		return 0, err
 	}
@@ -204,31 +209,45 @@ func (t *rawTransport) recvBatch(b []byte, slot int, lens []int, nonblock bool) 
 	return got, nil
 }
 
-// read runs a non-blocking read system call (MSG_DONTWAIT) until it returns
-// data or an error to report: again after EINTR and, unless nonblock, after
-// EAGAIN once poll says the socket is readable. EAGAIN and ENOBUFS come back
-// as themselves.
+// read runs a read system call (recvfrom or recvmmsg with MSG_DONTWAIT, on
+// a1, a2 and flags) until it returns data or an error to report: again
+// after EINTR and, unless mode has readNow, after EAGAIN once poll says the
+// socket is readable. EAGAIN and ENOBUFS come back as themselves.
 //
-// The calls are Syscall, not RawSyscall: MSG_DONTWAIT never waits for data,
-// but a read on a socket with a dump running continues the dump, and IPVS's
-// dump code takes mutexes that are held across sleeps (synchronize_rcu,
-// kthread_stop). A raw call would keep its processor from the scheduler
-// meanwhile.
-func (t *rawTransport) read(name string, nonblock bool, call func() (uintptr, unix.Errno)) (int, error) {
+// A dump read (readDump) is a Syscall: the kernel may sleep in it on IPVS's
+// mutexes, and a RawSyscall would keep its processor from the Go scheduler
+// meanwhile. Other reads, of ACKs and single replies, run no IPVS code:
+// netlink_recvmsg takes a queued datagram (MSG_DONTWAIT: it never waits)
+// and copies it into the socket's buffer, whose pages newSock touched. It
+// can block only where Go code touching that buffer could (a page swapped
+// out), so these reads are RawSyscalls, which cost less: a Syscall's entry
+// and exit in the scheduler made Apply's 8000 updates about a fifth slower
+// in the benchmark VM, with twice the context switches (BENCHMARKS.md).
+func (t *rawTransport) read(trap, a1, a2, flags uintptr, mode readMode) (int, error) {
 	for {
-		r, e := call()
+		var (
+			r uintptr
+			e unix.Errno
+		)
+		if mode&readDump != 0 {
+			r, _, e = unix.Syscall6(trap, uintptr(t.fd), a1, a2, flags, 0, 0)
+		} else {
+			r, _, e = unix.RawSyscall6(trap, uintptr(t.fd), a1, a2, flags, 0, 0)
+		}
 		switch {
 		case e == 0:
 			return int(r), nil
 		case e == unix.EINTR:
-		case e == unix.EAGAIN && !nonblock:
+		case e == unix.EAGAIN && mode&readNow == 0:
 			if err := t.wait(unix.POLLIN); err != nil {
 				return 0, err
 			}
 		case e == unix.EAGAIN || e == unix.ENOBUFS:
 			return 0, e
+		case trap == unix.SYS_RECVMMSG:
+			return 0, os.NewSyscallError("recvmmsg", e)
 		default:
-			return 0, os.NewSyscallError(name, e)
+			return 0, os.NewSyscallError("recvfrom", e)
 		}
 	}
 }

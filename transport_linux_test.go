@@ -53,13 +53,13 @@ func TestRawTransportExchange(t *testing.T) {
 			if batch {
 				var lens [ackSlots]int
 				var got int
-				got, err = tr.recvBatch(buf, dumpSlot(), lens[:], false)
+				got, err = tr.recvBatch(buf, dumpSlot(), lens[:], readWait)
 				if got != 1 {
 					t.Fatalf("recvBatch: %d datagrams, %v", got, err)
 				}
 				n = lens[0]
 			} else {
-				n, err = tr.recv(buf[:dumpSlot()], false)
+				n, err = tr.recv(buf[:dumpSlot()], readWait)
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -77,12 +77,12 @@ func TestRawTransportWaits(t *testing.T) {
 	tr := rawTestTransport(t)
 	buf := make([]byte, dumpSlot())
 
-	if _, err := tr.recv(buf, true); !errors.Is(err, unix.EAGAIN) {
+	if _, err := tr.recv(buf, readNow); !errors.Is(err, unix.EAGAIN) {
 		t.Fatalf("non-blocking read of an empty socket: %v, want EAGAIN", err)
 	}
 	start := time.Now()
 	_ = tr.setDeadline(start.Add(50 * time.Millisecond))
-	if _, err := tr.recv(buf, false); !errors.Is(err, os.ErrDeadlineExceeded) {
+	if _, err := tr.recv(buf, readWait); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read past the deadline: %v", err)
 	}
 	if d := time.Since(start); d < 50*time.Millisecond {
@@ -93,7 +93,7 @@ func TestRawTransportWaits(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		var lens [4]int
-		_, err := tr.recvBatch(make([]byte, 4*dumpSlot()), dumpSlot(), lens[:], false)
+		_, err := tr.recvBatch(make([]byte, 4*dumpSlot()), dumpSlot(), lens[:], readWait)
 		done <- err
 	}()
 	time.Sleep(20 * time.Millisecond)
@@ -106,11 +106,11 @@ func TestRawTransportWaits(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("interrupt did not end the read")
 	}
-	if _, err := tr.recv(buf, false); !errors.Is(err, errInterrupted) {
+	if _, err := tr.recv(buf, readWait); !errors.Is(err, errInterrupted) {
 		t.Fatalf("read after interrupt, before setDeadline: %v", err)
 	}
 	_ = tr.setDeadline(time.Now().Add(10 * time.Millisecond))
-	if _, err := tr.recv(buf, false); !errors.Is(err, os.ErrDeadlineExceeded) {
+	if _, err := tr.recv(buf, readWait); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read after setDeadline cleared the interrupt: %v, want the deadline", err)
 	}
 }
