@@ -74,7 +74,7 @@ func main() {
 func realMain() int {
 	var o options
 	var runs, files, envs multiFlag
-	kernel := flag.String("kernel", "all", "kernel to boot: 6.1, 6.12 or all (both, one after the other)")
+	kernel := flag.String("kernel", "all", "kernel to boot: 5.10 (bullseye), 6.1, 6.12 (bookworm), 7.2 (forky) or all (6.1 then 6.12)")
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "overall limit per boot (qemu is killed after it)")
 	flag.DurationVar(&o.jobTimeout, "job-timeout", 10*time.Minute, "default per-job limit inside the guest")
 	flag.BoolVar(&o.verbose, "v", false, "show provisioning output and the guest console (kernel log) on stderr")
@@ -93,8 +93,9 @@ func realMain() int {
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), `usage: go run ./internal/vmrig [flags] -run 'NAME[@TIMEOUT]=PROGRAM [ARGS...]' ...
 
-Boots Debian's 6.1 and/or 6.12 kernel in qemu (TCG, no network device) and
-runs each job in order; exit status 0 only if every job passed on every kernel.
+Boots Debian's 6.1 and/or 6.12 kernel (bookworm), or 5.10 (bullseye) or 7.2
+(forky), in qemu (TCG, no network device) and runs each job in order; exit
+status 0 only if every job passed on every kernel.
 Cache: $IPVS_VMRIG_CACHE (default /var/cache/ipvs-vmrig).
 
 Job arguments belong inside the quoted -run value: -run 'x=/tmp/x.test -test.v',
@@ -114,13 +115,14 @@ flags:
 		logf("unexpected arguments %q (jobs are given with -run)", flag.Args())
 		return 2
 	}
-	switch *kernel {
-	case "all":
+	switch _, known := kernelSources[*kernel]; {
+	case *kernel == "all":
+		// CI runs "all": it stays bookworm's two kernels.
 		o.kernels = []string{"6.1", "6.12"}
-	case "6.1", "6.12":
+	case known:
 		o.kernels = []string{*kernel}
 	default:
-		logf("-kernel must be 6.1, 6.12 or all, not %q", *kernel)
+		logf("-kernel must be %s or all, not %q", strings.Join(kernelLabels, ", "), *kernel)
 		return 2
 	}
 	if o.channel != "virtio" && o.channel != "serial" {
@@ -394,8 +396,8 @@ type bootReport struct {
 func (r *bootReport) print(w io.Writer) bool {
 	ok := r.err == nil
 	if r.kernel != nil {
-		fmt.Fprintf(w, "vmrig: kernel %s: %s %s (%s): prepare %s, boot %s, modules %s, qemu total %s\n",
-			r.label, r.kernel.Package, r.kernel.Version, r.kernel.Release,
+		fmt.Fprintf(w, "vmrig: kernel %s: Debian %s %s %s (%s): prepare %s, boot %s, modules %s, qemu total %s\n",
+			r.label, r.kernel.Suite, r.kernel.Package, r.kernel.Version, r.kernel.Release,
 			r.prepare.Round(100*time.Millisecond), r.boot.Round(100*time.Millisecond),
 			r.modules.Round(100*time.Millisecond), r.total.Round(100*time.Millisecond))
 	} else {

@@ -216,7 +216,7 @@ func boot(o *options, k *Kernel, base, initBin string, rep *bootReport) (err err
 	cmd.Stdout, cmd.Stderr = consoleW, consoleW
 	// qemu must not outlive the rig (CI cancellation, ^C).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	logf("kernel %s: booting %s", k.Label, k.Release)
+	logf("kernel %s: booting %s (Debian %s)", k.Label, k.Release, k.Suite)
 	qStart := time.Now()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start qemu: %w", err)
