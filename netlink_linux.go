@@ -62,6 +62,7 @@ func newClient(o options) (*client, error) {
 		return t, nil
 	}
 	c := newClientWith(f.ID, dial)
+	c.proc = netnsProcOpener(ns)
 	if ns != nil {
 		c.nsFile = ns.f
 	}

@@ -110,6 +110,9 @@ type client struct {
 	// by the last of them, so that no dial uses a closed (or reused) fd.
 	nsFile *os.File
 	max    int // the bound on open sockets, at least 1
+	// proc opens the namespace's /proc files (procfs_linux.go); tests set
+	// their own.
+	proc procOpener
 
 	mu      sync.Mutex
 	idle    []*sock
