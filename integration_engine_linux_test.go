@@ -66,6 +66,154 @@ func ipvsFamilyID(t *testing.T) (uint16, error) {
 	return f.ID, err
 }
 
+// unloadIPVS removes ip_vs and every ip_vs_* module, with the kernel's
+// module helper disabled so that nothing loads them again behind the test's
+// back: kernels with the family's module alias (5.16 and later) would load
+// ip_vs at the first family lookup. It returns the function that puts the
+// helper back. Whatever happens, the helper is restored and the modules
+// loaded again when the test ends, for the tests that follow.
+func unloadIPVS(t *testing.T) (enableHelper func()) {
+	t.Helper()
+	const helper = "/proc/sys/kernel/modprobe"
+	saved, err := os.ReadFile(helper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enableHelper = func() {
+		if err := os.WriteFile(helper, saved, 0o644); err != nil {
+			t.Fatalf("restoring %s: %v", helper, err)
+		}
+	}
+	t.Cleanup(func() {
+		enableHelper()
+		loadIPVSModules(t)
+	})
+	if err := os.WriteFile(helper, []byte("/nonexistent/modprobe\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range loadedModules(t, "ip_vs_") {
+		if out, err := exec.Command("rmmod", m).CombinedOutput(); err != nil {
+			t.Fatalf("rmmod %s: %v: %s", m, err, out)
+		}
+	}
+	if out, err := exec.Command("rmmod", "ip_vs").CombinedOutput(); err != nil {
+		t.Fatalf("rmmod ip_vs: %v: %s", err, out)
+	}
+	if moduleLoaded(t, "ip_vs") {
+		t.Fatal("ip_vs still loaded after rmmod")
+	}
+	return enableHelper
+}
+
+// loadIPVSModules loads ipvsModules with modprobe.
+func loadIPVSModules(t *testing.T) {
+	t.Helper()
+	for _, m := range ipvsModules {
+		if out, err := exec.Command("modprobe", m).CombinedOutput(); err != nil {
+			t.Errorf("modprobe %s: %v: %s", m, err, out)
+		}
+	}
+}
+
+// TestIntegrationEngineNewBeforeLoad is a machine where IPVS was never used:
+// no ip_vs module loaded. New fails with an error that says what to do;
+// kernels with the family's module alias (5.16 and later) load ip_vs at
+// New's family lookup, older ones (5.10) need the user's modprobe ip_vs.
+// Then the schedulers and the SIP persistence engine are loaded by the
+// kernel on demand, the first time a service names them, as on a user's
+// machine (the VM rig preloads them for the other tests).
+func TestIntegrationEngineNewBeforeLoad(t *testing.T) {
+	if os.Getenv("VMRIG_GUEST") == "" {
+		t.Skip("unloads the ip_vs kernel module: runs only in the VM rig's guest (VMRIG_GUEST)")
+	}
+	if uid := os.Geteuid(); uid != 0 {
+		t.Skipf("unloading ip_vs needs root, running as uid %d", uid)
+	}
+	ns := newNetNS(t)
+	enableHelper := unloadIPVS(t)
+
+	// Without the module and without autoload: every kernel.
+	c, err := ipvs.New(ipvs.WithNetNS(ns.fd))
+	if err == nil {
+		c.Close()
+		t.Fatal("New succeeded without the ip_vs module and with the module helper disabled")
+	}
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "modprobe ip_vs") {
+		t.Errorf("New without ip_vs: %v; want os.ErrNotExist telling to modprobe ip_vs", err)
+	}
+	t.Logf("kernel %s: New without ip_vs: %v", kernelRelease(), err)
+
+	// The module helper back, as on a user's machine.
+	enableHelper()
+	autoload := kernelAtLeast(5, 16)
+	c, err = ipvs.New(ipvs.WithNetNS(ns.fd))
+	switch {
+	case err == nil && autoload:
+		t.Logf("kernel %s: New loaded ip_vs through the family lookup", kernelRelease())
+	case err == nil:
+		t.Errorf("kernel %s: New loaded ip_vs, which kernels before 5.16 do not do", kernelRelease())
+	case autoload:
+		t.Fatalf("kernel %s: New with the module helper: %v, want the family lookup to load ip_vs", kernelRelease(), err)
+	case !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "modprobe ip_vs"):
+		t.Fatalf("New without ip_vs (no autoload on this kernel): %v; want os.ErrNotExist telling to modprobe ip_vs", err)
+	default:
+		t.Logf("kernel %s: no autoload by the family lookup (%v); modprobe ip_vs, as the error says", kernelRelease(), err)
+		if out, err := exec.Command("modprobe", "ip_vs").CombinedOutput(); err != nil {
+			t.Fatalf("modprobe ip_vs: %v: %s", err, out)
+		}
+		if c, err = ipvs.New(ipvs.WithNetNS(ns.fd)); err != nil {
+			t.Fatalf("New after modprobe ip_vs: %v", err)
+		}
+	}
+	defer c.Close()
+	if !moduleLoaded(t, "ip_vs") {
+		t.Fatal("New succeeded but ip_vs is not loaded")
+	}
+	ctx := testCtx(t)
+	defer c.Flush(ctx)
+
+	// Every scheduler and the SIP engine, loaded by the kernel on demand.
+	// twos (6.7 and later) must fail on older kernels with
+	// ErrSchedulerNotFound.
+	scheds := []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}
+	created := 0
+	for i, sched := range scheds {
+		mod := "ip_vs_" + sched
+		if moduleLoaded(t, mod) {
+			t.Errorf("%s loaded before a service named %s", mod, sched)
+		}
+		svc := ipvs.Service{Protocol: ipvs.TCP, Address: addr("10.9.0.1"), Port: uint16(1000 + i), Scheduler: sched}
+		err := c.CreateService(ctx, svc)
+		if sched == ipvs.WeightedRandomTwoChoices && !kernelAtLeast(6, 7) {
+			if !errors.Is(err, ipvs.ErrSchedulerNotFound) {
+				t.Errorf("CreateService with scheduler %s on %s (before 6.7): %v, want ErrSchedulerNotFound", sched, kernelRelease(), err)
+			} else {
+				t.Logf("KERNEL DIFFERENCE: no scheduler %s on %s: %v", sched, kernelRelease(), err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("CreateService with scheduler %s (not loaded yet): %v", sched, err)
+			continue
+		}
+		created++
+		if !moduleLoaded(t, mod) {
+			t.Errorf("%s not loaded after a service named %s was created", mod, sched)
+		}
+	}
+	sip := ipvs.Service{Protocol: ipvs.UDP, Address: addr("10.9.0.1"), Port: 5060, Scheduler: "rr",
+		Flags: ipvs.FlagPersistent, Timeout: 300 * time.Second, Netmask: ipvs.PrefixMask(ipvs.IPv4, 32), PersistenceEngine: ipvs.PersistenceEngineSIP}
+	if err := c.CreateService(ctx, sip); err != nil {
+		t.Errorf("CreateService with the SIP engine (not loaded yet): %v", err)
+	} else if created++; !moduleLoaded(t, "ip_vs_pe_sip") {
+		t.Error("ip_vs_pe_sip not loaded after a service with --pe sip was created")
+	}
+	svcs, err := c.Services(ctx)
+	if err != nil || len(svcs) != created {
+		t.Errorf("Services: %d services, %v; want %d", len(svcs), err, created)
+	}
+}
+
 // TestIntegrationEngineModuleReload unloads ip_vs under a running Client:
 // while it is absent every call says IPVS is not loaded (os.ErrNotExist);
 // once it is back under a new family id the same Client works.
@@ -89,47 +237,7 @@ func TestIntegrationEngineModuleReload(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Whatever happens, the modules are loaded again and the kernel's
-	// module helper restored for the tests that follow.
-	const helper = "/proc/sys/kernel/modprobe"
-	savedHelper, err := os.ReadFile(helper)
-	if err != nil {
-		t.Fatal(err)
-	}
-	restored := false
-	restore := func() {
-		if restored {
-			return
-		}
-		restored = true
-		if err := os.WriteFile(helper, savedHelper, 0o644); err != nil {
-			t.Errorf("restoring %s: %v", helper, err)
-		}
-		for _, m := range ipvsModules {
-			if out, err := exec.Command("modprobe", m).CombinedOutput(); err != nil {
-				t.Errorf("modprobe %s: %v: %s", m, err, out)
-			}
-		}
-	}
-	t.Cleanup(restore)
-	// No module autoload while IPVS is to be seen absent: kernels with the
-	// family's module alias (5.16 and later) would load ip_vs again at the
-	// first family lookup.
-	if err := os.WriteFile(helper, []byte("/nonexistent/modprobe\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	for _, m := range loadedModules(t, "ip_vs_") {
-		if out, err := exec.Command("rmmod", m).CombinedOutput(); err != nil {
-			t.Fatalf("rmmod %s: %v: %s", m, err, out)
-		}
-	}
-	if out, err := exec.Command("rmmod", "ip_vs").CombinedOutput(); err != nil {
-		t.Fatalf("rmmod ip_vs: %v: %s", err, out)
-	}
-	if moduleLoaded(t, "ip_vs") {
-		t.Fatal("ip_vs still loaded after rmmod")
-	}
+	enableHelper := unloadIPVS(t)
 
 	// What the generic netlink core answers to the stale id: ENOENT, with
 	// or without a text (the library cannot tell it from IPVS's own
@@ -170,9 +278,7 @@ func TestIntegrationEngineModuleReload(t *testing.T) {
 
 	// The module helper back: on kernels with the alias the Client's
 	// family lookup loads ip_vs itself; else modprobe it.
-	if err := os.WriteFile(helper, savedHelper, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	enableHelper()
 	start := time.Now()
 	_, err = c.Info(ctx)
 	switch {
@@ -183,7 +289,7 @@ func TestIntegrationEngineModuleReload(t *testing.T) {
 	default:
 		t.Errorf("Info with the module helper back: %v", err)
 	}
-	restore()
+	loadIPVSModules(t)
 	newID, err := ipvsFamilyID(t)
 	if err != nil {
 		t.Fatal(err)

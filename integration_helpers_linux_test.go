@@ -199,6 +199,38 @@ func (ns *netNS) do(fn func() error) error {
 	return <-errc
 }
 
+// hasSysctl reports whether the kernel has net.ipv4.vs.NAME in ns.
+func (ns *netNS) hasSysctl(t *testing.T, name string) bool {
+	t.Helper()
+	err := ns.do(func() error {
+		_, err := os.Stat("/proc/sys/net/ipv4/vs/" + name)
+		return err
+	})
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// procTableSize is the connection table size in the header of ns's
+// /proc/net/ip_vs ("IP Virtual Server version 1.2.1 (size=4096)").
+func (ns *netNS) procTableSize(t *testing.T) uint32 {
+	t.Helper()
+	var b []byte
+	if err := ns.do(func() (err error) {
+		b, err = os.ReadFile("/proc/thread-self/net/ip_vs")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var size uint32
+	first, _, _ := strings.Cut(string(b), "\n")
+	if _, err := fmt.Sscanf(first, "IP Virtual Server version 1.2.1 (size=%d)", &size); err != nil {
+		t.Fatalf("/proc/net/ip_vs header %q: %v", first, err)
+	}
+	return size
+}
+
 // Minimal rtnetlink, to set up links and addresses in a test's namespace.
 
 // ifInfoMsg is struct ifinfomsg.

@@ -271,7 +271,11 @@ func TestIntegrationIpvsadmDaemonsTimeouts(t *testing.T) {
 	c, ns := newClient(t)
 	ctx := testCtx(t)
 
-	if got, want := firstLine(ns.ipvsadm(t, "", "-L", "-n")), "IP Virtual Server version 1.2.1 (size=4096)"; got != want {
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatalf("Info: %v", err)
+	}
+	if got, want := firstLine(ns.ipvsadm(t, "", "-L", "-n")), fmt.Sprintf("IP Virtual Server version 1.2.1 (size=%d)", info.ConnectionTableSize); got != want {
 		t.Errorf("ipvsadm -L -n header = %q, want %q", got, want)
 	}
 	if err := c.SetTimeouts(ctx, ipvs.Timeouts{TCP: secs(1000), TCPFin: secs(30), UDP: secs(45)}); err != nil {

@@ -13,26 +13,45 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/ipvs-go/ipvs"
 )
 
+// TestIntegrationInfo checks Info against the kernel's own /proc/net/ip_vs
+// header. The connection table has 4096 buckets on kernels with a fixed
+// table (conn_tab_bits = 12); kernels with resizable tables (7.x, the ones
+// with the conn_lfactor sysctl) report the current size, 0 in a namespace
+// that never had a service, then a power of two.
 func TestIntegrationInfo(t *testing.T) {
-	c, _ := newClient(t)
+	c, ns := newClient(t)
 	ctx := testCtx(t)
-	info, err := c.Info(ctx)
-	if err != nil {
-		t.Fatalf("Info: %v", err)
+	resizable := ns.hasSysctl(t, "conn_lfactor")
+	check := func(when string) uint32 {
+		t.Helper()
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatalf("Info %s: %v", when, err)
+		}
+		if got := info.Version.String(); got != "1.2.1" || info.Version != (ipvs.Version{Major: 1, Minor: 2, Patch: 1}) {
+			t.Errorf("Info %s: version %+v (%q), want 1.2.1", when, info.Version, got)
+		}
+		if got, want := info.ConnectionTableSize, ns.procTableSize(t); got != want {
+			t.Errorf("Info %s: connection table size %d, /proc/net/ip_vs says %d", when, got, want)
+		}
+		t.Logf("kernel %s %s: IPVS %v, connection table size %d (resizable table: %v)", kernelRelease(), when, info.Version, info.ConnectionTableSize, resizable)
+		return info.ConnectionTableSize
 	}
-	want := ipvs.Info{Version: ipvs.Version{Major: 1, Minor: 2, Patch: 1}, ConnectionTableSize: 4096}
-	if diff := cmp.Diff(want, info); diff != "" {
-		t.Errorf("Info (-want +got):\n%s", diff)
+	size := check("before any service")
+	switch {
+	case !resizable && size != 4096:
+		t.Errorf("fixed-size table of %d buckets, want 4096 (conn_tab_bits=12)", size)
+	case resizable && size != 0:
+		t.Errorf("resizable table of %d buckets in a namespace without a service, want 0", size)
 	}
-	if got := info.Version.String(); got != "1.2.1" {
-		t.Errorf("Version.String() = %q, want 1.2.1", got)
+	mustCreate(t, ctx, c, ipvs.Service{Protocol: ipvs.TCP, Address: addr("10.8.0.1"), Port: 80, Scheduler: "rr"})
+	size = check("with one service")
+	if size == 0 || size&(size-1) != 0 || !resizable && size != 4096 {
+		t.Errorf("connection table size %d with one service, want a power of two (4096 on a fixed-size table)", size)
 	}
-	t.Logf("kernel %s: IPVS %v, connection table size %d", kernelRelease(), info.Version, info.ConnectionTableSize)
 }
 
 func TestIntegrationTimeouts(t *testing.T) {

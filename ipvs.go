@@ -213,7 +213,11 @@ func (v Version) String() string { return fmt.Sprintf("%d.%d.%d", v.Major, v.Min
 type Info struct {
 	Version Version
 	// ConnectionTableSize is the number of buckets of the connection hash
-	// table, 1 << the ip_vs module's conn_tab_bits parameter (4096 by default).
+	// table: 1 << the ip_vs module's conn_tab_bits parameter (4096 by
+	// default) on kernels with a fixed-size table; on kernels whose tables
+	// are per namespace and resizable (7.x, which have the conn_lfactor
+	// sysctl) the table's current size, 0 in a namespace that has had no
+	// service yet. It is the size=N of ipvsadm -L's first line.
 	ConnectionTableSize uint32
 }
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the labs as static binaries and runs them all, with and without
 # -pitfall: natively (as root, on a kernel with IPVS) or in the VM rig
-# (../internal/vmrig) on Debian's 6.1 and 6.12 kernels.
+# (../internal/vmrig) on Debian's 5.10, 6.1, 6.12 and 7.2 kernels.
 #
 #   ./labs.sh native              run here; needs root and IPVS
 #   ./labs.sh vm [6.1|6.12|all]   run in qemu (default: all)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the article's labs (NAT, direct routing, IPIP, the redundant pair),
 # each with and without -pitfall: natively when this kernel has IPVS and we
-# are root, otherwise in the VM rig on Debian's 6.1 and 6.12 kernels.
+# are root, otherwise in the VM rig on Debian's 5.10, 6.1, 6.12 and 7.2 kernels.
 set -euo pipefail
 cd "$(dirname "$0")/../../examples"
 if [ "$(id -u)" = 0 ] && [ -e /proc/net/ip_vs ]; then

@@ -70,7 +70,7 @@ GOTOOLCHAIN=$other_go go vet . && GOTOOLCHAIN=$other_go go build ./...
 
 if [ "${IPVS_SKIP_VM:-}" = 1 ]; then step "IPVS_SKIP_VM=1: skipping the real-kernel suite"; exit 0; fi
 
-step "real-kernel suite on Linux 6.1 and 6.12 (qemu, no network device)"
+step "real-kernel suite on Linux 5.10, 6.1, 6.12 and 7.2 (qemu, no network device, two boots at a time)"
 go test -c -race -o "$work/ipvs.test" .
 runs=(-run "integration@25m=$work/ipvs.test -test.v -test.count=1 -test.run ^TestIntegration")
 if [ -n "$unit386_in_vm" ]; then
@@ -87,12 +87,18 @@ while IFS= read -r job; do runs+=(-run "$job"); done <<<"$labjobs"
 # depends on errors only, never on timings (BENCHMARKS.md has the real run).
 (cd bench && CGO_ENABLED=0 go build -o "$work/ipvsbench" ./cmd/ipvsbench)
 runs+=(-run "bench-smoke@5m=$work/ipvsbench -services 50 -dests 2 -rounds 1")
-go run ./internal/vmrig -kernel all -require-tests -timeout 40m "${runs[@]}" | tee "$work/vm.log"
+# Every job of a kernel runs in one boot; -kernel all boots the four
+# kernels (Debian bullseye's 5.10, bookworm's 6.1 and 6.12, forky's 7.2)
+# two at a time, so both cores are busy.
+go run ./internal/vmrig -kernel all -parallel 2 -require-tests -timeout 40m "${runs[@]}" | tee "$work/vm.log"
 rc=${PIPESTATUS[0]}
-# One closing line for both kernels: the real-kernel tests (top level and
-# subtests) and the VM jobs (labs, pitfalls, benchmark smoke).
+# Closing lines: per kernel, its jobs, its go tests (top level and
+# subtests) and its wall time, as vmrig counted them; then one line for all
+# kernels: the real-kernel tests (top level) and the VM jobs (labs,
+# pitfalls, benchmark smoke).
+printf '    (%d s; the whole run %d s)\n' $((SECONDS - step_start)) "$SECONDS"
+grep -E '^vmrig: kernel .* summary: ' "$work/vm.log" | sed 's/^vmrig: /real-kernel: /' || true
 passed=$(grep -cE -- '^--- PASS: TestIntegration|^VMRIG-RESULT .* exit=0 ' "$work/vm.log" || true)
 failed=$(grep -cE -- '^--- FAIL: TestIntegration|^VMRIG-RESULT .* exit=[1-9]' "$work/vm.log" || true)
-printf '    (%d s; the whole run %d s)\n' $((SECONDS - step_start)) "$SECONDS"
 echo "real-kernel: $passed passed, $failed failed"
 exit "$rc"

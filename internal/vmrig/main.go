@@ -6,6 +6,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,6 +36,7 @@ var defaultModules = []string{
 
 type options struct {
 	kernels      []string
+	parallel     int
 	timeout      time.Duration
 	jobTimeout   time.Duration
 	verbose      bool
@@ -74,7 +76,8 @@ func main() {
 func realMain() int {
 	var o options
 	var runs, files, envs multiFlag
-	kernel := flag.String("kernel", "all", "kernel to boot: 5.10 (bullseye), 6.1, 6.12 (bookworm), 7.2 (forky) or all (6.1 then 6.12)")
+	kernel := flag.String("kernel", "all", "kernel to boot: 5.10 (bullseye), 6.1, 6.12 (bookworm), 7.2 (forky), all (the four) or a comma-separated list")
+	flag.IntVar(&o.parallel, "parallel", 2, "boots run at the same time when several kernels are given (their job output is then printed per kernel as each boot ends)")
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "overall limit per boot (qemu is killed after it)")
 	flag.DurationVar(&o.jobTimeout, "job-timeout", 10*time.Minute, "default per-job limit inside the guest")
 	flag.BoolVar(&o.verbose, "v", false, "show provisioning output and the guest console (kernel log) on stderr")
@@ -115,14 +118,19 @@ flags:
 		logf("unexpected arguments %q (jobs are given with -run)", flag.Args())
 		return 2
 	}
-	switch _, known := kernelSources[*kernel]; {
-	case *kernel == "all":
-		// CI runs "all": it stays bookworm's two kernels.
-		o.kernels = []string{"6.1", "6.12"}
-	case known:
-		o.kernels = []string{*kernel}
-	default:
-		logf("-kernel must be %s or all, not %q", strings.Join(kernelLabels, ", "), *kernel)
+	if *kernel == "all" {
+		o.kernels = kernelLabels
+	} else {
+		for _, l := range strings.Split(*kernel, ",") {
+			if _, known := kernelSources[l]; !known {
+				logf("-kernel must be %s, all or a comma-separated list of them, not %q", strings.Join(kernelLabels, ", "), *kernel)
+				return 2
+			}
+			o.kernels = append(o.kernels, l)
+		}
+	}
+	if o.parallel < 1 {
+		logf("-parallel must be at least 1")
 		return 2
 	}
 	if o.channel != "virtio" && o.channel != "serial" {
@@ -216,7 +224,7 @@ flags:
 		base string
 	}
 	var reports []*bootReport
-	var preps []prepared
+	preps := make([]prepared, len(o.kernels))
 	for _, label := range o.kernels {
 		rep := &bootReport{label: label}
 		for _, j := range o.jobs {
@@ -238,14 +246,42 @@ flags:
 			continue
 		}
 		rep.prepare = time.Since(t0)
-		preps = append(preps, prepared{k, base})
+		preps[len(reports)-1] = prepared{k, base}
 	}
 	unlock()
+	// The boots, o.parallel at a time: a guest running one test binary
+	// keeps about one host core busy, so two boots use a 2-core host. With
+	// more than one at a time, each boot's job output is held and printed
+	// in one piece when the boot ends.
+	sem := make(chan struct{}, o.parallel)
+	var wg sync.WaitGroup
 	for i, r := range reports {
-		if r.err == nil {
-			bootOne(&o, preps[i].k, preps[i].base, initBin, r)
+		if r.err != nil {
+			continue
 		}
+		r.out = stdout
+		var buf *bytes.Buffer
+		if o.parallel > 1 && len(reports) > 1 {
+			buf = new(bytes.Buffer)
+			r.out = &lockedWriter{w: buf}
+		}
+		wg.Add(1)
+		go func(p prepared) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			t0 := time.Now()
+			bootOne(&o, p.k, p.base, initBin, r)
+			r.wall = time.Since(t0)
+			if buf != nil {
+				stdout.mu.Lock()
+				fmt.Fprintf(stdout.w, "vmrig: ===== kernel %s: the output of its jobs =====\n", r.label)
+				_, _ = stdout.w.Write(buf.Bytes())
+				stdout.mu.Unlock()
+			}
+		}(preps[i])
 	}
+	wg.Wait()
 
 	// Summary.
 	ok := true
@@ -390,7 +426,29 @@ type bootReport struct {
 	boot    time.Duration // qemu start to init running
 	modules time.Duration // guest module preload
 	total   time.Duration // qemu start to exit
+	wall    time.Duration // the whole boot, initramfs included
 	jobs    []*jobResult
+
+	out          io.Writer // where the jobs' output goes
+	mu           sync.Mutex
+	passed, fail int // "--- PASS:" and "--- FAIL:" lines of go test -v, subtests included
+}
+
+var testLineRe = regexp.MustCompile(`^\s*--- (PASS|FAIL): `)
+
+// countTest counts a go test -v result line.
+func (r *bootReport) countTest(l string) {
+	m := testLineRe.FindStringSubmatch(l)
+	if m == nil {
+		return
+	}
+	r.mu.Lock()
+	if m[1] == "PASS" {
+		r.passed++
+	} else {
+		r.fail++
+	}
+	r.mu.Unlock()
 }
 
 func (r *bootReport) print(w io.Writer) bool {
@@ -420,6 +478,14 @@ func (r *bootReport) print(w io.Writer) bool {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%.1f\n", j.name, j.state, exit, j.seconds)
 	}
 	tw.Flush()
+	jobsOK := 0
+	for _, j := range r.jobs {
+		if j.state == "PASS" {
+			jobsOK++
+		}
+	}
+	fmt.Fprintf(w, "vmrig: kernel %s summary: jobs %d of %d passed; go tests (subtests included) %d passed, %d failed; wall %s\n",
+		r.label, jobsOK, len(r.jobs), r.passed, r.fail, r.wall.Round(time.Second))
 	return ok
 }
 

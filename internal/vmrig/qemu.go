@@ -155,6 +155,7 @@ func bootOne(o *options, k *Kernel, base, initBin string, rep *bootReport) {
 }
 
 func boot(o *options, k *Kernel, base, initBin string, rep *bootReport) (err error) {
+	stdout := rep.out
 	dir, err := os.MkdirTemp("", "vmrig-")
 	if err != nil {
 		return err
@@ -223,8 +224,8 @@ func boot(o *options, k *Kernel, base, initBin string, rep *bootReport) (err err
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	setCurrentQemu(cmd.Process)
-	defer setCurrentQemu(nil)
+	addQemu(cmd.Process)
+	defer removeQemu(cmd.Process)
 	defer func() {
 		rep.total = time.Since(qStart)
 	}()
@@ -352,6 +353,7 @@ func boot(o *options, k *Kernel, base, initBin string, rep *bootReport) (err err
 						default:
 							j.state = "PASS"
 						}
+						logf("kernel %s: job %s %s after %.1fs", k.Label, j.name, j.state, j.seconds)
 						j.output.Reset()
 						cur = nil
 					}
@@ -367,6 +369,7 @@ func boot(o *options, k *Kernel, base, initBin string, rep *bootReport) (err err
 				continue
 			}
 			fmt.Fprintln(stdout, l)
+			rep.countTest(l)
 			if cur != nil && cur.testMode && o.requireTests {
 				cur.output.WriteString(l)
 				cur.output.WriteByte('\n')
@@ -395,6 +398,7 @@ func boot(o *options, k *Kernel, base, initBin string, rep *bootReport) (err err
 			if lines != nil {
 				for l := range lines {
 					fmt.Fprint(stdout, strings.TrimRight(l, "\r\n")+"\n")
+					rep.countTest(l)
 					if strings.HasPrefix(l, spec.MarkerDone) {
 						done = true
 					}
@@ -476,16 +480,22 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 
 var (
 	qemuMu  sync.Mutex
-	curQemu *os.Process
+	running = map[*os.Process]bool{} // the qemus of the boots under way
 )
 
-func setCurrentQemu(p *os.Process) {
+func addQemu(p *os.Process) {
 	qemuMu.Lock()
-	curQemu = p
+	running[p] = true
 	qemuMu.Unlock()
 }
 
-// killQemuOnSignal makes SIGINT/SIGTERM kill the running qemu before the
+func removeQemu(p *os.Process) {
+	qemuMu.Lock()
+	delete(running, p)
+	qemuMu.Unlock()
+}
+
+// killQemuOnSignal makes SIGINT/SIGTERM kill the running qemus before the
 // rig exits.
 func killQemuOnSignal() {
 	c := make(chan os.Signal, 1)
@@ -493,8 +503,8 @@ func killQemuOnSignal() {
 	go func() {
 		sig := <-c
 		qemuMu.Lock()
-		if curQemu != nil {
-			_ = curQemu.Kill()
+		for p := range running {
+			_ = p.Kill()
 		}
 		qemuMu.Unlock()
 		logf("%v: qemu killed, exiting", sig)
