@@ -22,19 +22,19 @@ type procOpener func(path string, flag int) (*os.File, error)
 // netnsProcOpener returns the procOpener for ns (nil: the namespace of
 // whichever thread opens, normally the process's). A thread already in ns
 // opens the file itself, so a client of the namespace it runs in needs no
-// CAP_SYS_ADMIN; otherwise a new thread enters ns with setns(2), opens the
-// file and is thrown away with its goroutine, so that no other goroutine
-// ever runs in a namespace it did not ask for.
+// CAP_SYS_ADMIN. Otherwise a goroutine locked to its thread enters ns with
+// setns(2), opens the file and returns to the thread's namespace before it
+// unlocks; if it cannot return, it stays locked and the thread ends with
+// it. No other goroutine ever runs in a namespace it did not ask for.
+//
+// The thread goes back rather than being thrown away because it may be the
+// process's main thread, which the runtime never ends, and whose namespace
+// is what /proc/self/net shows.
 func netnsProcOpener(ns *netns) procOpener {
 	return func(path string, flag int) (*os.File, error) {
 		name := "/proc/thread-self/" + path
-		if ns == nil {
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			return os.OpenFile(name, flag|syscall.O_CLOEXEC, 0)
-		}
 		runtime.LockOSThread()
-		if ns.current() {
+		if ns == nil || ns.current() {
 			defer runtime.UnlockOSThread()
 			return os.OpenFile(name, flag|syscall.O_CLOEXEC, 0)
 		}
@@ -45,19 +45,33 @@ func netnsProcOpener(ns *netns) procOpener {
 		}
 		done := make(chan result, 1)
 		go func() {
-			// Never unlocked: the thread, now in ns, exits with the
-			// goroutine instead of going back to the scheduler.
 			runtime.LockOSThread()
-			if err := unix.Setns(ns.fd, unix.CLONE_NEWNET); err != nil {
-				done <- result{err: &netnsError{os.NewSyscallError("setns", err)}}
-				return
-			}
-			f, err := os.OpenFile(name, flag|syscall.O_CLOEXEC, 0)
+			f, err := openIn(ns, name, flag)
 			done <- result{f, err}
 		}()
 		r := <-done
 		return r.f, r.err
 	}
+}
+
+// openIn opens name in ns from the calling thread, which must be locked,
+// and unlocks it once the thread is back in its own namespace.
+func openIn(ns *netns, name string, flag int) (*os.File, error) {
+	home, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	defer home.Close()
+	if err := unix.Setns(ns.fd, unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return nil, &netnsError{os.NewSyscallError("setns", err)}
+	}
+	f, err := os.OpenFile(name, flag|syscall.O_CLOEXEC, 0)
+	if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+		runtime.UnlockOSThread()
+	}
+	return f, err
 }
 
 // openProc opens a /proc file in the client's namespace.
