@@ -3,6 +3,7 @@ package ipvs
 import (
 	"os"
 	"runtime"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -14,9 +15,10 @@ import (
 // as long as it stays open. openProc opens such a file in the client's
 // namespace.
 
-// procOpener opens path, relative to /proc/thread-self (for example
-// "net/ip_vs_conn" or "sys/net/ipv4/vs/conntrack"), in a client's network
-// namespace.
+// procOpener opens path, a /proc path without the leading "/proc/" (for
+// example "net/ip_vs_conn" or "sys/net/ipv4/vs/conntrack"), in a client's
+// network namespace. "net/..." is opened under /proc/thread-self, "sys/..."
+// under /proc (sysctls follow the namespace of the thread that opens them).
 type procOpener func(path string, flag int) (*os.File, error)
 
 // netnsProcOpener returns the procOpener for ns (nil: the namespace of
@@ -33,6 +35,9 @@ type procOpener func(path string, flag int) (*os.File, error)
 func netnsProcOpener(ns *netns) procOpener {
 	return func(path string, flag int) (*os.File, error) {
 		name := "/proc/thread-self/" + path
+		if strings.HasPrefix(path, "sys/") {
+			name = "/proc/" + path
+		}
 		runtime.LockOSThread()
 		if ns == nil || ns.current() {
 			defer runtime.UnlockOSThread()

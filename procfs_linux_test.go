@@ -78,15 +78,51 @@ func interfaces(dev string) []string {
 	return names
 }
 
-// TestOpenProcNetNS: a client's /proc/net file shows its namespace, read
-// from any goroutine, and opening it moves no other thread.
+// hostRead reads a /proc file from a thread in the process's namespace.
+func hostRead(t *testing.T, name string) string {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestOpenProcNetNS: a client's /proc/net and /proc/sys/net files are its
+// namespace's, read and written from any goroutine; the calling thread's
+// namespace and every other thread's stay as they were.
 func TestOpenProcNetNS(t *testing.T) {
 	ns := newTestNetNS(t)
 	c := newClientWith(1, nil)
 	c.proc = netnsProcOpener(ns)
-	if got := interfaces(readProc(t, c, "net/dev")); len(got) != 1 || got[0] != "lo" {
-		t.Errorf("/proc/net/dev of a new namespace lists %q, want only lo", got)
+	if got := interfaces(readProc(t, c, "net/dev")); len(got) == 0 || got[0] != "lo" {
+		t.Errorf("/proc/net/dev of a new namespace lists %q, want lo first", got)
 	}
+	// A per-namespace sysctl written through the client changes the
+	// client's namespace only.
+	const ttl = "sys/net/ipv4/ip_default_ttl"
+	hostTTL := hostRead(t, "/proc/"+ttl)
+	want := "77\n"
+	if hostTTL == want {
+		want = "78\n"
+	}
+	f, err := c.openProc(ttl, os.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(want); err != nil {
+		t.Fatalf("writing %s in the client's namespace: %v", ttl, err)
+	}
+	f.Close()
+	if got := readProc(t, c, ttl); got != want {
+		t.Errorf("%s in the client's namespace = %q, want %q", ttl, got, want)
+	}
+	if got := hostRead(t, "/proc/"+ttl); got != hostTTL {
+		t.Errorf("%s in the process's namespace changed from %q to %q", ttl, hostTTL, got)
+	}
+
 	// Every thread is back home: the main thread's namespace is what
 	// /proc/self/net shows.
 	self0, err := os.Readlink("/proc/self/ns/net")
@@ -114,13 +150,8 @@ func TestOpenProcNetNS(t *testing.T) {
 	defer self.f.Close()
 	c2 := newClientWith(1, nil)
 	c2.proc = netnsProcOpener(self)
-	runtime.LockOSThread()
-	host, err := os.ReadFile("/proc/thread-self/net/dev")
-	runtime.UnlockOSThread()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := interfaces(readProc(t, c2, "net/dev")), interfaces(string(host)); strings.Join(got, ",") != strings.Join(want, ",") {
+	host := hostRead(t, "/proc/thread-self/net/dev")
+	if got, want := interfaces(readProc(t, c2, "net/dev")), interfaces(host); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("/proc/net/dev of the caller's namespace lists %q, want %q", got, want)
 	}
 

@@ -266,9 +266,9 @@ flags:
 			r.out = &lockedWriter{w: buf}
 		}
 		wg.Add(1)
+		sem <- struct{}{} // in kernel order
 		go func(p prepared) {
 			defer wg.Done()
-			sem <- struct{}{}
 			defer func() { <-sem }()
 			t0 := time.Now()
 			bootOne(&o, p.k, p.base, initBin, r)
