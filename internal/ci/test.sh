@@ -71,8 +71,15 @@ GOTOOLCHAIN=$other_go go vet . && GOTOOLCHAIN=$other_go go build ./...
 if [ "${IPVS_SKIP_VM:-}" = 1 ]; then step "IPVS_SKIP_VM=1: skipping the real-kernel suite"; exit 0; fi
 
 step "real-kernel suite on Linux 5.10, 6.1, 6.12 and 7.2 (qemu, no network device, two boots at a time)"
-go test -c -race -o "$work/ipvs.test" .
-runs=(-run "integration@25m=$work/ipvs.test -test.v -test.count=1 -test.run ^TestIntegration")
+# One job per package with real-kernel tests (TestIntegration*): the root
+# package's is "integration", a subpackage's "integration-<dir>".
+runs=()
+for dir in $(git grep -l '^func TestIntegration' -- '*_test.go' ':!bench' ':!examples' ':!internal/vmrig' | xargs -n1 dirname | sort -u); do
+	name=integration
+	[ "$dir" = . ] || name=integration-$(echo "$dir" | tr / -)
+	go test -c -race -o "$work/$name.test" "./$dir"
+	runs+=(-run "$name@25m=$work/$name.test -test.v -test.count=1 -test.run ^TestIntegration")
+done
 if [ -n "$unit386_in_vm" ]; then
 	# The 386 unit tests (built above), with their testdata as the job's cwd.
 	runs+=(-file "$root/testdata:/jobs/unit-386/testdata"
