@@ -671,7 +671,6 @@ func parseConnAddr(b []byte) (netip.Addr, bool) {
 		a[2*g], a[2*g+1] = byte(v>>8), byte(v)
 		g++
 		if i == len(b) {
-			b = b[i:]
 			break
 		}
 		b = b[i+1:]
