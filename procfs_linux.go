@@ -3,6 +3,7 @@ package ipvs
 import (
 	"os"
 	"runtime"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -15,8 +16,10 @@ import (
 // namespace.
 
 // procOpener opens path, relative to /proc/thread-self (for example
-// "net/ip_vs_conn" or "sys/net/ipv4/vs/conntrack"), in a client's network
-// namespace.
+// "net/ip_vs_conn") or, for a path under "sys/", to /proc (for example
+// "sys/net/ipv4/vs/conntrack": /proc/sys shows the namespace of the thread
+// that looks a file up, and /proc/thread-self has no sys), in a client's
+// network namespace.
 type procOpener func(path string, flag int) (*os.File, error)
 
 // netnsProcOpener returns the procOpener for ns (nil: the namespace of
@@ -28,6 +31,9 @@ type procOpener func(path string, flag int) (*os.File, error)
 func netnsProcOpener(ns *netns) procOpener {
 	return func(path string, flag int) (*os.File, error) {
 		name := "/proc/thread-self/" + path
+		if strings.HasPrefix(path, "sys/") {
+			name = "/proc/" + path
+		}
 		if ns == nil {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
