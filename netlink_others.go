@@ -59,3 +59,7 @@ func (*client) virtualServices(context.Context) ([]VirtualServiceStats, error) {
 func (*client) reconcileChanges(context.Context, desiredTable, ReconcileOptions) ([]Change, error) {
 	return nil, errUnsupported
 }
+
+func (*client) sysctls(context.Context) (Sysctls, error)                { return Sysctls{}, errUnsupported }
+func (*client) setSysctls(context.Context, string, []sysctlWrite) error { return errUnsupported }
+func (*client) totals(context.Context) (Totals, error)                  { return Totals{}, errUnsupported }
