@@ -162,7 +162,7 @@ func TestIntegrationSysctls(t *testing.T) {
 	}
 	kernel := kernelSysctls(t, ns)
 	known := make(map[string]bool)
-	var present, absent []string
+	var absent []string
 	for _, k := range sysctlKnobs {
 		known[k.name] = true
 		text, inKernel := kernel[k.name]
@@ -172,9 +172,7 @@ func TestIntegrationSysctls(t *testing.T) {
 		} else if inKernel && gotText != text {
 			t.Errorf("%s: Sysctls.%s = %q, the kernel shows %q", k.name, k.field, gotText, text)
 		}
-		if inKernel {
-			present = append(present, k.name)
-		} else {
+		if !inKernel {
 			absent = append(absent, k.name)
 		}
 		want := kernelAtLeast(k.major, k.minor)

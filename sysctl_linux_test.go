@@ -82,6 +82,7 @@ func (fs *fakeProcFS) open(path string, flag int) (*os.File, error) {
 func fakeProc(t *testing.T, files map[string]string) (*Client, *fakeProcFS) {
 	t.Helper()
 	fs := &fakeProcFS{root: t.TempDir()}
+	t.Cleanup(fs.writing.Wait) // before the directory is removed
 	if files != nil {
 		dir := filepath.Join(fs.root, sysctlDir)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
