@@ -388,3 +388,24 @@ func TestDefenseModeString(t *testing.T) {
 		}
 	}
 }
+
+// TestProcOpenerSys: a path under sys/ is opened under /proc (there is no
+// /proc/thread-self/sys), in the namespace of the opening thread.
+func TestProcOpenerSys(t *testing.T) {
+	f, err := netnsProcOpener(nil)("sys/net/ipv4/ip_forward", os.O_RDONLY)
+	if err != nil {
+		t.Fatalf("opening sys/net/ipv4/ip_forward: %v", err)
+	}
+	defer f.Close()
+	if !strings.HasPrefix(f.Name(), "/proc/sys/") {
+		t.Errorf("opened %s, want a file under /proc/sys", f.Name())
+	}
+	f, err = netnsProcOpener(nil)("net/dev", os.O_RDONLY)
+	if err != nil {
+		t.Fatalf("opening net/dev: %v", err)
+	}
+	defer f.Close()
+	if !strings.HasPrefix(f.Name(), "/proc/thread-self/net/") {
+		t.Errorf("opened %s, want a file under /proc/thread-self/net", f.Name())
+	}
+}
