@@ -175,7 +175,7 @@ var optTable = []optDef{
 const (
 	maxTimeout         = 86400 * 31 // ipvsadm's MAX_TIMEOUT
 	maxExtTimeout      = 4294967    // the kernel's, in seconds (u32 jiffies at HZ=1000)
-	defaultPersistence = 300        // ipvsadm's IPVS_SVC_PERSISTENT_TIMEOUT
+	defaultPersistence = 6 * 60     // ipvsadm's IPVS_SVC_PERSISTENT_TIMEOUT
 	schedNameMax       = 15         // IP_VS_SCHEDNAME_MAXLEN - 1
 	peNameMax          = 16         // IP_VS_PENAME_MAXLEN
 	ifNameMax          = 15         // IP_VS_IFNAME_MAXLEN - 1
@@ -505,7 +505,14 @@ func (st *state) option(def *optDef, arg string, hasArg bool, at int) *SyntaxErr
 		if err := st.setOption(2, at); err != nil {
 			return err
 		}
-		st.proto = map[int]ipvs.Protocol{'t': ipvs.TCP, 'u': ipvs.UDP, tagSCTP: ipvs.SCTP}[def.tag]
+		switch def.tag {
+		case 't':
+			st.proto = ipvs.TCP
+		case 'u':
+			st.proto = ipvs.UDP
+		default:
+			st.proto = ipvs.SCTP
+		}
 		hp, ok := st.p.parseService(arg, st.proto)
 		if !ok {
 			return st.fail(st.badOption(), "illegal virtual server address[:port] specified")
@@ -591,7 +598,16 @@ func (st *state) option(def *optDef, arg string, hasArg bool, at int) *SyntaxErr
 		if err := st.setOption(7, at); err != nil {
 			return err
 		}
-		st.fwd = map[int]ipvs.ForwardMethod{'i': ipvs.IPIP, 'g': ipvs.DR, 'm': ipvs.NAT, tagLocalNode: ipvs.Local}[def.tag]
+		switch def.tag {
+		case 'i':
+			st.fwd = ipvs.IPIP
+		case 'g':
+			st.fwd = ipvs.DR
+		case 'm':
+			st.fwd = ipvs.NAT
+		default:
+			st.fwd = ipvs.Local
+		}
 	case 'w':
 		if err := st.setOption(8, at); err != nil {
 			return err
