@@ -230,7 +230,7 @@ type state struct {
 	cmd      Kind
 	cmdWord  int
 	options  Options
-	optWord  [36]int // the word of each option, for errors
+	optWord  [36]int32 // the word of each option, for errors
 	af       ipvs.Family
 	proto    ipvs.Protocol
 	addr     netip.Addr
@@ -389,7 +389,7 @@ func (st *state) setOption(o int, at int) *SyntaxError {
 		return st.fail(at, "multiple '%s' options specified", optNames[o])
 	}
 	st.options |= bit
-	st.optWord[o] = at
+	st.optWord[o] = int32(at)
 	return nil
 }
 
@@ -874,29 +874,29 @@ func (st *state) genericOptCheck() *SyntaxError {
 		case !given && table[j] == '+':
 			return st.fail(st.cmdWord, "You need to supply the '%s' option for the '%s' command", optNames[j], st.cmd)
 		case given && table[j] == 'x':
-			return st.fail(st.optWord[j], "Illegal '%s' option with the '%s' command", optNames[j], st.cmd)
+			return st.fail(int(st.optWord[j]), "Illegal '%s' option with the '%s' command", optNames[j], st.cmd)
 		case given && table[j] == '1':
 			count++
 			if count == 1 {
 				last = j
 				continue
 			}
-			return st.fail(st.optWord[j], "The option '%s' conflicts with the '%s' option in the '%s' command", optNames[j], optNames[last], st.cmd)
+			return st.fail(int(st.optWord[j]), "The option '%s' conflicts with the '%s' option in the '%s' command", optNames[j], optNames[last], st.cmd)
 		}
 	}
 	if st.fwd == ipvs.Local && st.cmd != AddServer && st.cmd != EditServer {
-		return st.fail(st.optWord[7], "Illegal 'local-node' option with the '%s' command", st.cmd)
+		return st.fail(int(st.optWord[7]), "Illegal 'local-node' option with the '%s' command", st.cmd)
 	}
 	for _, ext := range []struct {
 		o     int
 		kinds [2]Kind
 	}{{34, [2]Kind{AddServer, EditServer}}, {35, [2]Kind{AddService, EditService}}} {
 		if st.options&(1<<ext.o) != 0 && st.cmd != ext.kinds[0] && st.cmd != ext.kinds[1] {
-			return st.fail(st.optWord[ext.o], "Illegal '%s' option with the '%s' command", optNames[ext.o], st.cmd)
+			return st.fail(int(st.optWord[ext.o]), "Illegal '%s' option with the '%s' command", optNames[ext.o], st.cmd)
 		}
 	}
 	if st.options.Has(OptSvcTimeout | OptPersistent) {
-		return st.fail(st.optWord[35], "The option 'svc-timeout' conflicts with the 'persistent' option in the '%s' command", st.cmd)
+		return st.fail(int(st.optWord[35]), "The option 'svc-timeout' conflicts with the 'persistent' option in the '%s' command", st.cmd)
 	}
 	return nil
 }
@@ -908,10 +908,10 @@ func (st *state) finish() (Command, error) {
 	switch st.cmd {
 	case AddService, EditService:
 		if st.fwmark == 0 && st.port == 0 && st.flags&ipvs.FlagPersistent == 0 && !st.p.Extensions {
-			return Command{}, st.fail(st.optWord[2], "Zero port specified for non-persistent service")
+			return Command{}, st.fail(int(st.optWord[2]), "Zero port specified for non-persistent service")
 		}
 		if st.flags&ipvs.FlagOnePacket != 0 && st.fwmark == 0 && st.proto != ipvs.UDP {
-			return Command{}, st.fail(st.optWord[21], "One-Packet Scheduling is only for UDP virtual services")
+			return Command{}, st.fail(int(st.optWord[21]), "One-Packet Scheduling is only for UDP virtual services")
 		}
 		if st.sched == "" {
 			st.sched = ipvs.WeightedLeastConnection
@@ -951,10 +951,10 @@ func (st *state) finish() (Command, error) {
 			dfam = ipvs.IPv6
 		}
 		if dfam != st.af && st.fwd != ipvs.IPIP {
-			return Command{}, st.fail(st.optWord[6], "Different address family is allowed only for tunneling servers")
+			return Command{}, st.fail(int(st.optWord[6]), "Different address family is allowed only for tunneling servers")
 		}
 		if st.options&(OptTunType|OptTunPort|OptTunNoCsum|OptTunCsum|OptTunRemCsum) != 0 && st.fwd != ipvs.IPIP {
-			return Command{}, st.fail(st.optWord[7], "Tunnel options conflict with forward method")
+			return Command{}, st.fail(int(st.optWord[7]), "Tunnel options conflict with forward method")
 		}
 		if err := st.tunnelOptCheck(); err != nil {
 			return Command{}, err
@@ -987,16 +987,16 @@ func (st *state) tunnelOptCheck() *SyntaxError {
 		given := st.options&(1<<k) != 0
 		switch {
 		case !given && table[j] == '+':
-			return st.fail(st.optWord[6], "You need to supply the '%s' option for the '%s' tunnel type", optNames[k], tunNames[st.tunType])
+			return st.fail(int(st.optWord[6]), "You need to supply the '%s' option for the '%s' tunnel type", optNames[k], tunNames[st.tunType])
 		case given && table[j] == 'x':
-			return st.fail(st.optWord[k], "Illegal '%s' option with the '%s' tunnel type", optNames[k], tunNames[st.tunType])
+			return st.fail(int(st.optWord[k]), "Illegal '%s' option with the '%s' tunnel type", optNames[k], tunNames[st.tunType])
 		case given && table[j] == '1':
 			count++
 			if count == 1 {
 				last = k
 				continue
 			}
-			return st.fail(st.optWord[k], "The option '%s' conflicts with the '%s' option in the '%s' tunnel type", optNames[k], optNames[last], tunNames[st.tunType])
+			return st.fail(int(st.optWord[k]), "The option '%s' conflicts with the '%s' option in the '%s' tunnel type", optNames[k], optNames[last], tunNames[st.tunType])
 		}
 	}
 	return nil

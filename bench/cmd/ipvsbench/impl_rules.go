@@ -21,7 +21,6 @@ import (
 type rulesImpl struct {
 	c                           *ipvs.Client
 	createText, updateText, del []byte
-	saved                       int
 }
 
 func (im *rulesImpl) setup(w *workload) (err error) {
@@ -70,7 +69,7 @@ func (im *rulesImpl) list(ctx context.Context) (int, int, error) {
 		n += len(v.Destinations)
 	}
 	if lines := bytes.Count(text, []byte("\n")); lines != len(vs)+n {
-		return 0, 0, fmt.Errorf("Format wrote %d lines for %d services and %d destinations", lines, len(vs), n)
+		return 0, 0, fmt.Errorf("ipvsrules.Format wrote %d lines for %d services and %d destinations", lines, len(vs), n)
 	}
 	return len(vs), n, nil
 }
