@@ -1,0 +1,226 @@
+package ipvsrules
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/ipvs-go/ipvs"
+)
+
+// Parse parses rules text, what "ipvsadm -R" reads, with the zero Parser.
+func Parse(r io.Reader) ([]Command, error) {
+	var p Parser
+	return p.Parse(r)
+}
+
+// Parse parses rules text: one ipvsadm command line per line, split into
+// words at spaces, tabs and carriage returns, with every word "ipvsadm"
+// dropped (so "ipvsadm -A -t ..." lines are taken too), as ipvsadm 1.31's
+// -R does. Blank lines, and lines whose first word starts with "#" (which
+// ipvsadm -R refuses, but its ipvsadm-restore script removes), are
+// skipped. A line may hold any command ipvsadm runs in -R but -L, -S, -R,
+// -h and -v, which would print.
+//
+// Every bad line is reported, as SyntaxErrors, with line and column; then
+// no command is returned, unless p.ContinueOnError is set. Parse reads r
+// to its end; an error reading it is returned as it is.
+func (p *Parser) Parse(r io.Reader) ([]Command, error) {
+	text, err := readString(r)
+	if err != nil {
+		return nil, err
+	}
+	// One command per line at most, allocated once.
+	cmds := make([]Command, strings.Count(text, "\n")+1)
+	n, errs := p.parseText(text, 1, cmds)
+	cmds = cmds[:n:n]
+	if len(errs) > 0 {
+		if !p.ContinueOnError {
+			return nil, errs
+		}
+		return cmds, errs
+	}
+	return cmds, nil
+}
+
+// parseText parses the lines of text, the first numbered line, into out,
+// which has room for one command per line. It returns the number of
+// commands and the errors.
+func (p *Parser) parseText(text string, lineNo int, out []Command) (int, SyntaxErrors) {
+	var (
+		errs SyntaxErrors
+		args []string
+		cols []int
+	)
+	n := 0
+	lineNo--
+	for len(text) > 0 {
+		lineNo++
+		line := text
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			line, text = text[:i], text[i+1:]
+		} else {
+			text = ""
+		}
+		args, cols = args[:0], cols[:0]
+		for i := 0; i < len(line); {
+			if c := line[i]; c == ' ' || c == '\t' || c == '\r' {
+				i++
+				continue
+			}
+			j := i
+			for j < len(line) && line[j] != ' ' && line[j] != '\t' && line[j] != '\r' {
+				j++
+			}
+			if w := line[i:j]; w != "ipvsadm" {
+				args = append(args, w)
+				cols = append(cols, i+1)
+			}
+			i = j
+		}
+		if len(args) == 0 || args[0][0] == '#' {
+			continue
+		}
+		c, err := p.parseLine(args)
+		if err != nil {
+			e := err.(*SyntaxError)
+			e.Line = lineNo
+			if i := e.Column - 1; i >= 0 && i < len(cols) {
+				e.Column = cols[i]
+			} else {
+				e.Column = len(line) + 1
+			}
+			errs = append(errs, e)
+			continue
+		}
+		c.Line = lineNo
+		out[n] = c
+		n++
+	}
+	return n, errs
+}
+
+// readString reads r to its end into one string, which the words of the
+// text are then slices of: no copy per word, and, when r tells its length
+// (a bytes.Reader or strings.Reader does), no copy at all beyond the one.
+func readString(r io.Reader) (string, error) {
+	var b strings.Builder
+	if l, ok := r.(interface{ Len() int }); ok {
+		b.Grow(l.Len())
+	}
+	if _, err := io.Copy(&b, r); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// parseLine parses the words of one line of rules text.
+func (p *Parser) parseLine(args []string) (Command, error) {
+	for i, a := range args {
+		if strings.IndexByte(a, 0) >= 0 {
+			return Command{}, &SyntaxError{Column: i + 1, Word: a, Msg: "a NUL byte", Status: 1}
+		}
+	}
+	c, err := p.ParseArgs(args)
+	if err != nil {
+		return Command{}, err
+	}
+	switch c.Kind {
+	case Restore:
+		// ipvsadm -R refuses to recurse.
+		return Command{}, &SyntaxError{Column: 1, Word: args[0], Msg: "Try `ipvsadm -h' or 'ipvsadm --help' for more information.", Status: 255}
+	case List, Save, Help, Version:
+		return Command{}, &SyntaxError{Column: 1, Word: args[0], Msg: fmt.Sprintf("the %s command prints: not in rules text", c.Kind), Status: 1}
+	}
+	return c, nil
+}
+
+// Changes returns the changes of cmds, in order, for one ipvs.Client.Apply.
+// It fails, naming the line, if a command is not a change (-C, -Z, --set,
+// a daemon command): run those with Apply.
+func Changes(cmds []Command) ([]ipvs.Change, error) {
+	out := make([]ipvs.Change, 0, len(cmds))
+	for _, c := range cmds {
+		ch, ok := c.Change()
+		if !ok {
+			return nil, fmt.Errorf("ipvsrules: line %d: %s is not a change for Apply", c.Line, c.Kind)
+		}
+		out = append(out, ch)
+	}
+	return out, nil
+}
+
+// Apply runs cmds through c in order, as ipvsadm -R runs them: each run of
+// consecutive changes in one c.Apply, -C as c.Flush, -Z as c.ZeroAll or
+// c.ZeroService, --set as c.SetTimeouts, --start-daemon and --stop-daemon
+// as c.StartSyncDaemon and c.StopSyncDaemon. As in ipvsadm -R, a command
+// the kernel refuses does not stop the ones after it.
+//
+// It returns one error per command (nil if it succeeded), and a non-nil
+// error if an exchange failed or ctx ended: the commands not run then carry
+// that error too.
+func Apply(ctx context.Context, c *ipvs.Client, cmds []Command) ([]error, error) {
+	errs := make([]error, len(cmds))
+	// Runs of changes go to c.Apply in chunks, through one buffer: the
+	// changes are never all copied at once.
+	const chunk = 1024
+	var changes []ipvs.Change
+	for i := 0; i < len(cmds); {
+		if _, ok := cmds[i].Change(); !ok {
+			if err := ctx.Err(); err != nil {
+				return errs, fail(errs[i:], err)
+			}
+			errs[i] = run(ctx, c, &cmds[i])
+			i++
+			continue
+		}
+		if changes == nil {
+			changes = make([]ipvs.Change, 0, min(chunk, len(cmds)-i))
+		}
+		changes = changes[:0]
+		j := i
+		for ; j < len(cmds) && len(changes) < chunk; j++ {
+			ch, ok := cmds[j].Change()
+			if !ok {
+				break
+			}
+			changes = append(changes, ch)
+		}
+		cerrs, err := c.Apply(ctx, changes)
+		copy(errs[i:j], cerrs)
+		if err != nil {
+			return errs, fail(errs[j:], err)
+		}
+		i = j
+	}
+	return errs, nil
+}
+
+// fail sets every error of errs, the commands not run, to err.
+func fail(errs []error, err error) error {
+	for k := range errs {
+		errs[k] = err
+	}
+	return err
+}
+
+// run runs a command that is not a change.
+func run(ctx context.Context, c *ipvs.Client, cmd *Command) error {
+	switch cmd.Kind {
+	case Clear:
+		return c.Flush(ctx)
+	case Zero:
+		if cmd.Options.Has(OptService) {
+			return c.ZeroService(ctx, cmd.Service)
+		}
+		return c.ZeroAll(ctx)
+	case SetTimeouts:
+		return c.SetTimeouts(ctx, cmd.Timeouts)
+	case StartDaemon:
+		return c.StartSyncDaemon(ctx, cmd.Daemon)
+	case StopDaemon:
+		return c.StopSyncDaemon(ctx, cmd.Daemon.State)
+	}
+	return fmt.Errorf("ipvsrules: line %d: the %s command is not run by Apply", cmd.Line, cmd.Kind)
+}
