@@ -72,8 +72,11 @@ if [ "${IPVS_SKIP_VM:-}" = 1 ]; then step "IPVS_SKIP_VM=1: skipping the real-ker
 
 step "real-kernel suite on Linux 5.10, 6.1, 6.12 and 7.2 (qemu, no network device, two boots at a time)"
 # One job per package with real-kernel tests (TestIntegration*): the root
-# package's is "integration", a subpackage's "integration-<dir>".
+# package's is "integration", a subpackage's "integration-<dir>". The
+# guest gets the host's /etc/services, for the port names of ipvsadm's
+# rules.
 runs=()
+[ ! -f /etc/services ] || runs+=(-file /etc/services:/etc/services)
 for dir in $(git grep -l '^func TestIntegration' -- '*_test.go' ':!bench' ':!examples' ':!internal/vmrig' | xargs -n1 dirname | sort -u); do
 	name=integration
 	[ "$dir" = . ] || name=integration-$(echo "$dir" | tr / -)
