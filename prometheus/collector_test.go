@@ -95,8 +95,8 @@ func newFake() *fakeReader {
 		daemons: []ipvs.SyncDaemon{{State: ipvs.Master, Interface: "eth0", SyncID: 5, Group: ip("224.0.0.81"), Port: 8848, TTL: 1, MaxLength: 1472}},
 		totals:  ipvs.Totals{Stats: st(16, 107, 98, 6504, 12345679706)},
 		conns: map[ipvs.ConnectionKey]ipvs.ConnectionCount{
-			{Protocol: ipvs.TCP, Virtual: netip.MustParseAddrPort("10.0.0.1:80"), Destination: netip.MustParseAddrPort("10.0.2.1:8080")}: {Active: 2, Inactive: 1, States: map[ipvs.ConnectionState]int{ipvs.StateEstablished: 2, ipvs.StateTimeWait: 1}},
-			{Protocol: ipvs.TCP, Virtual: netip.MustParseAddrPort("10.0.0.1:80"), Destination: netip.MustParseAddrPort("10.0.2.2:8080")}: {Inactive: 3, States: map[ipvs.ConnectionState]int{ipvs.StateTimeWait: 2, ipvs.StateFinWait: 1}},
+			{Protocol: ipvs.TCP, Virtual: netip.MustParseAddrPort("10.0.0.1:80"), Destination: netip.MustParseAddrPort("10.0.2.1:8080")}:          {Active: 2, Inactive: 1, States: map[ipvs.ConnectionState]int{ipvs.StateEstablished: 2, ipvs.StateTimeWait: 1}},
+			{Protocol: ipvs.TCP, Virtual: netip.MustParseAddrPort("10.0.0.1:80"), Destination: netip.MustParseAddrPort("10.0.2.2:8080")}:          {Inactive: 3, States: map[ipvs.ConnectionState]int{ipvs.StateTimeWait: 2, ipvs.StateFinWait: 1}},
 			{Protocol: ipvs.UDP, Virtual: netip.MustParseAddrPort("[2001:db8::1]:53"), Destination: netip.MustParseAddrPort("[2001:db8::10]:53")}: {Inactive: 1, Templates: 1, States: map[ipvs.ConnectionState]int{ipvs.StateUDP: 1}},
 		},
 	}
