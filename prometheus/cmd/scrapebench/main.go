@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command scrapebench times a scrape of this module's exporter against
 // node_exporter's IPVS collector on the same table, on a real IPVS kernel
 // (run it in a VM: see BENCHMARKS.md).
