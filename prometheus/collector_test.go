@@ -2,6 +2,7 @@ package prometheus
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -528,3 +529,35 @@ func TestWriteTextWriteError(t *testing.T) {
 type errWriter struct{}
 
 func (errWriter) Write([]byte) (int, error) { return 0, os.ErrClosed }
+
+// TestHandlerGzip checks that a scraper that accepts gzip gets the same
+// metrics gzipped, and one that refuses it plain text.
+func TestHandlerGzip(t *testing.T) {
+	c := newTestCollector(newFake(), Options{})
+	plain := scrape(t, c.Handler())
+	for _, tc := range []struct {
+		header string
+		gz     bool
+	}{{"gzip", true}, {"br, gzip;q=0.5", true}, {"gzip;q=0", false}, {"identity", false}, {"", false}} {
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		req.Header.Set("Accept-Encoding", tc.header)
+		rec := httptest.NewRecorder()
+		c.Handler().ServeHTTP(rec, req)
+		body := rec.Body.Bytes()
+		if got := rec.Header().Get("Content-Encoding") == "gzip"; got != tc.gz {
+			t.Errorf("Accept-Encoding %q: gzipped %v, want %v", tc.header, got, tc.gz)
+		}
+		if tc.gz {
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				t.Fatalf("Accept-Encoding %q: %v", tc.header, err)
+			}
+			if body, err = io.ReadAll(zr); err != nil {
+				t.Fatalf("Accept-Encoding %q: %v", tc.header, err)
+			}
+		}
+		if string(body) != plain {
+			t.Errorf("Accept-Encoding %q: body differs from the plain scrape", tc.header)
+		}
+	}
+}

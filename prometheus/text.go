@@ -1,6 +1,7 @@
 package prometheus
 
 import (
+	"compress/gzip"
 	"context"
 	"io"
 	"math"
@@ -129,6 +130,19 @@ func appendFloat(b []byte, v float64) []byte {
 	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
 
+// acceptsGzip reports whether an Accept-Encoding header allows gzip.
+func acceptsGzip(h string) bool {
+	for part := range strings.SplitSeq(h, ",") {
+		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.TrimSpace(enc) != "gzip" {
+			continue
+		}
+		q = strings.ReplaceAll(strings.TrimSpace(q), " ", "")
+		return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+	}
+	return false
+}
+
 // WriteText reads the table within ctx and writes the metrics to w in the
 // Prometheus text format, as the Collector would export them, without
 // building a metric object per series. It returns w's error; a failed read
@@ -146,7 +160,7 @@ func (c *Collector) WriteText(ctx context.Context, w io.Writer) error {
 const scrapeTimeoutHeader = "X-Prometheus-Scrape-Timeout-Seconds"
 
 // Handler returns an http.Handler serving the metrics in the text format
-// (WriteText). The read's deadline is the scrape timeout the scraper sends
+// (WriteText), gzipped if the request accepts it (Prometheus's do). The read's deadline is the scrape timeout the scraper sends
 // (Prometheus's header X-Prometheus-Scrape-Timeout-Seconds) less a
 // quarter of a second for the transfer, at most Options.Timeout; the read
 // also ends if the scraper goes away.
@@ -160,6 +174,14 @@ func (c *Collector) Handler() http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		_ = c.WriteText(ctx, w) // the client went away: nothing to tell it
+		w.Header().Add("Vary", "Accept-Encoding")
+		var out io.Writer = w
+		if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+			w.Header().Set("Content-Encoding", "gzip")
+			gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // a valid level: no error
+			defer gz.Close()
+			out = gz
+		}
+		_ = c.WriteText(ctx, out) // the client went away: nothing to tell it
 	})
 }
