@@ -53,3 +53,14 @@ func BenchmarkGather(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWriteTextNode adds node_exporter's names.
+func BenchmarkWriteTextNode(b *testing.B) {
+	c := New(bigFake(2000, 4), Options{NodeExporterNames: true})
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.WriteText(context.Background(), io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -161,6 +161,8 @@ type snapshot struct {
 	// svc[i] labels table[i], dst[j] its destinations in order.
 	svc []string
 	dst []string
+	// node are node_exporter's backend rows (nodeRows), made on first use.
+	node []nodeRow
 }
 
 // read reads everything a scrape exports, the reads in parallel. The first

@@ -245,47 +245,67 @@ func (s *snapshot) eachDest(f func(svc, dst string, d *ipvs.DestinationStats)) {
 	}
 }
 
-// eachBackend emits node_exporter's backend series: one per destination,
-// labelled as node_exporter labels the rows of /proc/net/ip_vs. Only
-// firewall-mark services can repeat a label set (the same mark in IPv4 and
-// IPv6 with the same destination); node_exporter sums such rows.
-func (s *snapshot) eachBackend(get func(*ipvs.DestinationStats) float64, e *emitter) {
+// A nodeRow is a row of node_exporter's backend series: its labels and
+// the destinations it sums.
+type nodeRow struct {
+	labels [6]string
+	d      *ipvs.DestinationStats
+	more   []*ipvs.DestinationStats // rarely any
+}
+
+// nodeRows returns node_exporter's backend rows, made on first use: one
+// per destination, labelled as node_exporter labels the rows of
+// /proc/net/ip_vs. Only firewall-mark services can repeat a label set (the
+// same mark in IPv4 and IPv6 with the same destination); node_exporter sums
+// such rows.
+func (s *snapshot) nodeRows() []nodeRow {
+	if s.node != nil {
+		return s.node
+	}
 	type key struct {
 		mark uint32
 		dst  netip.AddrPort
 	}
-	var marks map[key]float64 // sums of the firewall-mark services' rows
-	var order []key
+	var marks map[key]int // index in rows of a firewall-mark row
+	rows := make([]nodeRow, 0, len(s.dst))
 	for i := range s.table {
 		v := &s.table[i]
-		if v.Service.FirewallMark == 0 {
-			continue
-		}
-		if marks == nil {
-			marks = map[key]float64{}
-		}
-		for k := range v.Destinations {
-			d := &v.Destinations[k]
-			kk := key{v.Service.FirewallMark, netip.AddrPortFrom(d.Address, d.Port)}
-			if _, ok := marks[kk]; !ok {
-				order = append(order, kk)
-			}
-			marks[kk] += get(d)
-		}
-	}
-	for i := range s.table {
-		v := &s.table[i]
+		addr, port, proto, mark := nodeAddr(v.Service.Address), strconv.Itoa(int(v.Service.Port)), v.Service.Protocol.String(), ""
 		if v.Service.FirewallMark != 0 {
-			continue
+			addr, port, proto, mark = "", "0", "FWM", nodeMark(v.Service.FirewallMark)
+			if marks == nil {
+				marks = map[key]int{}
+			}
 		}
-		addr, port, proto := nodeAddr(v.Service.Address), strconv.Itoa(int(v.Service.Port)), v.Service.Protocol.String()
 		for k := range v.Destinations {
 			d := &v.Destinations[k]
-			e.sample(get(d), addr, port, nodeAddr(d.Address), strconv.Itoa(int(d.Port)), proto, "")
+			if v.Service.FirewallMark != 0 {
+				kk := key{v.Service.FirewallMark, netip.AddrPortFrom(d.Address, d.Port)}
+				if j, ok := marks[kk]; ok {
+					rows[j].more = append(rows[j].more, d)
+					continue
+				}
+				marks[kk] = len(rows)
+			}
+			rows = append(rows, nodeRow{
+				labels: [6]string{addr, port, nodeAddr(d.Address), strconv.Itoa(int(d.Port)), proto, mark},
+				d:      d,
+			})
 		}
 	}
-	for _, k := range order {
-		e.sample(marks[k], "", "0", nodeAddr(k.dst.Addr()), strconv.Itoa(int(k.dst.Port())), "FWM", nodeMark(k.mark))
+	s.node = rows
+	return rows
+}
+
+// eachBackend emits a node_exporter backend family.
+func (s *snapshot) eachBackend(get func(*ipvs.DestinationStats) float64, e *emitter) {
+	for i := range s.nodeRows() {
+		r := &s.node[i]
+		v := get(r.d)
+		for _, d := range r.more {
+			v += get(d)
+		}
+		e.sample(v, r.labels[:]...)
 	}
 }
 
