@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -161,7 +162,7 @@ func TestIntegrationSysctls(t *testing.T) {
 	}
 	kernel := kernelSysctls(t, ns)
 	known := make(map[string]bool)
-	var present, absent []string
+	var absent []string
 	for _, k := range sysctlKnobs {
 		known[k.name] = true
 		text, inKernel := kernel[k.name]
@@ -171,9 +172,7 @@ func TestIntegrationSysctls(t *testing.T) {
 		} else if inKernel && gotText != text {
 			t.Errorf("%s: Sysctls.%s = %q, the kernel shows %q", k.name, k.field, gotText, text)
 		}
-		if inKernel {
-			present = append(present, k.name)
-		} else {
+		if !inKernel {
 			absent = append(absent, k.name)
 		}
 		want := kernelAtLeast(k.major, k.minor)
@@ -385,5 +384,99 @@ func TestIntegrationSysctlsNetNSPath(t *testing.T) {
 	}
 	if d, ok := initBefore["debug_level"]; ok {
 		t.Logf("debug_level in the initial namespace: %s", d)
+	}
+}
+
+// asCredentials runs fn on a thread of its own that has joined ns and then
+// taken uid (and gid) and exactly the capabilities caps, all of which
+// Linux keeps per thread; the thread is thrown away afterwards. A Client
+// bound to ns opens its /proc files on the calling thread when that thread
+// is in ns, so fn's calls run with these credentials.
+func asCredentials(ns *netNS, uid int, caps []int, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: see newNetNS
+		if err := unix.Setns(ns.fd, unix.CLONE_NEWNET); err != nil {
+			errc <- os.NewSyscallError("setns", err)
+			return
+		}
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+			errc <- os.NewSyscallError("prctl(PR_SET_KEEPCAPS)", err)
+			return
+		}
+		// Raw system calls: syscall.Setresuid would change every thread.
+		id := uintptr(uid)
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, id, id, id); e != 0 {
+			errc <- os.NewSyscallError("setresgid", e)
+			return
+		}
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, id, id, id); e != 0 {
+			errc <- os.NewSyscallError("setresuid", e)
+			return
+		}
+		var set uint32
+		for _, c := range caps {
+			set |= 1 << c
+		}
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		data := [2]unix.CapUserData{{Effective: set, Permitted: set}}
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			errc <- os.NewSyscallError("capset", err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// TestIntegrationSysctlsPermission: reading needs nothing; writing needs
+// CAP_NET_ADMIN in the user namespace that owns the network namespace, or
+// its root user (the kernel's net_ctl_permissions); no CAP_SYS_ADMIN.
+func TestIntegrationSysctlsPermission(t *testing.T) {
+	c, ns := newClient(t)
+	ctx := testCtx(t)
+	const nobody = 65534
+	for _, tc := range []struct {
+		name      string
+		uid       int
+		caps      []int
+		mayWrite  bool
+		wantValue string
+	}{
+		{"uid 65534 with CAP_NET_ADMIN only", nobody, []int{unix.CAP_NET_ADMIN}, true, "0"},
+		{"uid 65534 without capabilities", nobody, nil, false, ""},
+		{"uid 0 without capabilities", 0, nil, true, "2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := kernelSysctls(t, ns)["conn_reuse_mode"]
+			var readErr, writeErr error
+			var s ipvs.Sysctls
+			value := 0
+			if tc.wantValue == "2" {
+				value = 2
+			}
+			if err := asCredentials(ns, tc.uid, tc.caps, func() error {
+				s, readErr = c.Sysctls(ctx)
+				writeErr = c.SetSysctls(ctx, ipvs.Sysctls{ConnReuseMode: new(value)})
+				return nil
+			}); err != nil {
+				t.Fatalf("taking the credentials: %v", err)
+			}
+			if readErr != nil || s.ConnReuseMode == nil || strconv.Itoa(*s.ConnReuseMode) != before {
+				t.Errorf("Sysctls = ConnReuseMode %v, %v; want %s", s.ConnReuseMode, readErr, before)
+			}
+			after := kernelSysctls(t, ns)["conn_reuse_mode"]
+			if tc.mayWrite {
+				if writeErr != nil || after != tc.wantValue {
+					t.Errorf("SetSysctls: %v; the kernel shows %q, want %q", writeErr, after, tc.wantValue)
+				}
+				return
+			}
+			var e *ipvs.Error
+			if !errors.As(writeErr, &e) || e.Field != "Sysctls.ConnReuseMode" || !errors.Is(writeErr, os.ErrPermission) || after != before {
+				t.Errorf("SetSysctls = %v (the kernel shows %q, was %q); want an *Error for Sysctls.ConnReuseMode matching os.ErrPermission", writeErr, after, before)
+			}
+			t.Log(writeErr)
+		})
 	}
 }

@@ -313,9 +313,9 @@ func defenseKnob(name, field string, p func(*Sysctls) **DefenseMode) sysctlKnob 
 		})
 }
 
-// maxJiffiesSeconds is the most proc_dointvec_jiffies takes: INT_MAX/HZ
+// maxJiffiesDuration is the most proc_dointvec_jiffies takes: INT_MAX/HZ
 // seconds, with HZ at most 1000.
-const maxJiffiesSeconds = 2147483 * time.Second
+const maxJiffiesDuration = 2147483 * time.Second
 
 // secondsKnob is a knob of whole seconds (proc_dointvec_jiffies).
 func secondsKnob(name, field string, p func(*Sysctls) **time.Duration) sysctlKnob {
@@ -330,8 +330,8 @@ func secondsKnob(name, field string, p func(*Sysctls) **time.Duration) sysctlKno
 				return "", v.String() + " is negative"
 			case v%time.Second != 0:
 				return "", v.String() + " is not a whole number of seconds"
-			case v > maxJiffiesSeconds:
-				return "", v.String() + " exceeds the maximum " + maxJiffiesSeconds.String()
+			case v > maxJiffiesDuration:
+				return "", v.String() + " exceeds the maximum " + maxJiffiesDuration.String()
 			}
 			return strconv.FormatInt(int64(v/time.Second), 10), ""
 		})

@@ -82,6 +82,7 @@ func (fs *fakeProcFS) open(path string, flag int) (*os.File, error) {
 func fakeProc(t *testing.T, files map[string]string) (*Client, *fakeProcFS) {
 	t.Helper()
 	fs := &fakeProcFS{root: t.TempDir()}
+	t.Cleanup(fs.writing.Wait) // before the directory is removed
 	if files != nil {
 		dir := filepath.Join(fs.root, sysctlDir)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -385,5 +386,26 @@ func TestDefenseModeString(t *testing.T) {
 		if got := m.String(); got != want {
 			t.Errorf("DefenseMode(%d).String() = %q, want %q", int(m), got, want)
 		}
+	}
+}
+
+// TestProcOpenerSys: a path under sys/ is opened under /proc (there is no
+// /proc/thread-self/sys), in the namespace of the opening thread.
+func TestProcOpenerSys(t *testing.T) {
+	f, err := netnsProcOpener(nil)("sys/net/ipv4/ip_forward", os.O_RDONLY)
+	if err != nil {
+		t.Fatalf("opening sys/net/ipv4/ip_forward: %v", err)
+	}
+	defer f.Close()
+	if !strings.HasPrefix(f.Name(), "/proc/sys/") {
+		t.Errorf("opened %s, want a file under /proc/sys", f.Name())
+	}
+	f, err = netnsProcOpener(nil)("net/dev", os.O_RDONLY)
+	if err != nil {
+		t.Fatalf("opening net/dev: %v", err)
+	}
+	defer f.Close()
+	if !strings.HasPrefix(f.Name(), "/proc/thread-self/net/") {
+		t.Errorf("opened %s, want a file under /proc/thread-self/net", f.Name())
 	}
 }
