@@ -99,10 +99,15 @@ while IFS= read -r job; do runs+=(-run "$job"); done <<<"$labjobs"
 runs+=(-run "bench-smoke@5m=$work/ipvsbench -services 50 -dests 2 -rounds 1")
 # The Prometheus exporter's module: its real-kernel test (a scrape over
 # HTTP against ipvsadm), and its scrape benchmark at a small size.
+# The exporter binary, static, in a namespace of its own: /healthz,
+# /metrics against an ipvsadm-made service, a clean exit on SIGTERM.
 (cd prometheus && go test -c -race -o "$work/integration-prometheus.test" . &&
-	CGO_ENABLED=0 go build -o "$work/scrapebench" ./cmd/scrapebench)
+	CGO_ENABLED=0 go build -o "$work/scrapebench" ./cmd/scrapebench &&
+	CGO_ENABLED=0 go build -trimpath -o "$work/ipvs_exporter" ./cmd/ipvs_exporter)
 runs+=(-run "integration-prometheus@10m=$work/integration-prometheus.test -test.v -test.count=1 -test.run ^TestIntegration")
 runs+=(-run "scrapebench-smoke@5m=$work/scrapebench -services 50 -dests 2 -rounds 1")
+runs+=(-file "$work/ipvs_exporter:/opt/ipvs_exporter" -file "$root/prometheus/cmd/ipvs_exporter/smoke.sh:/opt/exporter-smoke.sh"
+	-run "exporter-smoke@2m=guest:/usr/bin/unshare -n /bin/sh /opt/exporter-smoke.sh /opt/ipvs_exporter")
 # Every job of a kernel runs in one boot; -kernel all boots the four
 # kernels (Debian bullseye's 5.10, bookworm's 6.1 and 6.12, forky's 7.2)
 # two at a time, so both cores are busy.
