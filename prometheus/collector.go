@@ -43,7 +43,7 @@
 //
 // With Options.NodeExporterNames, the eight metrics of node_exporter's ipvs
 // collector too, with its names, labels and label values (see
-// NodeExporterNames), so that its dashboards and alerts keep working.
+// Options.NodeExporterNames), so that its dashboards and alerts keep working.
 //
 // If any read fails, the scrape has ipvs_up 0, the duration and the error
 // count, and nothing else: never a partial table. Options.ErrorLog gets
