@@ -64,6 +64,7 @@ func (*client) reconcileChanges(context.Context, desiredTable, ReconcileOptions)
 func (*client) connections(context.Context, bool) iter.Seq2[Connection, error] {
 	return func(yield func(Connection, error) bool) { yield(Connection{}, errUnsupported) }
 }
+
 func (*client) sysctls(context.Context) (Sysctls, error)                { return Sysctls{}, errUnsupported }
 func (*client) setSysctls(context.Context, string, []sysctlWrite) error { return errUnsupported }
 func (*client) totals(context.Context) (Totals, error)                  { return Totals{}, errUnsupported }

@@ -9,7 +9,7 @@ root=$PWD
 export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-modules=(. examples bench)
+modules=(. examples bench prometheus)
 # step starts a step and says how long the previous one took (the whole
 # run must stay within CI's 20 minutes).
 step() {
@@ -30,6 +30,9 @@ done
 
 step "unit tests (race detector; fuzz targets run their seed corpus)"
 go test -race -count=1 ./...
+# The Prometheus exporter's module (its promtool check runs where Debian's
+# prometheus package is installed, and says so where not).
+(cd prometheus && go test -race -count=1 ./...)
 
 step "32-bit x86 (GOARCH=386, no race detector there): vet, test build, unit tests"
 # A 32-bit int catches int(uint32) conversions and constant overflows. The
@@ -77,7 +80,7 @@ step "real-kernel suite on Linux 5.10, 6.1, 6.12 and 7.2 (qemu, no network devic
 # rules.
 runs=()
 [ ! -f /etc/services ] || runs+=(-file /etc/services:/etc/services)
-for dir in $(git grep -l '^func TestIntegration' -- '*_test.go' ':!bench' ':!examples' ':!internal/vmrig' | xargs -n1 dirname | sort -u); do
+for dir in $(git grep -l '^func TestIntegration' -- '*_test.go' ':!bench' ':!examples' ':!prometheus' ':!internal/vmrig' | xargs -n1 dirname | sort -u); do
 	name=integration
 	[ "$dir" = . ] || name=integration-$(echo "$dir" | tr / -)
 	go test -c -race -o "$work/$name.test" "./$dir"
@@ -97,6 +100,17 @@ while IFS= read -r job; do runs+=(-run "$job"); done <<<"$labjobs"
 # depends on errors only, never on timings (BENCHMARKS.md has the real run).
 (cd bench && CGO_ENABLED=0 go build -o "$work/ipvsbench" ./cmd/ipvsbench)
 runs+=(-run "bench-smoke@5m=$work/ipvsbench -services 50 -dests 2 -rounds 1")
+# The Prometheus exporter's module: its real-kernel test (a scrape over
+# HTTP against ipvsadm), and its scrape benchmark at a small size.
+# The exporter binary, static, in a namespace of its own: /healthz,
+# /metrics against an ipvsadm-made service, a clean exit on SIGTERM.
+(cd prometheus && go test -c -race -o "$work/integration-prometheus.test" . &&
+	CGO_ENABLED=0 go build -o "$work/scrapebench" ./cmd/scrapebench &&
+	CGO_ENABLED=0 go build -trimpath -o "$work/ipvs_exporter" ./cmd/ipvs_exporter)
+runs+=(-run "integration-prometheus@10m=$work/integration-prometheus.test -test.v -test.count=1 -test.run ^TestIntegration")
+runs+=(-run "scrapebench-smoke@5m=$work/scrapebench -services 50 -dests 2 -rounds 1")
+runs+=(-file "$work/ipvs_exporter:/opt/ipvs_exporter" -file "$root/prometheus/cmd/ipvs_exporter/smoke.sh:/opt/exporter-smoke.sh"
+	-run "exporter-smoke@2m=guest:/usr/bin/unshare -n /bin/sh /opt/exporter-smoke.sh /opt/ipvs_exporter")
 # Every job of a kernel runs in one boot; -kernel all boots the four
 # kernels (Debian bullseye's 5.10, bookworm's 6.1 and 6.12, forky's 7.2)
 # two at a time, so both cores are busy.
