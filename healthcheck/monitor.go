@@ -413,30 +413,36 @@ func (m *Monitor) record(d *destState, c *checkState, weight int, err error, now
 	}
 }
 
-// step evaluates every service at now, emits the events and applies the
-// changes. It reports whether the kernel took them all.
+// step evaluates every service at now, applies the changes, then emits the
+// events: the transitions, and the changes the kernel refused. It reports
+// whether the kernel took every change.
 func (m *Monitor) step(ctx context.Context, now time.Time) bool {
 	var evs []Event
 	for _, s := range m.svcs {
 		evs = append(evs, s.evaluate(m.damping, now)...)
 	}
+	failed := m.apply(ctx, now)
 	for _, e := range evs {
 		m.emit(ctx, e)
 	}
-	return m.apply(ctx, now)
+	for _, e := range failed {
+		m.emit(ctx, e)
+	}
+	return len(failed) == 0
 }
 
 // apply sends the changes of every service in one Apply: first those
 // that add capacity, then those that remove some, so that a service is
 // never empty in between (a sorry server comes in before the destinations
-// go, and goes after they are back).
-func (m *Monitor) apply(ctx context.Context, now time.Time) bool {
+// go, and goes after they are back). It returns an ApplyFailed event per
+// change that failed.
+func (m *Monitor) apply(ctx context.Context, now time.Time) []Event {
 	var ps []pending
 	for _, s := range m.svcs {
 		ps = append(ps, s.changes()...)
 	}
 	if len(ps) == 0 {
-		return true
+		return nil
 	}
 	ordered := make([]pending, 0, len(ps))
 	for _, grows := range []bool{true, false} {
@@ -451,23 +457,20 @@ func (m *Monitor) apply(ctx context.Context, now time.Time) bool {
 		changes[i] = p.change
 	}
 	errs, err := m.client.Apply(ctx, changes)
-	ok := err == nil
+	var failed []Event
 	for i := range ordered {
-		var e error
-		if i < len(errs) {
+		e := err
+		if i < len(errs) && errs[i] != nil {
 			e = errs[i]
-		} else {
-			e = err
+		} else if i < len(errs) && err == nil {
+			e = nil
 		}
 		ordered[i].settle(e)
 		if e != nil {
-			ok = false
-			if ctx.Err() == nil {
-				m.emit(ctx, Event{Time: now, Kind: ApplyFailed, Service: changes[i].Service, Destination: changes[i].Destination, Err: e})
-			}
+			failed = append(failed, Event{Time: now, Kind: ApplyFailed, Service: changes[i].Service, Destination: changes[i].Destination, Err: e})
 		}
 	}
-	return ok
+	return failed
 }
 
 func (m *Monitor) emit(ctx context.Context, e Event) {
