@@ -235,8 +235,8 @@ func New(c Client, services []Service, opts Options) (*Monitor, error) {
 		return nil, invalid("Options.Damping", "needs Reuse below Suppress")
 	}
 	type svcKey struct {
-		p ipvs.Protocol
-		a netip.Addr
+		p    ipvs.Protocol
+		a    netip.Addr
 		port uint16
 		m    uint32
 		f    ipvs.Family

@@ -415,5 +415,3 @@ func TestFunc(t *testing.T) {
 		t.Errorf("Func saw %v, want %v (the check's Port)", seen, ap)
 	}
 }
-
-
