@@ -312,3 +312,23 @@ func (ns *netNS) addDefaultRoute(t *testing.T, gw netip.Addr) {
 		t.Fatalf("adding default via %v: %v", gw, err)
 	}
 }
+
+// TestIntegrationInNetNS: a socket opened in Client.InNetNS belongs to the
+// Client's namespace, and stays usable from other goroutines afterwards.
+func TestIntegrationInNetNS(t *testing.T) {
+	c, ns := newClient(t)
+	ns.addDummy(t, "dummy0", "10.16.9.1/32")
+	if ln, err := net.Listen("tcp4", "10.16.9.1:0"); err == nil {
+		ln.Close()
+		t.Fatal("10.16.9.1 is an address of the test's own namespace: the test proves nothing")
+	}
+	var ln net.Listener
+	if err := c.InNetNS(func() (err error) { ln, err = net.Listen("tcp4", "10.16.9.1:0"); return err }); err != nil {
+		t.Fatalf("InNetNS: listen on an address of the Client's namespace: %v", err)
+	}
+	defer ln.Close()
+	go echoServer(ln)
+	if err := ns.do(func() error { return ping(ln.Addr().String()) }); err != nil {
+		t.Errorf("a connection to the listener from inside the namespace: %v", err)
+	}
+}
