@@ -332,3 +332,108 @@ func TestIntegrationInNetNS(t *testing.T) {
 		t.Errorf("a connection to the listener from inside the namespace: %v", err)
 	}
 }
+
+// TestIntegrationHealthcheckForwardingPath checks a DR destination through
+// the forwarding path, as the package documentation describes: the check
+// connects to the VIP from a real address of the load balancer, with the
+// mark of a firewall-mark service that holds only that destination, so IPVS
+// sends it by direct routing to the backend, which holds the VIP itself and
+// answers directly. The same check without the mark reaches nothing (the
+// VIP is local to the load balancer, where nothing listens).
+func TestIntegrationHealthcheckForwardingPath(t *testing.T) {
+	c, lb := newClient(t)
+	ctx := testCtx(t)
+	lb.addDummy(t, "dummy0", "10.16.0.1/32")
+	b := newNetNS(t)
+	lb.addVeth(t, "b1", b, "eth0")
+	lb.addAddr(t, "b1", netip.MustParsePrefix("10.16.1.254/24"))
+	b.addAddr(t, "eth0", netip.MustParsePrefix("10.16.1.1/24"))
+	lb.linkUp(t, "b1")
+	b.linkUp(t, "eth0")
+	b.addDummy(t, "vip0", "10.16.0.1/32") // DR: the backend holds the VIP
+	// The backend's answers come from the VIP, an address of the load
+	// balancer too: without accept_local it drops them as martians.
+	for _, kv := range [][2]string{
+		{"net/ipv4/conf/all/rp_filter", "0"}, {"net/ipv4/conf/b1/rp_filter", "0"}, {"net/ipv4/conf/b1/accept_local", "1"},
+	} {
+		if err := lb.do(func() error { return os.WriteFile("/proc/sys/"+kv[0], []byte(kv[1]), 0o644) }); err != nil {
+			t.Fatalf("sysctl %s: %v", kv[0], err)
+		}
+	}
+	server := startBackend(t, b, ":80", "backend 1")
+
+	d := ipvs.Destination{Address: addr("10.16.1.1"), Port: 80, ForwardMethod: ipvs.DR, Weight: 1}
+	path := ipvs.Service{FirewallMark: 101, Family: ipvs.IPv4, Scheduler: ipvs.RoundRobin}
+	mustCreate(t, ctx, c, path)
+	mustCreateDest(t, ctx, c, path, d)
+	svc := ipvs.Service{FirewallMark: 102, Family: ipvs.IPv4, Scheduler: ipvs.RoundRobin}
+
+	monitor := func(mark uint32) (<-chan healthcheck.Event, func()) {
+		check := healthcheck.Check{
+			Probe:    healthcheck.HTTP{Path: "/", BodyContains: "backend 1"},
+			Interval: 300 * time.Millisecond, Timeout: 500 * time.Millisecond,
+			Address: addr("10.16.0.1"), Port: 80, Mark: mark, Source: addr("10.16.1.254"),
+		}
+		events := make(chan healthcheck.Event, 16)
+		m, err := healthcheck.New(c, []healthcheck.Service{{Service: svc, Destinations: []healthcheck.Destination{
+			{Destination: d, Checks: []healthcheck.Check{check}, Alpha: true},
+		}}}, healthcheck.Options{Events: events})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- m.Run(runCtx) }()
+		return events, func() { cancel(); <-done }
+	}
+	next := func(events <-chan healthcheck.Event, within time.Duration) (healthcheck.Event, bool) {
+		select {
+		case e := <-events:
+			return e, true
+		case <-time.After(within):
+			return healthcheck.Event{}, false
+		}
+	}
+
+	// Without the mark: refused by the load balancer itself, never up.
+	events, stop := monitor(0)
+	for {
+		e, ok := next(events, 1500*time.Millisecond)
+		if !ok {
+			break
+		}
+		if e.Kind == healthcheck.Up {
+			t.Fatalf("without the mark the check passed: %v", e)
+		}
+	}
+	stop()
+
+	// With it: through IPVS to the backend.
+	events, stop = monitor(101)
+	defer stop()
+	for {
+		e, ok := next(events, 5*time.Second)
+		if !ok {
+			t.Fatalf("kernel %s: the marked check did not pass within 5s", kernelRelease())
+		}
+		t.Logf("event: %v", e)
+		if e.Kind == healthcheck.Up {
+			break
+		}
+	}
+	server.stop()
+	for {
+		e, ok := next(events, 5*time.Second)
+		if !ok {
+			t.Fatal("no Down event within 5s of stopping the backend")
+		}
+		t.Logf("event: %v", e)
+		if e.Kind == healthcheck.Down {
+			break
+		}
+	}
+	ds, err := c.Destinations(ctx, svc)
+	if err != nil || len(ds) != 1 || ds[0].Weight != 0 {
+		t.Errorf("after Down: destinations %v, %v; want one at weight 0", ds, err)
+	}
+}
