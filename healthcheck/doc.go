@@ -63,8 +63,12 @@
 // way client connections do; the backend answers the source address
 // directly. Source must be a real address of the load balancer: with the
 // VIP as source, the backend, which holds the VIP itself, would answer
-// itself. The mark services are not given to the Monitor (their one
-// destination must not be taken out by its own checks).
+// itself. The answers come from the VIP, which is an address of the load
+// balancer too, so its interface towards the backends must accept them:
+// net.ipv4.conf.IFACE.accept_local=1 and rp_filter 0 (without them the
+// kernel drops them as martians and the check never passes; the real-kernel
+// test does both). The mark services are not given to the Monitor (their
+// one destination must not be taken out by its own checks).
 //
 // # Timing
 //
