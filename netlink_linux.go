@@ -63,6 +63,7 @@ func newClient(o options) (*client, error) {
 	}
 	c := newClientWith(f.ID, dial)
 	c.proc = netnsProcOpener(ns)
+	c.runNS = func(fn func() error) error { return runInNetNS(ns, fn) }
 	if ns != nil {
 		c.nsFile = ns.f
 	}

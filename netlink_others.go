@@ -51,6 +51,8 @@ func (*client) destinations(context.Context, Service) ([]DestinationStats, error
 	return nil, errUnsupported
 }
 
+func (*client) inNetNSCall(func() error) error { return errUnsupported }
+
 func (*client) apply(context.Context, []Change, []error) error { return errUnsupported }
 
 func (*client) virtualServices(context.Context) ([]VirtualServiceStats, error) {

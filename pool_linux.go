@@ -113,6 +113,8 @@ type client struct {
 	// proc opens the namespace's /proc files (procfs_linux.go); tests set
 	// their own.
 	proc procOpener
+	// runNS runs a function in the namespace (netnsrun_linux.go).
+	runNS func(fn func() error) error
 
 	mu      sync.Mutex
 	idle    []*sock

@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 
 # The labs, in the order they run. This is the one list of them: the VM
 # jobs of this script and of the CI are made from it.
-labs="nat dr ipip failover"
+labs="nat dr ipip failover health"
 
 out=${LABS_BIN:-$(mktemp -d)}
 pkgs=

@@ -1,0 +1,28 @@
+//go:build !linux
+
+package healthcheck
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+)
+
+// dial opens a connection with the standard library: outside Linux there
+// is no IPVS namespace to dial in, and no SO_MARK.
+func (d *dialer) dial(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
+	if d.mark != 0 {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: errors.ErrUnsupported}
+	}
+	nd := &net.Dialer{}
+	if d.source.IsValid() {
+		switch network {
+		case "udp", "udp4", "udp6":
+			nd.LocalAddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(d.source, 0))
+		default:
+			nd.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(d.source, 0))
+		}
+	}
+	return nd.DialContext(ctx, network, addr.String())
+}

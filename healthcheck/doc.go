@@ -1,0 +1,79 @@
+// Package healthcheck runs health checks of IPVS destinations and sets their
+// weights through an ipvs.Client, with the semantics of keepalived's checker.
+//
+// IPVS never checks whether a destination is alive: a dead one keeps its
+// share of new connections until something sets its weight to 0. A Monitor
+// does that for the services it is given:
+//
+//   - Checks (Check): TCP connect, HTTP and HTTPS GET (status codes, body
+//     digest or substring, Host header, TLS server name, certificate checking
+//     on or off), UDP (payload, reply), DNS (a query that must be answered),
+//     a command (keepalived's MISC_CHECK, and misc_dynamic where the exit
+//     status sets the weight), or a Go function. Each has its interval
+//     (delay_loop), timeout, retries and delay between them, successes
+//     needed to pass again, a random warm-up, the address and port to check,
+//     a source address and a firewall mark.
+//   - A destination is up when all its checks pass. Down, its weight is
+//     set to 0 so that its connections drain (inhibit_on_failure), or it is
+//     removed (Destination.Remove); up, it gets its configured weight back.
+//     Destination.Alpha starts it down until its checks pass.
+//   - Each service has a quorum with hysteresis: below it, a sorry server
+//     takes over (Service.Sorry).
+//   - Beyond keepalived: a depool threshold (Service.DepoolThreshold) never
+//     takes out more than a fraction of a service's destinations at once;
+//     flap damping (Options.Damping) holds a flapping destination down; a
+//     Monitor started over a table that a previous one left reads the
+//     kernel's weights and takes nothing live out; every transition is an
+//     Event, with the error of the check that caused it.
+//   - Changes go through Client.Apply, all those of the results received
+//     together in one call, the ones that add capacity first. A Monitor
+//     changes only the destinations it is given and the sorry servers, and
+//     a service only to create it if it is missing.
+//
+// # Where checks run from
+//
+// Checks run from the network namespace of the Client, the load balancer's,
+// even when the process runs in another one: each check socket is created by
+// a thread in that namespace (ipvs.Client.InNetNS) and used from anywhere
+// afterwards; commands are started from such a thread too. Entering another
+// namespace needs CAP_SYS_ADMIN, and a thread is created and discarded per
+// socket; a Client of the process's own namespace needs neither.
+//
+// # Checking through the forwarding path
+//
+// A check of a DR or IPIP destination normally connects to the destination's
+// own address, which tests the server but not what clients reach: the
+// virtual address on the backend's loopback or tunnel device, the ARP and
+// rp_filter settings, the tunnel. To check through the forwarding path, give
+// each such destination a firewall-mark service of its own that holds only
+// it (same forwarding method), and point its checks at the virtual address
+// with that mark:
+//
+//	// ipvsadm -A -f 101 -s rr; ipvsadm -a -f 101 -r 10.0.2.1 -g
+//	healthcheck.Check{
+//		Probe:   healthcheck.HTTP{Path: "/health"},
+//		Address: vip,          // connect to the virtual address...
+//		Mark:    101,          // ...marked for the service of this one destination
+//		Source:  lbAddress,    // a real address of the load balancer, not the VIP
+//	}
+//
+// IPVS schedules packets that the load balancer itself sends (its LOCAL_OUT
+// hook) and matches firewall-mark services on the packet's mark, which
+// SO_MARK sets, so the check's connection reaches that one destination the
+// way client connections do; the backend answers the source address
+// directly. Source must be a real address of the load balancer: with the
+// VIP as source, the backend, which holds the VIP itself, would answer
+// itself. The answers come from the VIP, which is an address of the load
+// balancer too, so its interface towards the backends must accept them:
+// net.ipv4.conf.IFACE.accept_local=1 and rp_filter 0 (without them the
+// kernel drops them as martians and the check never passes; the real-kernel
+// test does both). The mark services are not given to the Monitor (their
+// one destination must not be taken out by its own checks).
+//
+// # Timing
+//
+// A destination that fails is down after the next check and Retries more,
+// RetryDelay apart: at most Interval + Retries×RetryDelay + (Retries+1)×Timeout
+// after it stopped. A failed check passes again after Rise successes,
+// Interval apart.
+package healthcheck

@@ -1,0 +1,143 @@
+package healthcheck
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Run with real time: a destination whose probe starts failing goes to
+// weight 0 within Interval×(Retries+1) or so, and comes back; every
+// transition reaches the Events channel, which Run closes.
+func TestRunDetects(t *testing.T) {
+	k := newFakeKernel()
+	var failing atomic.Bool
+	probe := Func(func(ctx context.Context, _ Target) error {
+		if failing.Load() {
+			return errors.New("backend stopped")
+		}
+		return nil
+	})
+	events := make(chan Event)
+	const interval = 20 * time.Millisecond
+	m, err := New(k, []Service{{Service: svc, Destinations: []Destination{
+		{Destination: dest("10.0.2.1:80", 3), Checks: []Check{{Probe: probe, Interval: interval, Retries: 1, RetryDelay: interval, Warmup: interval}}},
+		{Destination: dest("10.0.2.2:80", 3), Checks: []Check{{Probe: TCP{}, Interval: time.Hour, Address: netipAddr("127.0.0.1"), Port: 1}}},
+	}}}, Options{Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	wait := func(kind EventKind, addr string) time.Time {
+		t.Helper()
+		timeout := time.After(5 * time.Second)
+		for {
+			select {
+			case e := <-events:
+				if e.Kind == kind && e.Destination.String() == addr {
+					return e.Time
+				}
+			case <-timeout:
+				t.Fatalf("no %v event for %s within 5s", kind, addr)
+			}
+		}
+	}
+	// 10.0.2.2's check (a closed port) fails once: down at once.
+	wait(Down, "10.0.2.2:80")
+	time.Sleep(3 * interval)
+	if w := k.weight(svc, "10.0.2.1:80"); w != 3 {
+		t.Fatalf("weight before the failure = %d, want 3", w)
+	}
+	start := time.Now()
+	failing.Store(true)
+	wait(Down, "10.0.2.1:80")
+	detect := time.Since(start)
+	if w := k.weight(svc, "10.0.2.1:80"); w != 0 {
+		t.Errorf("weight after Down = %d, want 0", w)
+	}
+	// Two failures RetryDelay apart after the next check: at most about
+	// three intervals.
+	if detect > 3*interval+100*time.Millisecond {
+		t.Errorf("detection took %v, want about %v", detect, 2*interval)
+	}
+	t.Logf("detected in %v (interval %v, 1 retry)", detect, interval)
+	failing.Store(false)
+	wait(Up, "10.0.2.1:80")
+	if w := k.weight(svc, "10.0.2.1:80"); w != 3 {
+		t.Errorf("weight after Up = %d, want 3", w)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	for range events {
+	}
+}
+
+func netipAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// Run leaves no goroutine behind: not its probes (even hung ones), not a
+// blocked Events send.
+func TestRunNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for range 3 {
+		k := newFakeKernel()
+		hang := Func(func(ctx context.Context, _ Target) error { <-ctx.Done(); return ctx.Err() })
+		flip := Func(func(ctx context.Context, _ Target) error { return errors.New("down") })
+		events := make(chan Event) // nobody reads: Run blocks on the first send
+		m, err := New(k, []Service{{Service: svc, Destinations: []Destination{
+			{Destination: dest("10.0.2.1:80", 1), Checks: []Check{{Probe: hang, Interval: time.Millisecond, Timeout: time.Hour}}},
+			{Destination: dest("10.0.2.2:80", 1), Checks: []Check{{Probe: flip, Interval: time.Millisecond}}},
+		}}}, Options{Events: events})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- m.Run(ctx) }()
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not return after its context was cancelled")
+		}
+		if _, ok := <-events; ok {
+			// One event may have been sent before the close.
+			if _, ok := <-events; ok {
+				t.Fatal("Events not closed")
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// A Monitor runs once at a time.
+func TestRunTwice(t *testing.T) {
+	m, err := New(newFakeKernel(), []Service{{Service: svc}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	time.Sleep(20 * time.Millisecond)
+	if err := m.Run(ctx); err == nil {
+		t.Error("a second Run while the first runs succeeded")
+	}
+	cancel()
+	<-done
+}
