@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"runtime"
 )
 
@@ -58,4 +59,8 @@ func (*client) virtualServices(context.Context) ([]VirtualServiceStats, error) {
 
 func (*client) reconcileChanges(context.Context, desiredTable, ReconcileOptions) ([]Change, error) {
 	return nil, errUnsupported
+}
+
+func (*client) connections(context.Context, bool) iter.Seq2[Connection, error] {
+	return func(yield func(Connection, error) bool) { yield(Connection{}, errUnsupported) }
 }

@@ -1,0 +1,716 @@
+package ipvs
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"iter"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+)
+
+// The kernel has no netlink command for its connection table: it shows it
+// in /proc/net/ip_vs_conn and /proc/net/ip_vs_conn_sync, one line per entry
+// (net/netfilter/ipvs/ip_vs_conn.c, ip_vs_conn_seq_show and
+// ip_vs_conn_sync_seq_show):
+//
+//	Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData
+//	TCP 0A100002 A1C4 0A100001 0050 0A100101 1F90 ESTABLISHED     899
+//	TCP 0A100002 0000 0A100003 0050 0A100101 1F90 ASSURED         299 sip 1234@pbx
+//
+//	Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Origin Expires
+//	TCP 0A100002 A1C4 0A100001 0050 0A100101 1F90 ESTABLISHED LOCAL      899
+//
+// IPv4 addresses are 8 hexadecimal digits, IPv6 ones the full colon form
+// (%pI6: eight groups of four digits), ports 4 hexadecimal digits, the expiry
+// whole seconds. The engine's name and data follow only in ip_vs_conn, the
+// origin only in ip_vs_conn_sync.
+
+// A Connection is one entry of the kernel's IPVS connection table (what
+// `ipvsadm -Lcn` lists): a connection, or a persistence template that binds
+// a client (or client network) to a destination. It is comparable.
+//
+// The kernel shows neither the entry's forwarding method nor its flags: the
+// method is the destination's (see Destination.ForwardMethod).
+type Connection struct {
+	// Protocol is TCP, UDP or SCTP; 0 (the kernel's "IP") for the template
+	// of a persistent firewall-mark service. The kernel names a few more
+	// protocols (ICMP, IPIP, GRE, ICMPv6) that it never uses for entries.
+	Protocol Protocol
+	// Client is the client's address and port. A template has the client's
+	// network (its address masked by the service's netmask) and port 0.
+	Client netip.AddrPort
+	// Virtual is the address and port the client connected to. A template
+	// has the service's port, or 0 for a persistent port-zero or FTP
+	// service. It is the zero AddrPort for a firewall-mark template, whose
+	// FirewallMark is set instead.
+	Virtual netip.AddrPort
+	// FirewallMark is the service's mark for the template of a persistent
+	// firewall-mark service, 0 otherwise: the kernel keeps the mark in place
+	// of the virtual address there. Connections of firewall-mark services
+	// show the address the client connected to, not the mark.
+	FirewallMark uint32
+	// Destination is the real server's address and port. Its family may
+	// differ from the client's (a tunnel to a server of the other family).
+	Destination netip.AddrPort
+	// State is the protocol's state; a template's is StateNone or
+	// StateAssured.
+	State ConnectionState
+	// Expires is the time left before the entry expires, in whole seconds
+	// (rounded down).
+	Expires time.Duration
+	// Template reports a persistence template. The kernel prints no flag
+	// for it: an entry is a template when its client port is 0, which every
+	// template has and no TCP, UDP or SCTP connection does (except an FTP
+	// data connection that the ip_vs_ftp helper announced and the client
+	// has not opened yet).
+	Template bool
+	// Origin tells the entries a backup sync daemon installed from the
+	// ones this host made. It is OriginUnknown when read from ip_vs_conn.
+	Origin ConnectionOrigin
+	// PEName and PEData are the persistence engine and its data of a
+	// template (for "sip", the Call-ID), when it has them. Only ip_vs_conn
+	// shows them.
+	PEName string
+	PEData string
+}
+
+// Active reports whether the kernel counts the connection as active
+// (ActiveConn in `ipvsadm -Ln`) rather than inactive (InActConn): a TCP
+// connection in ESTABLISHED, SYN_SENT, SYN_RECV or SYNACK, an SCTP
+// association in ESTABLISHED. UDP connections and templates are never
+// active.
+func (c Connection) Active() bool {
+	if c.Template {
+		return false
+	}
+	switch c.Protocol {
+	case TCP:
+		switch c.State {
+		case StateEstablished, StateSynSent, StateSynRecv, StateSynAck:
+			return true
+		}
+	case SCTP:
+		return c.State == StateEstablished
+	}
+	return false
+}
+
+// ConnectionState is the state of a connection table entry, as the kernel
+// names it. TCP and SCTP share StateNone, StateEstablished; templates use
+// StateNone and StateAssured.
+type ConnectionState uint8
+
+// The states the kernel prints (ip_vs_proto_tcp.c, ip_vs_proto_udp.c,
+// ip_vs_proto_sctp.c, ip_vs_proto.c).
+const (
+	// StateUnknown is a name this package does not know, or the kernel's
+	// "?" (a state without a name).
+	StateUnknown     ConnectionState = iota
+	StateNone                        // NONE: TCP, SCTP, or a template
+	StateEstablished                 // ESTABLISHED: TCP or SCTP
+	// TCP.
+	StateSynSent   // SYN_SENT
+	StateSynRecv   // SYN_RECV
+	StateFinWait   // FIN_WAIT
+	StateTimeWait  // TIME_WAIT
+	StateClose     // CLOSE
+	StateCloseWait // CLOSE_WAIT
+	StateLastAck   // LAST_ACK
+	StateListen    // LISTEN
+	StateSynAck    // SYNACK
+	// UDP has a single state.
+	StateUDP // UDP
+	// SCTP (the names of kernels from 3.13 on).
+	StateSCTPInit1            // INIT1
+	StateSCTPInit             // INIT
+	StateSCTPCookieSent       // C-SENT
+	StateSCTPCookieReplied    // C-REPLIED
+	StateSCTPCookieWait       // C-WAIT
+	StateSCTPCookie           // COOKIE
+	StateSCTPCookieEchoed     // C-ECHOED
+	StateSCTPShutdownSent     // S-SENT
+	StateSCTPShutdownReceived // S-RECEIVED
+	StateSCTPShutdownAckSent  // S-ACK-SENT
+	StateSCTPRejected         // REJECTED
+	StateSCTPClosed           // CLOSED
+	// A template whose connection was established.
+	StateAssured // ASSURED
+	// StateError is the kernel's "ERR!": a state number out of its table.
+	StateError
+	numConnectionStates
+)
+
+var connectionStateNames = [numConnectionStates]string{
+	StateUnknown:              "?",
+	StateNone:                 "NONE",
+	StateEstablished:          "ESTABLISHED",
+	StateSynSent:              "SYN_SENT",
+	StateSynRecv:              "SYN_RECV",
+	StateFinWait:              "FIN_WAIT",
+	StateTimeWait:             "TIME_WAIT",
+	StateClose:                "CLOSE",
+	StateCloseWait:            "CLOSE_WAIT",
+	StateLastAck:              "LAST_ACK",
+	StateListen:               "LISTEN",
+	StateSynAck:               "SYNACK",
+	StateUDP:                  "UDP",
+	StateSCTPInit1:            "INIT1",
+	StateSCTPInit:             "INIT",
+	StateSCTPCookieSent:       "C-SENT",
+	StateSCTPCookieReplied:    "C-REPLIED",
+	StateSCTPCookieWait:       "C-WAIT",
+	StateSCTPCookie:           "COOKIE",
+	StateSCTPCookieEchoed:     "C-ECHOED",
+	StateSCTPShutdownSent:     "S-SENT",
+	StateSCTPShutdownReceived: "S-RECEIVED",
+	StateSCTPShutdownAckSent:  "S-ACK-SENT",
+	StateSCTPRejected:         "REJECTED",
+	StateSCTPClosed:           "CLOSED",
+	StateAssured:              "ASSURED",
+	StateError:                "ERR!",
+}
+
+// String returns the kernel's name of the state, such as "ESTABLISHED".
+func (s ConnectionState) String() string {
+	if s < numConnectionStates {
+		return connectionStateNames[s]
+	}
+	return "ConnectionState(" + strconv.Itoa(int(s)) + ")"
+}
+
+// parseConnectionState maps the kernel's name to a state; unknown names
+// give StateUnknown.
+func parseConnectionState(b []byte) ConnectionState {
+	// A switch on string(b) compares without allocating.
+	switch string(b) {
+	case "NONE":
+		return StateNone
+	case "ESTABLISHED":
+		return StateEstablished
+	case "SYN_SENT":
+		return StateSynSent
+	case "SYN_RECV":
+		return StateSynRecv
+	case "FIN_WAIT":
+		return StateFinWait
+	case "TIME_WAIT":
+		return StateTimeWait
+	case "CLOSE":
+		return StateClose
+	case "CLOSE_WAIT":
+		return StateCloseWait
+	case "LAST_ACK":
+		return StateLastAck
+	case "LISTEN":
+		return StateListen
+	case "SYNACK":
+		return StateSynAck
+	case "UDP":
+		return StateUDP
+	case "INIT1":
+		return StateSCTPInit1
+	case "INIT":
+		return StateSCTPInit
+	case "C-SENT":
+		return StateSCTPCookieSent
+	case "C-REPLIED":
+		return StateSCTPCookieReplied
+	case "C-WAIT":
+		return StateSCTPCookieWait
+	case "COOKIE":
+		return StateSCTPCookie
+	case "C-ECHOED":
+		return StateSCTPCookieEchoed
+	case "S-SENT":
+		return StateSCTPShutdownSent
+	case "S-RECEIVED":
+		return StateSCTPShutdownReceived
+	case "S-ACK-SENT":
+		return StateSCTPShutdownAckSent
+	case "REJECTED":
+		return StateSCTPRejected
+	case "CLOSED":
+		return StateSCTPClosed
+	case "ASSURED":
+		return StateAssured
+	case "ERR!":
+		return StateError
+	}
+	return StateUnknown
+}
+
+// ConnectionOrigin tells where a connection table entry came from.
+type ConnectionOrigin uint8
+
+// Origins.
+const (
+	// OriginUnknown: the entry was read from a file that does not show its
+	// origin (/proc/net/ip_vs_conn).
+	OriginUnknown ConnectionOrigin = iota
+	// OriginLocal: this host scheduled the connection.
+	OriginLocal
+	// OriginSync: a backup sync daemon installed the entry from a master's
+	// sync message.
+	OriginSync
+)
+
+// String returns "LOCAL" or "SYNC" as the kernel prints them, or
+// "unknown".
+func (o ConnectionOrigin) String() string {
+	switch o {
+	case OriginUnknown:
+		return "unknown"
+	case OriginLocal:
+		return "LOCAL"
+	case OriginSync:
+		return "SYNC"
+	}
+	return "ConnectionOrigin(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Connections streams the connection table of the Client's network
+// namespace from /proc/net/ip_vs_conn_sync, which shows each entry's
+// origin, or from /proc/net/ip_vs_conn on a kernel without it; it stops at
+// the first error, which it yields with a zero Connection. The kernel shows
+// persistence-engine data only in ip_vs_conn: read it with
+// ConnectionsWithPE.
+//
+// The table is read in chunks, not as one snapshot: an entry added or
+// removed meanwhile may be missed, and one may appear twice. Memory use
+// does not depend on the table's size, and an entry costs no allocation
+// (but for its PEData). ctx is checked between chunks.
+//
+// The kernel walks its whole table (every namespace's) from the start for
+// each chunk, so a read of n entries costs it O(n²); see BENCHMARKS.md.
+func (c *Client) Connections(ctx context.Context) iter.Seq2[Connection, error] {
+	return c.c.connections(ctx, false)
+}
+
+// ConnectionsWithPE is Connections reading /proc/net/ip_vs_conn, which
+// shows the persistence engine's name and data (PEName, PEData) but not the
+// origin (Origin is OriginUnknown).
+func (c *Client) ConnectionsWithPE(ctx context.Context) iter.Seq2[Connection, error] {
+	return c.c.connections(ctx, true)
+}
+
+// ConnectionCounts counts the entries of the Client's connection table per
+// destination of a virtual service (CountConnections), reading it as
+// Connections does.
+func (c *Client) ConnectionCounts(ctx context.Context) (map[ConnectionKey]ConnectionCount, error) {
+	return CountConnections(c.Connections(ctx))
+}
+
+// ConnectionKey is a destination of a virtual service as the connection
+// table shows it.
+type ConnectionKey struct {
+	Protocol Protocol
+	// Virtual is the address and port the clients connected to: for an
+	// address service, its address and port; for a firewall-mark service,
+	// the address each client used, one key per address. Templates of a
+	// persistent firewall-mark service have Protocol 0 and FirewallMark
+	// instead.
+	Virtual      netip.AddrPort
+	FirewallMark uint32
+	Destination  netip.AddrPort
+}
+
+// ConnectionCount is what the connection table holds for a destination:
+// the kernel's ActiveConn, InActConn and PersistConn counters of it (as
+// `ipvsadm -Ln --persistent-conn` shows them), from the entries themselves,
+// with the connections counted per state.
+type ConnectionCount struct {
+	// Active and Inactive count connections (Connection.Active).
+	Active, Inactive int
+	// Templates counts persistence templates: they carry no traffic, but
+	// send the clients they remember to this destination until they
+	// expire (unless the expire_quiescent_template sysctl is set and the
+	// destination's weight is 0).
+	Templates int
+	// States counts the connections (not templates) per state.
+	States map[ConnectionState]int
+}
+
+// Drained reports that no connection (active or not) uses the destination:
+// removing it now breaks no flow. Templates may remain.
+func (n ConnectionCount) Drained() bool { return n.Active == 0 && n.Inactive == 0 }
+
+// CountConnections counts the entries seq yields (for example
+// Client.Connections or ParseConnections) per destination of a virtual
+// service. It returns the first error seq yields.
+//
+// A destination is drained when its count is Drained, or absent from the
+// map. A destination of several services has one key per service.
+func CountConnections(seq iter.Seq2[Connection, error]) (map[ConnectionKey]ConnectionCount, error) {
+	counts := make(map[ConnectionKey]ConnectionCount)
+	for cn, err := range seq {
+		if err != nil {
+			return nil, err
+		}
+		k := ConnectionKey{Protocol: cn.Protocol, Virtual: cn.Virtual, FirewallMark: cn.FirewallMark, Destination: cn.Destination}
+		n := counts[k]
+		switch {
+		case cn.Template:
+			n.Templates++
+		case cn.Active():
+			n.Active++
+		default:
+			n.Inactive++
+		}
+		if !cn.Template {
+			if n.States == nil {
+				n.States = make(map[ConnectionState]int)
+			}
+			n.States[cn.State]++
+		}
+		counts[k] = n
+	}
+	return counts, nil
+}
+
+// ParseConnections parses the kernel's /proc/net/ip_vs_conn or
+// /proc/net/ip_vs_conn_sync format (told apart by the header line) from r,
+// yielding each entry. It stops at the first malformed line with an *Error
+// naming the line and matching os.ErrInvalid, or at the first read error.
+// It allocates nothing per entry, but a string for PEData and an unknown
+// PEName.
+func ParseConnections(r io.Reader) iter.Seq2[Connection, error] {
+	return func(yield func(Connection, error) bool) {
+		s := newConnScanner(r)
+		for {
+			cn, ok, err := s.next()
+			if err != nil {
+				yield(Connection{}, err)
+				return
+			}
+			if !ok || !yield(cn, nil) {
+				return
+			}
+		}
+	}
+}
+
+const connOp = "read connections"
+
+// connReadSize is the read buffer: the kernel returns at most a page per
+// read of a /proc file, a regular file as much as asked.
+const connReadSize = 64 << 10
+
+// connScanner reads the table a line at a time.
+type connScanner struct {
+	br   *bufio.Reader
+	line int
+	sync bool // the ip_vs_conn_sync format
+}
+
+func newConnScanner(r io.Reader) *connScanner {
+	return &connScanner{br: bufio.NewReaderSize(r, connReadSize)}
+}
+
+// next returns the next entry, or ok false at the end.
+func (s *connScanner) next() (cn Connection, ok bool, err error) {
+	for {
+		b, err := s.br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			return cn, false, s.errorf("longer than %d bytes", connReadSize)
+		}
+		if err != nil && err != io.EOF {
+			return cn, false, &Error{Op: connOp, Err: err}
+		}
+		if len(b) == 0 && err == io.EOF {
+			if s.line == 0 {
+				return cn, false, s.errorf("no header line")
+			}
+			return cn, false, nil
+		}
+		s.line++
+		if b[len(b)-1] == '\n' {
+			b = b[:len(b)-1]
+		} else if len(b) > 0 {
+			// The kernel ends every line, even the last.
+			return cn, false, s.errorf("no newline at the end")
+		}
+		if s.line == 1 {
+			if err := s.header(b); err != nil {
+				return cn, false, err
+			}
+			continue
+		}
+		if len(b) == 0 {
+			return cn, false, s.errorf("empty line")
+		}
+		cn, err := s.parse(b)
+		return cn, err == nil, err
+	}
+}
+
+func (s *connScanner) errorf(format string, args ...any) error {
+	return &Error{Op: connOp, Message: fmt.Sprintf("line %d: ", s.line) + fmt.Sprintf(format, args...), Err: os.ErrInvalid}
+}
+
+// header recognizes the first line of either file.
+func (s *connScanner) header(b []byte) error {
+	const (
+		conn = "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires"
+		sync = "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Origin Expires"
+	)
+	switch {
+	case string(b) == sync:
+		s.sync = true
+	case len(b) >= len(conn) && string(b[:len(conn)]) == conn:
+		// Kernels from 2.6.37 add " PEName PEData".
+	default:
+		return s.errorf("not the header of /proc/net/ip_vs_conn or ip_vs_conn_sync: %q", connTruncate(b))
+	}
+	return nil
+}
+
+// connTruncate shortens b for an error message.
+func connTruncate(b []byte) []byte {
+	if len(b) > 80 {
+		return b[:80]
+	}
+	return b
+}
+
+// connField returns the next space-separated field of *b and advances *b past
+// it.
+func connField(b *[]byte) []byte {
+	p := *b
+	i := 0
+	for i < len(p) && p[i] == ' ' {
+		i++
+	}
+	j := i
+	for j < len(p) && p[j] != ' ' {
+		j++
+	}
+	*b = p[j:]
+	return p[i:j]
+}
+
+// parse decodes one entry line.
+func (s *connScanner) parse(b []byte) (Connection, error) {
+	var cn Connection
+	rest := b
+	proto := connField(&rest)
+	p, ok := parseConnProtocol(proto)
+	if !ok {
+		return cn, s.errorf("unknown protocol %q", connTruncate(proto))
+	}
+	cn.Protocol = p
+	var addrs [3]netip.AddrPort
+	for i, name := range [3]string{"client", "virtual", "destination"} {
+		a := connField(&rest)
+		addr, ok := parseConnAddr(a)
+		if !ok {
+			return cn, s.errorf("bad %s address %q", name, connTruncate(a))
+		}
+		pt := connField(&rest)
+		port, ok := connHex16(pt)
+		if !ok {
+			return cn, s.errorf("bad %s port %q", name, connTruncate(pt))
+		}
+		addrs[i] = netip.AddrPortFrom(addr, port)
+	}
+	cn.Client, cn.Virtual, cn.Destination = addrs[0], addrs[1], addrs[2]
+	st := connField(&rest)
+	if len(st) == 0 {
+		return cn, s.errorf("no state")
+	}
+	cn.State = parseConnectionState(st)
+	if s.sync {
+		o := connField(&rest)
+		switch string(o) {
+		case "LOCAL":
+			cn.Origin = OriginLocal
+		case "SYNC":
+			cn.Origin = OriginSync
+		default:
+			return cn, s.errorf("bad origin %q", connTruncate(o))
+		}
+	}
+	e := connField(&rest)
+	secs, ok := connDecimal(e)
+	if !ok {
+		return cn, s.errorf("bad expiry %q", connTruncate(e))
+	}
+	cn.Expires = time.Duration(secs) * time.Second
+	if !s.sync && len(rest) > 0 {
+		// " NAME DATA": the data is the rest of the line, as the engine
+		// printed it.
+		if rest[0] != ' ' {
+			return cn, s.errorf("bad persistence engine %q", connTruncate(rest))
+		}
+		rest = rest[1:]
+		name := rest
+		data := []byte(nil)
+		for i, c := range rest {
+			if c == ' ' {
+				name, data = rest[:i], rest[i+1:]
+				break
+			}
+		}
+		if len(name) == 0 {
+			return cn, s.errorf("bad persistence engine %q", connTruncate(rest))
+		}
+		if string(name) == "sip" {
+			cn.PEName = "sip"
+		} else {
+			cn.PEName = string(name)
+		}
+		cn.PEData = string(data)
+	} else if len(connField(&rest)) > 0 {
+		return cn, s.errorf("unexpected text after the expiry")
+	}
+	cn.Template = cn.Client.Port() == 0
+	if cn.Protocol == 0 {
+		// A firewall-mark template: the mark in place of the virtual
+		// address, in its first four bytes.
+		v := cn.Virtual.Addr().As16()
+		if cn.Virtual.Addr().Is4() {
+			v4 := cn.Virtual.Addr().As4()
+			copy(v[:4], v4[:])
+		}
+		cn.FirewallMark = uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3])
+		cn.Virtual = netip.AddrPort{}
+	}
+	return cn, nil
+}
+
+// parseConnProtocol maps ip_vs_proto_name's names to protocol numbers.
+func parseConnProtocol(b []byte) (Protocol, bool) {
+	switch string(b) {
+	case "TCP":
+		return TCP, true
+	case "UDP":
+		return UDP, true
+	case "SCTP":
+		return SCTP, true
+	case "IP":
+		return 0, true
+	case "ICMP":
+		return 1, true
+	case "IPIP":
+		return 4, true
+	case "GRE":
+		return 47, true
+	case "ICMPv6":
+		return 58, true
+	}
+	if len(b) > 3 && string(b[:3]) == "IP_" {
+		n, ok := connDecimal(b[3:])
+		if ok && n <= 0xffff {
+			return Protocol(n), true
+		}
+	}
+	return 0, false
+}
+
+func connUnhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// connHex16 parses 1 to 4 hexadecimal digits.
+func connHex16(b []byte) (uint16, bool) {
+	if len(b) == 0 || len(b) > 4 {
+		return 0, false
+	}
+	var n uint16
+	for _, c := range b {
+		d, ok := connUnhex(c)
+		if !ok {
+			return 0, false
+		}
+		n = n<<4 | uint16(d)
+	}
+	return n, true
+}
+
+// parseConnAddr parses an IPv4 address as 8 hexadecimal digits (%08X of
+// the address in host order) or an IPv6 one as %pI6 prints it: eight
+// colon-separated groups of up to 4 hexadecimal digits.
+func parseConnAddr(b []byte) (netip.Addr, bool) {
+	if len(b) == 8 {
+		var a [4]byte
+		for i := range 4 {
+			hi, ok1 := connUnhex(b[2*i])
+			lo, ok2 := connUnhex(b[2*i+1])
+			if !ok1 || !ok2 {
+				return netip.Addr{}, false
+			}
+			a[i] = hi<<4 | lo
+		}
+		return netip.AddrFrom4(a), true
+	}
+	var a [16]byte
+	g := 0
+	for len(b) > 0 {
+		if g == 8 {
+			return netip.Addr{}, false
+		}
+		i := 0
+		for i < len(b) && b[i] != ':' {
+			i++
+		}
+		v, ok := connHex16(b[:i])
+		if !ok {
+			return netip.Addr{}, false
+		}
+		a[2*g], a[2*g+1] = byte(v>>8), byte(v)
+		g++
+		if i == len(b) {
+			b = b[i:]
+			break
+		}
+		b = b[i+1:]
+		if len(b) == 0 { // a trailing colon
+			return netip.Addr{}, false
+		}
+	}
+	if g != 8 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom16(a), true
+}
+
+// connDecimal parses an unsigned decimal number of at most 10 digits (the
+// kernel prints the expiry as an unsigned int, in old kernels an unsigned
+// long of jiffies/HZ).
+func connDecimal(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 10 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
+}
+
+// ctxReader checks ctx before each read.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}

@@ -1,0 +1,1012 @@
+package ipvsrules
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/ipvs-go/ipvs"
+)
+
+// A Parser parses ipvsadm command lines and rules text. The zero Parser
+// accepts exactly what ipvsadm 1.31 accepts, with its defaults, and looks
+// port names up with WellKnownPort and host names nowhere.
+type Parser struct {
+	// Extensions accepts, beyond ipvsadm 1.31, what Format writes with
+	// Lossless: the options --local-node, --keep-port and --svc-timeout,
+	// weights up to ipvs.MaxWeight, persistence timeouts up to 4294967 s
+	// and port 0 for a service without persistence (see the package
+	// documentation).
+	Extensions bool
+	// LookupPort, if not nil, maps a service name of a protocol to its
+	// port, as getservbyname(3) does for ipvsadm; nil is WellKnownPort.
+	// ServicesFile makes one from /etc/services.
+	LookupPort func(name string, proto ipvs.Protocol) (port uint16, ok bool)
+	// LookupHost, if not nil, resolves a host name to an IPv4 address, as
+	// gethostbyname(3) does for ipvsadm (virtual and real server
+	// addresses, -M netmasks). With nil, only numeric addresses are
+	// accepted: a parser does no network I/O unless it is given a
+	// resolver.
+	LookupHost func(name string) (addr netip.Addr, ok bool)
+	// ContinueOnError makes Parse return the commands of every good line
+	// with the errors of the bad ones. By default Parse returns no
+	// commands when a line is bad.
+	ContinueOnError bool
+}
+
+// ParseArgs parses an ipvsadm command line without the program name, as
+// ipvsadm 1.31 does: a command (the first option), then its options in any
+// order, short options combinable ("-Ln") and their values attached or
+// not ("-w5", "-w 5", "--weight=5"). No arguments at all is List, as
+// ipvsadm lists the table then. Errors are *SyntaxError values.
+func ParseArgs(args []string) (Command, error) {
+	var p Parser
+	return p.ParseArgs(args)
+}
+
+// ParseArgs is the package's ParseArgs with p's settings.
+func (p *Parser) ParseArgs(args []string) (Command, error) {
+	if len(args) == 0 {
+		return Command{Kind: List}, nil
+	}
+	st := state{p: p, args: args}
+	c, err := st.parse()
+	if err != nil {
+		return Command{}, err
+	}
+	return c, nil
+}
+
+type argKind uint8
+
+const (
+	argNone argKind = iota
+	argRequired
+	argOptional
+)
+
+// Tags of the long-only options, above the bytes of the short ones.
+const (
+	tagSet = 128 + iota
+	tagStartDaemon
+	tagStopDaemon
+	tagMcastInterface
+	tagTimeout
+	tagDaemon
+	tagStats
+	tagRate
+	tagThresholds
+	tagPersistentConn
+	tagSort
+	tagNoSort
+	tagPE
+	tagSCTP
+	tagMcastGroup
+	tagMcastPort
+	tagMcastTTL
+	tagSyncMaxLen
+	tagTunInfo
+	tagTunType
+	tagTunPort
+	tagTunNoCsum
+	tagTunCsum
+	tagTunRemCsum
+	tagLocalNode
+	tagKeepPort
+	tagSvcTimeout
+)
+
+type optDef struct {
+	long  string
+	short byte
+	arg   argKind
+	tag   int
+	ext   bool // an extension of this package
+}
+
+// optTable is ipvsadm 1.31's popt table, in its order, and the extensions.
+var optTable = []optDef{
+	{"add-service", 'A', argNone, 'A', false},
+	{"edit-service", 'E', argNone, 'E', false},
+	{"delete-service", 'D', argNone, 'D', false},
+	{"clear", 'C', argNone, 'C', false},
+	{"list", 'L', argNone, 'L', false},
+	{"list", 'l', argNone, 'l', false},
+	{"zero", 'Z', argNone, 'Z', false},
+	{"add-server", 'a', argNone, 'a', false},
+	{"edit-server", 'e', argNone, 'e', false},
+	{"delete-server", 'd', argNone, 'd', false},
+	{"set", 0, argNone, tagSet, false},
+	{"help", 'h', argNone, 'h', false},
+	{"version", 'v', argNone, 'v', false},
+	{"restore", 'R', argNone, 'R', false},
+	{"save", 'S', argNone, 'S', false},
+	{"start-daemon", 0, argRequired, tagStartDaemon, false},
+	{"stop-daemon", 0, argRequired, tagStopDaemon, false},
+	{"tcp-service", 't', argRequired, 't', false},
+	{"udp-service", 'u', argRequired, 'u', false},
+	{"sctp-service", 0, argRequired, tagSCTP, false},
+	{"fwmark-service", 'f', argRequired, 'f', false},
+	{"scheduler", 's', argRequired, 's', false},
+	{"persistent", 'p', argOptional, 'p', false},
+	{"netmask", 'M', argRequired, 'M', false},
+	{"real-server", 'r', argRequired, 'r', false},
+	{"masquerading", 'm', argNone, 'm', false},
+	{"ipip", 'i', argNone, 'i', false},
+	{"gatewaying", 'g', argNone, 'g', false},
+	{"weight", 'w', argRequired, 'w', false},
+	{"u-threshold", 'x', argRequired, 'x', false},
+	{"l-threshold", 'y', argRequired, 'y', false},
+	{"numeric", 'n', argNone, 'n', false},
+	{"connection", 'c', argNone, 'c', false},
+	{"mcast-interface", 0, argRequired, tagMcastInterface, false},
+	{"syncid", 0, argRequired, 'I', false},
+	{"timeout", 0, argNone, tagTimeout, false},
+	{"daemon", 0, argNone, tagDaemon, false},
+	{"stats", 0, argNone, tagStats, false},
+	{"rate", 0, argNone, tagRate, false},
+	{"thresholds", 0, argNone, tagThresholds, false},
+	{"persistent-conn", 0, argNone, tagPersistentConn, false},
+	{"nosort", 0, argNone, tagNoSort, false},
+	{"sort", 0, argNone, tagSort, false},
+	{"exact", 'X', argNone, 'X', false},
+	{"ipv6", '6', argNone, '6', false},
+	{"ops", 'o', argNone, 'o', false},
+	{"pe", 0, argRequired, tagPE, false},
+	{"sched-flags", 'b', argRequired, 'b', false},
+	{"mcast-group", 0, argRequired, tagMcastGroup, false},
+	{"mcast-port", 0, argRequired, tagMcastPort, false},
+	{"mcast-ttl", 0, argRequired, tagMcastTTL, false},
+	{"sync-maxlen", 0, argRequired, tagSyncMaxLen, false},
+	{"tun-info", 0, argNone, tagTunInfo, false},
+	{"tun-type", 0, argRequired, tagTunType, false},
+	{"tun-port", 0, argRequired, tagTunPort, false},
+	{"tun-nocsum", 0, argNone, tagTunNoCsum, false},
+	{"tun-csum", 0, argNone, tagTunCsum, false},
+	{"tun-remcsum", 0, argNone, tagTunRemCsum, false},
+	{"local-node", 0, argNone, tagLocalNode, true},
+	{"keep-port", 0, argNone, tagKeepPort, true},
+	{"svc-timeout", 0, argRequired, tagSvcTimeout, true},
+}
+
+// The limits of ipvsadm 1.31 and of the extensions.
+const (
+	maxTimeout         = 86400 * 31 // ipvsadm's MAX_TIMEOUT
+	maxExtTimeout      = 4294967    // the kernel's, in seconds (u32 jiffies at HZ=1000)
+	defaultPersistence = 300        // ipvsadm's IPVS_SVC_PERSISTENT_TIMEOUT
+	schedNameMax       = 15         // IP_VS_SCHEDNAME_MAXLEN - 1
+	peNameMax          = 16         // IP_VS_PENAME_MAXLEN
+	ifNameMax          = 15         // IP_VS_IFNAME_MAXLEN - 1
+)
+
+// commandsVsOptions is ipvsadm's table of legal combinations of commands
+// and options: '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional.
+var commandsVsOptions = map[Kind]string{
+	// -n -c svc -s -p -M -r fwd -w -x -y -mc tot dmn -st -rt thr -pc srt sid -ex ops -pe -b grp port ttl size tinf type tprt nocs csum remc
+	AddService:    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
+	EditService:   "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
+	DeleteService: "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	Clear:         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	List:          " 11xxxxxxxxx11       xxxxxxx xxxxx",
+	AddServer:     "xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
+	DeleteServer:  "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	EditServer:    "xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
+	SetTimeouts:   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	StartDaemon:   "xxxxxxxxxxx xxxxxxx xxxx    xxxxxx",
+	StopDaemon:    "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx",
+	Restore:       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	Save:          " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	Zero:          "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+}
+
+// The legal combinations of tunnel types and options (tun-port, nocsum,
+// csum, remcsum), indexed by ipvs.TunnelType.
+var tunnelVsOptions = [...]string{
+	ipvs.TunnelIPIP: "xxxx",
+	ipvs.TunnelGUE:  "+111",
+	ipvs.TunnelGRE:  "x11x",
+}
+
+var tunOpts = [4]int{30, 31, 32, 33} // tun-port, tun-nocsum, tun-csum, tun-remcsum
+
+var tunNames = [...]string{"ipip", "gue", "gre"}
+
+// state is one command line being parsed: popt's cursor and ipvsadm's
+// struct ipvs_command_entry.
+type state struct {
+	p    *Parser
+	args []string
+
+	// popt
+	next      int    // the next word
+	cluster   string // the rest of a cluster of short options
+	clusterAt int    // its word
+	rest      bool   // after "--"
+	leftovers []int  // words that are not options
+
+	// ipvsadm's entry
+	cmd      Kind
+	cmdWord  int
+	options  Options
+	optWord  [36]int // the word of each option, for errors
+	af       ipvs.Family
+	proto    ipvs.Protocol
+	addr     netip.Addr
+	port     uint16
+	fwmark   uint32
+	sched    string
+	flags    ipvs.ServiceFlags
+	timeout  uint32
+	netmask  uint32 // IPv4: the mask; IPv6: the prefix length
+	pe       string
+	schedArg string
+	schedAt  int
+
+	daddr    netip.Addr
+	dport    uint16
+	fwd      ipvs.ForwardMethod
+	weight   int64
+	uthresh  uint32
+	lthresh  uint32
+	tunType  ipvs.TunnelType
+	tunPort  uint16
+	tunFlags uint16
+
+	timeouts [3]uint32
+	daemon   ipvs.SyncDaemon
+}
+
+// errAt returns the error of word i (len(args) for the end of the line).
+func (st *state) errAt(i, status int, format string, a ...any) *SyntaxError {
+	e := &SyntaxError{Column: i + 1, Msg: fmt.Sprintf(format, a...), Status: status}
+	if i >= 0 && i < len(st.args) {
+		e.Word = st.args[i]
+	}
+	return e
+}
+
+// fail is ipvsadm's fail(2, ...), at word i.
+func (st *state) fail(i int, format string, a ...any) *SyntaxError {
+	return st.errAt(i, 2, format, a...)
+}
+
+func (st *state) tryHelp(i int) *SyntaxError {
+	return st.errAt(i, 255, "Try `ipvsadm -h' or 'ipvsadm --help' for more information.")
+}
+
+// The errors of popt.
+type poptErr struct {
+	word int
+	msg  string
+}
+
+// nextOpt is popt's poptGetNextOpt: the next option, its argument and the
+// word that held the option; def is nil at the end.
+func (st *state) nextOpt() (def *optDef, arg string, hasArg bool, at int, perr *poptErr) {
+	for {
+		if st.cluster == "" {
+			if st.next >= len(st.args) {
+				return nil, "", false, 0, nil
+			}
+			w := st.args[st.next]
+			at = st.next
+			st.next++
+			if st.rest || w == "" || w[0] != '-' || w == "-" {
+				st.leftovers = append(st.leftovers, at)
+				continue
+			}
+			if w == "--" {
+				st.rest = true
+				continue
+			}
+			if w[1] == '-' {
+				name, val, hasVal := strings.Cut(w[2:], "=")
+				def = st.findLong(name)
+				if def == nil {
+					return nil, "", false, at, &poptErr{at, "unknown option"}
+				}
+				if def.arg == argNone {
+					// popt ignores "=value" after an option without one.
+					return def, "", false, at, nil
+				}
+				if hasVal {
+					return def, val, true, at, nil
+				}
+				return st.takeArg(def, at)
+			}
+			// A single dash: short options (popt tries long options
+			// with one dash only for those marked ONEDASH: none).
+			st.cluster, st.clusterAt = w[1:], at
+		}
+		at = st.clusterAt
+		c := st.cluster[0]
+		st.cluster = st.cluster[1:]
+		def = st.findShort(c)
+		if def == nil {
+			st.cluster = ""
+			return nil, "", false, at, &poptErr{at, "unknown option"}
+		}
+		if st.cluster != "" && st.cluster[0] == '=' {
+			st.cluster = st.cluster[1:]
+		}
+		if def.arg == argNone {
+			return def, "", false, at, nil
+		}
+		if st.cluster != "" {
+			arg, st.cluster = st.cluster, ""
+			return def, arg, true, at, nil
+		}
+		return st.takeArg(def, at)
+	}
+}
+
+// takeArg takes the option's argument from the next word.
+func (st *state) takeArg(def *optDef, at int) (*optDef, string, bool, int, *poptErr) {
+	if st.next >= len(st.args) {
+		if def.arg == argOptional {
+			return def, "", false, at, nil
+		}
+		return nil, "", false, at, &poptErr{at, "missing argument"}
+	}
+	w := st.args[st.next]
+	if def.arg == argOptional && strings.HasPrefix(w, "-") {
+		return def, "", false, at, nil
+	}
+	st.next++
+	return def, w, true, at, nil
+}
+
+func (st *state) findLong(name string) *optDef {
+	for i := range optTable {
+		if optTable[i].long == name && (!optTable[i].ext || st.p.Extensions) {
+			return &optTable[i]
+		}
+	}
+	return nil
+}
+
+func (st *state) findShort(c byte) *optDef {
+	if c == 0 {
+		return nil
+	}
+	for i := range optTable {
+		if optTable[i].short == c {
+			return &optTable[i]
+		}
+	}
+	return nil
+}
+
+// badOption is popt's poptBadOption: the last word consumed.
+func (st *state) badOption() int { return st.next - 1 }
+
+// setOption is ipvsadm's set_option.
+func (st *state) setOption(o int, at int) *SyntaxError {
+	bit := Options(1) << o
+	if st.options&bit != 0 {
+		return st.fail(at, "multiple '%s' options specified", optNames[o])
+	}
+	st.options |= bit
+	st.optWord[o] = at
+	return nil
+}
+
+// parse is ipvsadm's process_options up to the call into libipvs.
+func (st *state) parse() (Command, error) {
+	st.weight = 1
+	st.fwd = ipvs.DR
+	st.netmask = 0xffffffff
+
+	def, arg, hasArg, at, perr := st.nextOpt()
+	if perr != nil || def == nil {
+		if perr != nil {
+			return Command{}, st.tryHelp(perr.word)
+		}
+		return Command{}, st.tryHelp(len(st.args))
+	}
+	st.cmdWord = at
+	switch def.tag {
+	case 'A':
+		st.cmd = AddService
+	case 'E':
+		st.cmd = EditService
+	case 'D':
+		st.cmd = DeleteService
+	case 'a':
+		st.cmd = AddServer
+	case 'e':
+		st.cmd = EditServer
+	case 'd':
+		st.cmd = DeleteServer
+	case 'C':
+		st.cmd = Clear
+	case 'L', 'l':
+		st.cmd = List
+	case 'Z':
+		st.cmd = Zero
+	case tagSet:
+		st.cmd = SetTimeouts
+	case 'R':
+		st.cmd = Restore
+	case 'S':
+		st.cmd = Save
+	case tagStartDaemon, tagStopDaemon:
+		st.cmd = StartDaemon
+		msg := "illegal start-daemon parameter specified"
+		if def.tag == tagStopDaemon {
+			st.cmd, msg = StopDaemon, "illegal start_daemon specified"
+		}
+		switch arg {
+		case "master":
+			st.daemon.State = ipvs.Master
+		case "backup":
+			st.daemon.State = ipvs.Backup
+		default:
+			return Command{}, st.fail(st.badOption(), "%s", msg)
+		}
+	case 'h':
+		return Command{Kind: Help}, nil
+	case 'v':
+		return Command{Kind: Version}, nil
+	default:
+		return Command{}, st.tryHelp(at)
+	}
+	_ = hasArg
+
+	for {
+		def, arg, hasArg, at, perr = st.nextOpt()
+		if perr != nil {
+			return Command{}, st.errAt(perr.word, 255, "%s: %s", st.args[perr.word], perr.msg)
+		}
+		if def == nil {
+			break
+		}
+		if err := st.option(def, arg, hasArg, at); err != nil {
+			return Command{}, err
+		}
+	}
+
+	left := st.leftovers
+	if st.cmd == SetTimeouts {
+		if len(left) < 3 {
+			return Command{}, st.fail(st.cmdWord, "--set option requires 3 timeout values")
+		}
+		for i := range 3 {
+			v, err := st.parseTimeout(left[i], st.args[left[i]], 0, maxTimeout)
+			if err != nil {
+				return Command{}, err
+			}
+			st.timeouts[i] = v
+		}
+		left = left[3:]
+	}
+	if len(left) > 0 {
+		return Command{}, st.fail(left[0], "unexpected argument %s", st.args[left[0]])
+	}
+	if st.schedArg != "" {
+		flags, err := st.parseSchedFlags()
+		if err != nil {
+			return Command{}, err
+		}
+		st.flags = st.flags&^(ipvs.FlagSched1|ipvs.FlagSched2|ipvs.FlagSched3) | flags
+	}
+	if err := st.genericOptCheck(); err != nil {
+		return Command{}, err
+	}
+	return st.finish()
+}
+
+// option handles one option after the command.
+func (st *state) option(def *optDef, arg string, hasArg bool, at int) *SyntaxError {
+	switch def.tag {
+	case 't', 'u', tagSCTP:
+		if err := st.setOption(2, at); err != nil {
+			return err
+		}
+		st.proto = map[int]ipvs.Protocol{'t': ipvs.TCP, 'u': ipvs.UDP, tagSCTP: ipvs.SCTP}[def.tag]
+		hp, ok := st.p.parseService(arg, st.proto)
+		if !ok {
+			return st.fail(st.badOption(), "illegal virtual server address[:port] specified")
+		}
+		st.addr = hp.addr
+		if hp.addr.Is6() {
+			st.af, st.netmask = ipvs.IPv6, 128
+		} else {
+			st.af = ipvs.IPv4
+		}
+		if hp.hasPort {
+			st.port = hp.port
+		}
+	case 'f':
+		if err := st.setOption(2, at); err != nil {
+			return err
+		}
+		st.af, st.proto = ipvs.IPv4, ipvs.TCP
+		n, ok := parseDecimal(arg)
+		if !ok || n <= 0 || n > math.MaxUint32 {
+			return st.fail(st.badOption(), "invalid fwmark value `%s' specified", arg)
+		}
+		st.fwmark = uint32(n)
+	case 's':
+		if err := st.setOption(3, at); err != nil {
+			return err
+		}
+		st.sched = truncate(arg, schedNameMax)
+	case 'p':
+		if err := st.setOption(4, at); err != nil {
+			return err
+		}
+		st.flags |= ipvs.FlagPersistent
+		if !hasArg {
+			st.timeout = defaultPersistence
+			break
+		}
+		max := int64(maxTimeout)
+		if st.p.Extensions {
+			max = maxExtTimeout
+		}
+		v, err := st.parseTimeout(st.badOption(), arg, 1, max)
+		if err != nil {
+			return err
+		}
+		st.timeout = v
+	case 'M':
+		if err := st.setOption(5, at); err != nil {
+			return err
+		}
+		if st.af != ipvs.IPv6 {
+			a, ok := inetAton(arg)
+			if !ok {
+				a, ok = st.p.lookupHost(arg)
+			}
+			if !ok {
+				return st.fail(st.badOption(), "illegal virtual server persistent mask specified")
+			}
+			b := a.As4()
+			st.netmask = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		} else {
+			n := atoi(arg)
+			if n < 1 || n > 128 {
+				return st.fail(st.badOption(), "illegal ipv6 netmask specified")
+			}
+			st.netmask = uint32(n)
+		}
+	case 'r':
+		if err := st.setOption(6, at); err != nil {
+			return err
+		}
+		hp, ok := st.p.parseService(arg, st.proto)
+		if !ok {
+			return st.fail(st.badOption(), "illegal real server address[:port] specified")
+		}
+		st.daddr = hp.addr
+		if hp.hasPort {
+			st.dport = hp.port
+		} else {
+			st.dport = st.port // copy vport to dport if not specified
+		}
+	case 'i', 'g', 'm', tagLocalNode:
+		if err := st.setOption(7, at); err != nil {
+			return err
+		}
+		st.fwd = map[int]ipvs.ForwardMethod{'i': ipvs.IPIP, 'g': ipvs.DR, 'm': ipvs.NAT, tagLocalNode: ipvs.Local}[def.tag]
+	case 'w':
+		if err := st.setOption(8, at); err != nil {
+			return err
+		}
+		max := int64(65535)
+		if st.p.Extensions {
+			max = ipvs.MaxWeight
+		}
+		n, ok := numberIn(arg, 0, max)
+		if !ok {
+			return st.fail(st.badOption(), "illegal weight specified")
+		}
+		st.weight = n
+	case 'x', 'y':
+		o, name := 9, "u_threshold"
+		if def.tag == 'y' {
+			o, name = 10, "l_threshold"
+		}
+		if err := st.setOption(o, at); err != nil {
+			return err
+		}
+		n, ok := numberIn(arg, 0, math.MaxInt32)
+		if !ok {
+			return st.fail(st.badOption(), "illegal %s specified", name)
+		}
+		if def.tag == 'x' {
+			st.uthresh = uint32(n)
+		} else {
+			st.lthresh = uint32(n)
+		}
+	case 'c':
+		return st.setOption(1, at)
+	case 'n':
+		return st.setOption(0, at)
+	case tagMcastInterface:
+		if err := st.setOption(11, at); err != nil {
+			return err
+		}
+		st.daemon.Interface = truncate(arg, ifNameMax)
+	case 'I':
+		if err := st.setOption(19, at); err != nil {
+			return err
+		}
+		n, ok := numberIn(arg, 0, 255)
+		if !ok {
+			return st.fail(st.badOption(), "illegal syncid specified")
+		}
+		st.daemon.SyncID = uint32(n)
+	case tagTimeout:
+		return st.setOption(12, at)
+	case tagDaemon:
+		return st.setOption(13, at)
+	case tagStats:
+		return st.setOption(14, at)
+	case tagRate:
+		return st.setOption(15, at)
+	case tagThresholds:
+		return st.setOption(16, at)
+	case tagPersistentConn:
+		return st.setOption(17, at)
+	case tagNoSort:
+		return st.setOption(18, at)
+	case tagSort:
+		// The default; a no-op for compatibility.
+	case 'X':
+		return st.setOption(20, at)
+	case '6':
+		if st.fwmark == 0 {
+			return st.fail(at, "-6 used before -f\n")
+		}
+		st.af, st.netmask = ipvs.IPv6, 128
+	case 'o':
+		if err := st.setOption(21, at); err != nil {
+			return err
+		}
+		st.flags |= ipvs.FlagOnePacket
+	case tagPE:
+		if err := st.setOption(22, at); err != nil {
+			return err
+		}
+		st.pe = truncate(arg, peNameMax)
+	case 'b':
+		if err := st.setOption(23, at); err != nil {
+			return err
+		}
+		st.schedArg, st.schedAt = truncate(arg, 127), st.badOption()
+	case tagMcastGroup:
+		if err := st.setOption(24, at); err != nil {
+			return err
+		}
+		if strings.Contains(arg, ":") {
+			a, ok := inetPton6(arg)
+			if !ok || !a.IsMulticast() {
+				return st.fail(st.badOption(), "invalid IPv6 mcast-group `%s'", arg)
+			}
+			st.daemon.Group = a
+		} else {
+			a, ok := inetPton4(arg)
+			if !ok || !a.IsMulticast() {
+				return st.fail(st.badOption(), "invalid IPv4 mcast-group `%s'", arg)
+			}
+			st.daemon.Group = a
+		}
+	case tagMcastPort:
+		if err := st.setOption(25, at); err != nil {
+			return err
+		}
+		n, ok := numberIn(arg, 1, 65535)
+		if !ok {
+			return st.fail(st.badOption(), "illegal mcast-port specified")
+		}
+		st.daemon.Port = uint16(n)
+	case tagMcastTTL:
+		if err := st.setOption(26, at); err != nil {
+			return err
+		}
+		n, ok := numberIn(arg, 1, 255)
+		if !ok {
+			return st.fail(st.badOption(), "illegal mcast-ttl specified")
+		}
+		st.daemon.TTL = uint8(n)
+	case tagSyncMaxLen:
+		if err := st.setOption(27, at); err != nil {
+			return err
+		}
+		n, ok := numberIn(arg, 1, 65535-20-8)
+		if !ok {
+			return st.fail(st.badOption(), "illegal sync-maxlen specified")
+		}
+		st.daemon.MaxLength = int(n)
+	case tagTunInfo:
+		return st.setOption(28, at)
+	case tagTunType:
+		if err := st.setOption(29, at); err != nil {
+			return err
+		}
+		switch arg {
+		case "ipip":
+			st.tunType = ipvs.TunnelIPIP
+		case "gue":
+			st.tunType = ipvs.TunnelGUE
+		case "gre":
+			st.tunType = ipvs.TunnelGRE
+		default:
+			return st.fail(st.badOption(), "illegal tunnel type specified")
+		}
+	case tagTunPort:
+		if err := st.setOption(30, at); err != nil {
+			return err
+		}
+		n, ok := numberIn(arg, 1, 65535)
+		if !ok {
+			return st.fail(st.badOption(), "illegal tunnel port specified")
+		}
+		st.tunPort = uint16(n)
+	case tagTunNoCsum:
+		return st.setOption(31, at)
+	case tagTunCsum:
+		if err := st.setOption(32, at); err != nil {
+			return err
+		}
+		st.tunFlags |= 1
+	case tagTunRemCsum:
+		if err := st.setOption(33, at); err != nil {
+			return err
+		}
+		st.tunFlags |= 2
+	case tagKeepPort:
+		return st.setOption(34, at)
+	case tagSvcTimeout:
+		if err := st.setOption(35, at); err != nil {
+			return err
+		}
+		v, err := st.parseTimeout(st.badOption(), arg, 0, maxExtTimeout)
+		if err != nil {
+			return err
+		}
+		st.timeout = v
+	default:
+		// A command after the first, -h or -v.
+		return st.fail(st.badOption(), "invalid option `%s'", st.args[st.badOption()])
+	}
+	return nil
+}
+
+// truncate is strncpy into ipvsadm's fixed-size buffers.
+func truncate(s string, n int) string {
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// parseTimeout is ipvsadm's parse_timeout for word i.
+func (st *state) parseTimeout(i int, arg string, min, max int64) (uint32, *SyntaxError) {
+	n, ok := numberIn(arg, min, max)
+	if !ok {
+		return 0, st.fail(i, "invalid timeout value `%s' specified", arg)
+	}
+	return uint32(n), nil
+}
+
+// parseSchedFlags is ipvsadm's parse_sched_flags, for the scheduler given
+// or wlc.
+func (st *state) parseSchedFlags() (ipvs.ServiceFlags, *SyntaxError) {
+	sched := st.sched
+	if sched == "" {
+		sched = ipvs.WeightedLeastConnection
+	}
+	var flags ipvs.ServiceFlags
+	n := 0
+	for flag := range strings.SplitSeq(st.schedArg, ",") {
+		if flag == "" {
+			continue // strtok skips empty fields
+		}
+		n++
+		want := ""
+		switch flag {
+		case "flag-1":
+			flags |= ipvs.FlagSched1
+		case "flag-2":
+			flags |= ipvs.FlagSched2
+		case "flag-3":
+			flags |= ipvs.FlagSched3
+		case "sh-fallback":
+			flags |= ipvs.FlagSHFallback
+			want = "sh"
+		case "sh-port":
+			flags |= ipvs.FlagSHPort
+			want = "sh"
+		case "mh-fallback":
+			flags |= ipvs.FlagMHFallback
+			want = "mh"
+		case "mh-port":
+			flags |= ipvs.FlagMHPort
+			want = "mh"
+		default:
+			return 0, st.fail(st.schedAt, "invalid scheduler flag `%s'", flag)
+		}
+		if want != "" && sched != want {
+			return 0, st.fail(st.schedAt, "incompatible scheduler flag `%s'", flag)
+		}
+	}
+	if n == 0 {
+		// ipvsadm 1.31 crashes on a list of commas alone.
+		return 0, st.fail(st.schedAt, "invalid scheduler flag `%s'", st.schedArg)
+	}
+	return flags, nil
+}
+
+// genericOptCheck is ipvsadm's generic_opt_check, with the extensions.
+func (st *state) genericOptCheck() *SyntaxError {
+	table, ok := commandsVsOptions[st.cmd]
+	if !ok {
+		return nil
+	}
+	last, count := 0, 0
+	for j := range numIpvsadmOpts {
+		given := st.options&(1<<j) != 0
+		switch {
+		case !given && table[j] == '+':
+			return st.fail(st.cmdWord, "You need to supply the '%s' option for the '%s' command", optNames[j], st.cmd)
+		case given && table[j] == 'x':
+			return st.fail(st.optWord[j], "Illegal '%s' option with the '%s' command", optNames[j], st.cmd)
+		case given && table[j] == '1':
+			count++
+			if count == 1 {
+				last = j
+				continue
+			}
+			return st.fail(st.optWord[j], "The option '%s' conflicts with the '%s' option in the '%s' command", optNames[j], optNames[last], st.cmd)
+		}
+	}
+	if st.fwd == ipvs.Local && st.cmd != AddServer && st.cmd != EditServer {
+		return st.fail(st.optWord[7], "Illegal 'local-node' option with the '%s' command", st.cmd)
+	}
+	for _, ext := range []struct {
+		o     int
+		kinds [2]Kind
+	}{{34, [2]Kind{AddServer, EditServer}}, {35, [2]Kind{AddService, EditService}}} {
+		if st.options&(1<<ext.o) != 0 && st.cmd != ext.kinds[0] && st.cmd != ext.kinds[1] {
+			return st.fail(st.optWord[ext.o], "Illegal '%s' option with the '%s' command", optNames[ext.o], st.cmd)
+		}
+	}
+	if st.options.Has(OptSvcTimeout | OptPersistent) {
+		return st.fail(st.optWord[35], "The option 'svc-timeout' conflicts with the 'persistent' option in the '%s' command", st.cmd)
+	}
+	return nil
+}
+
+// finish makes the checks ipvsadm makes after generic_opt_check and
+// returns the command.
+func (st *state) finish() (Command, error) {
+	c := Command{Kind: st.cmd, Options: st.options}
+	switch st.cmd {
+	case AddService, EditService:
+		if st.fwmark == 0 && st.port == 0 && st.flags&ipvs.FlagPersistent == 0 && !st.p.Extensions {
+			return Command{}, st.fail(st.optWord[2], "Zero port specified for non-persistent service")
+		}
+		if st.flags&ipvs.FlagOnePacket != 0 && st.fwmark == 0 && st.proto != ipvs.UDP {
+			return Command{}, st.fail(st.optWord[21], "One-Packet Scheduling is only for UDP virtual services")
+		}
+		if st.sched == "" {
+			st.sched = ipvs.WeightedLeastConnection
+		}
+		c.Service = st.service(true)
+	case DeleteService, AddServer, EditServer, DeleteServer:
+		c.Service = st.service(false)
+	case List, Zero:
+		o := st.options
+		if o&(OptConnection|OptTimeout|OptDaemon) != 0 && o&(OptStats|OptRate|OptThresholds) != 0 ||
+			o&(OptTimeout|OptDaemon) != 0 && o&OptPersistentConn != 0 {
+			return Command{}, st.fail(st.cmdWord, "options conflicts in the list command")
+		}
+		if st.options.Has(OptService) {
+			c.Service = st.service(false)
+		}
+	case SetTimeouts:
+		c.Timeouts = ipvs.Timeouts{
+			TCP:    time.Duration(st.timeouts[0]) * time.Second,
+			TCPFin: time.Duration(st.timeouts[1]) * time.Second,
+			UDP:    time.Duration(st.timeouts[2]) * time.Second,
+		}
+	case StartDaemon:
+		if st.daemon.Interface == "" {
+			st.daemon.Interface = "eth0"
+		}
+		c.Daemon = st.daemon
+	case StopDaemon:
+		c.Daemon = ipvs.SyncDaemon{State: st.daemon.State, SyncID: st.daemon.SyncID}
+	}
+	if st.cmd == AddServer || st.cmd == EditServer {
+		if st.fwmark == 0 && (st.fwd == ipvs.IPIP || st.fwd == ipvs.DR) && !st.options.Has(OptKeepPort) {
+			st.dport = st.port
+		}
+		dfam := ipvs.IPv4
+		if st.daddr.Is6() {
+			dfam = ipvs.IPv6
+		}
+		if dfam != st.af && st.fwd != ipvs.IPIP {
+			return Command{}, st.fail(st.optWord[6], "Different address family is allowed only for tunneling servers")
+		}
+		if st.options&(OptTunType|OptTunPort|OptTunNoCsum|OptTunCsum|OptTunRemCsum) != 0 && st.fwd != ipvs.IPIP {
+			return Command{}, st.fail(st.optWord[7], "Tunnel options conflict with forward method")
+		}
+		if err := st.tunnelOptCheck(); err != nil {
+			return Command{}, err
+		}
+		c.Destination = ipvs.Destination{
+			Address:        st.daddr,
+			Port:           st.dport,
+			ForwardMethod:  st.fwd,
+			Weight:         int(st.weight),
+			UpperThreshold: st.uthresh,
+			LowerThreshold: st.lthresh,
+		}
+		if st.fwd == ipvs.IPIP {
+			c.Destination.TunnelType = st.tunType
+			c.Destination.TunnelPort = st.tunPort
+			c.Destination.TunnelChecksum = ipvs.TunnelChecksum(st.tunFlags)
+		}
+	}
+	if st.cmd == DeleteServer {
+		c.Destination = ipvs.Destination{Address: st.daddr, Port: st.dport}
+	}
+	return c, nil
+}
+
+// tunnelOptCheck is ipvsadm's tunnel_opt_check.
+func (st *state) tunnelOptCheck() *SyntaxError {
+	table := tunnelVsOptions[st.tunType]
+	last, count := 0, 0
+	for j, k := range tunOpts {
+		given := st.options&(1<<k) != 0
+		switch {
+		case !given && table[j] == '+':
+			return st.fail(st.optWord[6], "You need to supply the '%s' option for the '%s' tunnel type", optNames[k], tunNames[st.tunType])
+		case given && table[j] == 'x':
+			return st.fail(st.optWord[k], "Illegal '%s' option with the '%s' tunnel type", optNames[k], tunNames[st.tunType])
+		case given && table[j] == '1':
+			count++
+			if count == 1 {
+				last = k
+				continue
+			}
+			return st.fail(st.optWord[k], "The option '%s' conflicts with the '%s' option in the '%s' tunnel type", optNames[k], optNames[last], tunNames[st.tunType])
+		}
+	}
+	return nil
+}
+
+// service returns the service of the command line: its identity, and with
+// full its configuration.
+func (st *state) service(full bool) ipvs.Service {
+	var s ipvs.Service
+	if st.fwmark != 0 {
+		s.FirewallMark, s.Family = st.fwmark, st.af
+	} else {
+		s.Protocol, s.Address, s.Port = st.proto, st.addr, st.port
+	}
+	if !full {
+		return s
+	}
+	s.Scheduler = st.sched
+	s.Flags = st.flags
+	s.Timeout = time.Duration(st.timeout) * time.Second
+	s.PersistenceEngine = st.pe
+	if st.af == ipvs.IPv6 {
+		s.Netmask = ipvs.PrefixMask(ipvs.IPv6, int(st.netmask))
+	} else {
+		m := st.netmask
+		s.Netmask = ipvs.IPv4Mask(byte(m>>24), byte(m>>16), byte(m>>8), byte(m))
+	}
+	return s
+}

@@ -1,0 +1,192 @@
+package ipvsrules
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/ipvs-go/ipvs"
+)
+
+// Parse parses rules text, what "ipvsadm -R" reads, with the zero Parser.
+func Parse(r io.Reader) ([]Command, error) {
+	var p Parser
+	return p.Parse(r)
+}
+
+// Parse parses rules text: one ipvsadm command line per line, split into
+// words at spaces, tabs and carriage returns, with every word "ipvsadm"
+// dropped (so "ipvsadm -A -t ..." lines are taken too), as ipvsadm 1.31's
+// -R does. Blank lines, and lines whose first word starts with "#" (which
+// ipvsadm -R refuses, but its ipvsadm-restore script removes), are
+// skipped. A line may hold any command ipvsadm runs in -R but -L, -S, -R,
+// -h and -v, which would print.
+//
+// Every bad line is reported, as SyntaxErrors, with line and column; then
+// no command is returned, unless p.ContinueOnError is set. Parse reads r
+// to its end; an error reading it is returned as it is.
+func (p *Parser) Parse(r io.Reader) ([]Command, error) {
+	text, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		cmds []Command
+		errs SyntaxErrors
+		args []string
+		cols []int
+	)
+	lineNo := 0
+	for len(text) > 0 {
+		lineNo++
+		line := text
+		if i := bytes.IndexByte(text, '\n'); i >= 0 {
+			line, text = text[:i], text[i+1:]
+		} else {
+			text = nil
+		}
+		args, cols = args[:0], cols[:0]
+		for i := 0; i < len(line); {
+			if c := line[i]; c == ' ' || c == '\t' || c == '\r' {
+				i++
+				continue
+			}
+			j := i
+			for j < len(line) && line[j] != ' ' && line[j] != '\t' && line[j] != '\r' {
+				j++
+			}
+			if w := line[i:j]; string(w) != "ipvsadm" {
+				args = append(args, string(w))
+				cols = append(cols, i+1)
+			}
+			i = j
+		}
+		if len(args) == 0 || args[0][0] == '#' {
+			continue
+		}
+		c, err := p.parseLine(args)
+		if err != nil {
+			e := err.(*SyntaxError)
+			e.Line = lineNo
+			if i := e.Column - 1; i >= 0 && i < len(cols) {
+				e.Column = cols[i]
+			} else {
+				e.Column = len(line) + 1
+			}
+			errs = append(errs, e)
+			continue
+		}
+		c.Line = lineNo
+		cmds = append(cmds, c)
+	}
+	if len(errs) > 0 {
+		if !p.ContinueOnError {
+			cmds = nil
+		}
+		return cmds, errs
+	}
+	return cmds, nil
+}
+
+// parseLine parses the words of one line of rules text.
+func (p *Parser) parseLine(args []string) (Command, error) {
+	for i, a := range args {
+		if bytes.IndexByte([]byte(a), 0) >= 0 {
+			return Command{}, &SyntaxError{Column: i + 1, Word: a, Msg: "a NUL byte", Status: 1}
+		}
+	}
+	c, err := p.ParseArgs(args)
+	if err != nil {
+		return Command{}, err
+	}
+	switch c.Kind {
+	case Restore:
+		// ipvsadm -R refuses to recurse.
+		return Command{}, &SyntaxError{Column: 1, Word: args[0], Msg: "Try `ipvsadm -h' or 'ipvsadm --help' for more information.", Status: 255}
+	case List, Save, Help, Version:
+		return Command{}, &SyntaxError{Column: 1, Word: args[0], Msg: fmt.Sprintf("the %s command prints: not in rules text", c.Kind), Status: 1}
+	}
+	return c, nil
+}
+
+// Changes returns the changes of cmds, in order, for one ipvs.Client.Apply.
+// It fails, naming the line, if a command is not a change (-C, -Z, --set,
+// a daemon command): run those with Apply.
+func Changes(cmds []Command) ([]ipvs.Change, error) {
+	out := make([]ipvs.Change, 0, len(cmds))
+	for _, c := range cmds {
+		ch, ok := c.Change()
+		if !ok {
+			return nil, fmt.Errorf("ipvsrules: line %d: %s is not a change for Apply", c.Line, c.Kind)
+		}
+		out = append(out, ch)
+	}
+	return out, nil
+}
+
+// Apply runs cmds through c in order, as ipvsadm -R runs them: each run of
+// consecutive changes in one c.Apply, -C as c.Flush, -Z as c.ZeroAll or
+// c.ZeroService, --set as c.SetTimeouts, --start-daemon and --stop-daemon
+// as c.StartSyncDaemon and c.StopSyncDaemon. As in ipvsadm -R, a command
+// the kernel refuses does not stop the ones after it.
+//
+// It returns one error per command (nil if it succeeded), and a non-nil
+// error if an exchange failed or ctx ended: the commands not run then carry
+// that error too.
+func Apply(ctx context.Context, c *ipvs.Client, cmds []Command) ([]error, error) {
+	errs := make([]error, len(cmds))
+	var changes []ipvs.Change
+	for i := 0; i < len(cmds); {
+		if _, ok := cmds[i].Change(); ok {
+			j := i
+			changes = changes[:0]
+			for ; j < len(cmds); j++ {
+				ch, ok := cmds[j].Change()
+				if !ok {
+					break
+				}
+				changes = append(changes, ch)
+			}
+			cerrs, err := c.Apply(ctx, changes)
+			copy(errs[i:j], cerrs)
+			if err != nil {
+				for k := j; k < len(cmds); k++ {
+					errs[k] = err
+				}
+				return errs, err
+			}
+			i = j
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			for k := i; k < len(cmds); k++ {
+				errs[k] = err
+			}
+			return errs, err
+		}
+		errs[i] = run(ctx, c, &cmds[i])
+		i++
+	}
+	return errs, nil
+}
+
+// run runs a command that is not a change.
+func run(ctx context.Context, c *ipvs.Client, cmd *Command) error {
+	switch cmd.Kind {
+	case Clear:
+		return c.Flush(ctx)
+	case Zero:
+		if cmd.Options.Has(OptService) {
+			return c.ZeroService(ctx, cmd.Service)
+		}
+		return c.ZeroAll(ctx)
+	case SetTimeouts:
+		return c.SetTimeouts(ctx, cmd.Timeouts)
+	case StartDaemon:
+		return c.StartSyncDaemon(ctx, cmd.Daemon)
+	case StopDaemon:
+		return c.StopSyncDaemon(ctx, cmd.Daemon.State)
+	}
+	return fmt.Errorf("ipvsrules: line %d: the %s command is not run by Apply", cmd.Line, cmd.Kind)
+}
