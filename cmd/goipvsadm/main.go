@@ -248,7 +248,11 @@ func (m *cmd) open(ctx context.Context) int {
 	}
 	err := try()
 	if err != nil && !errors.Is(err, os.ErrPermission) {
-		if exec.Command("/sbin/modprobe", "--", "ip_vs").Run() == nil {
+		// As ipvsadm's child, modprobe writes its complaints to our
+		// standard streams.
+		mp := exec.Command("/sbin/modprobe", "--", "ip_vs")
+		mp.Stdout, mp.Stderr = m.stdout, m.stderr
+		if mp.Run() == nil {
 			err = try()
 		}
 	}
