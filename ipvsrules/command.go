@@ -143,7 +143,7 @@ func (o Options) String() string {
 // A Command is one ipvsadm command line, parsed. Fields that its Kind does
 // not use are zero; ipvsadm's defaults are filled in where it applies them:
 // scheduler wlc for -A and -E, weight 1 and forwarding method DR (-g) for -a
-// and -e, persistence timeout 300 s for -p without a value, multicast
+// and -e, persistence timeout 360 s for -p without a value, multicast
 // interface eth0 for --start-daemon.
 type Command struct {
 	Kind Kind

@@ -91,7 +91,7 @@ func ExampleParse() {
 	// create service TCP 10.0.1.1:80
 	// create destination 10.0.2.1:8080 of TCP 10.0.1.1:80
 	// create destination 10.0.2.2:80 of TCP 10.0.1.1:80
-	// rr 5m0s
+	// rr 6m0s
 	// DR 3
 	// line 2, column 34: illegal weight specified
 }

@@ -175,7 +175,7 @@ var optTable = []optDef{
 const (
 	maxTimeout         = 86400 * 31 // ipvsadm's MAX_TIMEOUT
 	maxExtTimeout      = 4294967    // the kernel's, in seconds (u32 jiffies at HZ=1000)
-	defaultPersistence = 300        // ipvsadm's IPVS_SVC_PERSISTENT_TIMEOUT
+	defaultPersistence = 360        // ipvsadm's IPVS_SVC_PERSISTENT_TIMEOUT (6*60)
 	schedNameMax       = 15         // IP_VS_SCHEDNAME_MAXLEN - 1
 	peNameMax          = 16         // IP_VS_PENAME_MAXLEN
 	ifNameMax          = 15         // IP_VS_IFNAME_MAXLEN - 1

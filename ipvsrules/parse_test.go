@@ -57,7 +57,7 @@ func TestParseArgs(t *testing.T) {
 		{"-A --sctp-service [2001:db8::1]:9000 -s lc", false, Command{Kind: AddService, Service: full(ipvs.Service{Protocol: ipvs.SCTP, Address: addr("2001:db8::1"), Port: 9000}, func(s *ipvs.Service) { s.Scheduler = "lc" }), Options: svcOpts | OptScheduler}},
 		{"-A -f 100 -6 -s rr -o", false, Command{Kind: AddService, Service: full(fwm(100, ipvs.IPv6), func(s *ipvs.Service) { s.Scheduler, s.Flags = "rr", ipvs.FlagOnePacket }), Options: svcOpts | OptScheduler | OptOnePacket}},
 		{"--add-service --fwmark-service=4294967295 --ipv6 --ops", false, Command{Kind: AddService, Service: full(fwm(4294967295, ipvs.IPv6), func(s *ipvs.Service) { s.Flags = ipvs.FlagOnePacket }), Options: svcOpts | OptOnePacket}},
-		{"-A -t 10.0.0.1:0 -p", false, Command{Kind: AddService, Service: full(tcp("10.0.0.1", 0), func(s *ipvs.Service) { s.Flags, s.Timeout = ipvs.FlagPersistent, secs(300) }), Options: svcOpts | OptPersistent}},
+		{"-A -t 10.0.0.1:0 -p", false, Command{Kind: AddService, Service: full(tcp("10.0.0.1", 0), func(s *ipvs.Service) { s.Flags, s.Timeout = ipvs.FlagPersistent, secs(360) }), Options: svcOpts | OptPersistent}},
 		{"-A -t 10.0.0.1:80 -p 60 -M 255.255.255.0", false, Command{Kind: AddService, Service: full(tcp("10.0.0.1", 80), func(s *ipvs.Service) {
 			s.Flags, s.Timeout, s.Netmask = ipvs.FlagPersistent, secs(60), ipvs.PrefixMask(ipvs.IPv4, 24)
 		}), Options: svcOpts | OptPersistent | OptNetmask}},
@@ -66,13 +66,13 @@ func TestParseArgs(t *testing.T) {
 		}), Options: svcOpts | OptPersistent | OptNetmask}},
 		// -p takes no value that starts with "-"; -M 24 is inet_aton's 0.0.0.24.
 		{"-A -t 10.0.0.1:80 -p -M 24", false, Command{Kind: AddService, Service: full(tcp("10.0.0.1", 80), func(s *ipvs.Service) {
-			s.Flags, s.Timeout, s.Netmask = ipvs.FlagPersistent, secs(300), ipvs.IPv4Mask(0, 0, 0, 24)
+			s.Flags, s.Timeout, s.Netmask = ipvs.FlagPersistent, secs(360), ipvs.IPv4Mask(0, 0, 0, 24)
 		}), Options: svcOpts | OptPersistent | OptNetmask}},
 		{"-A -t [2001:db8::1]:443 -p60 -M 64 --pe sip", false, Command{Kind: AddService, Service: full(tcp("2001:db8::1", 443), func(s *ipvs.Service) {
 			s.Flags, s.Timeout, s.Netmask, s.PersistenceEngine = ipvs.FlagPersistent, secs(60), ipvs.PrefixMask(ipvs.IPv6, 64), "sip"
 		}), Options: svcOpts | OptPersistent | OptNetmask | OptPersistenceEngine}},
 		// -6 resets a -M given before it, as in ipvsadm.
-		{"-A -f 7 -M 255.0.0.0 -6 -p", false, Command{Kind: AddService, Service: full(fwm(7, ipvs.IPv6), func(s *ipvs.Service) { s.Flags, s.Timeout = ipvs.FlagPersistent, secs(300) }), Options: svcOpts | OptPersistent | OptNetmask}},
+		{"-A -f 7 -M 255.0.0.0 -6 -p", false, Command{Kind: AddService, Service: full(fwm(7, ipvs.IPv6), func(s *ipvs.Service) { s.Flags, s.Timeout = ipvs.FlagPersistent, secs(360) }), Options: svcOpts | OptPersistent | OptNetmask}},
 		{"-A -t 10.0.0.1:80 -M 255.255.0.0", false, Command{Kind: AddService, Service: full(tcp("10.0.0.1", 80), func(s *ipvs.Service) { s.Netmask = ipvs.PrefixMask(ipvs.IPv4, 16) }), Options: svcOpts | OptNetmask}},
 		{"-A -t 10.0.0.1:80 -s sh -b sh-fallback,sh-port", false, Command{Kind: AddService, Service: full(tcp("10.0.0.1", 80), func(s *ipvs.Service) {
 			s.Scheduler, s.Flags = "sh", ipvs.FlagSHFallback|ipvs.FlagSHPort
