@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"net/netip"
 	"os"
 	"strconv"
@@ -60,7 +61,7 @@ type Connection struct {
 	// StateAssured.
 	State ConnectionState
 	// Expires is the time left before the entry expires, in whole seconds
-	// (rounded down).
+	// (rounded down; at most 292 years).
 	Expires time.Duration
 	// Template reports a persistence template. The kernel prints no flag
 	// for it: an entry is a template when its client port is 0, which every
@@ -538,7 +539,8 @@ func (s *connScanner) parse(b []byte) (Connection, error) {
 	if !ok {
 		return cn, s.errorf("bad expiry %q", connTruncate(e))
 	}
-	cn.Expires = time.Duration(secs) * time.Second
+	// Saturated where a Duration ends (292 years).
+	cn.Expires = time.Duration(min(secs, uint64(math.MaxInt64/time.Second))) * time.Second
 	if !s.sync && len(rest) > 0 {
 		// " NAME DATA": the data is the rest of the line, as the engine
 		// printed it.
@@ -671,7 +673,6 @@ func parseConnAddr(b []byte) (netip.Addr, bool) {
 		a[2*g], a[2*g+1] = byte(v>>8), byte(v)
 		g++
 		if i == len(b) {
-			b = b[i:]
 			break
 		}
 		b = b[i+1:]
@@ -685,11 +686,12 @@ func parseConnAddr(b []byte) (netip.Addr, bool) {
 	return netip.AddrFrom16(a), true
 }
 
-// connDecimal parses an unsigned decimal number of at most 10 digits (the
-// kernel prints the expiry as an unsigned int, in old kernels an unsigned
-// long of jiffies/HZ).
+// connDecimal parses an unsigned decimal number of at most 20 digits that
+// fits a uint64 (the kernel prints the expiry as an unsigned int; kernels
+// before 4.x printed an unsigned long, which wraps for a timer just
+// expired).
 func connDecimal(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 10 {
+	if len(b) == 0 || len(b) > 20 {
 		return 0, false
 	}
 	var n uint64
@@ -697,7 +699,11 @@ func connDecimal(b []byte) (uint64, bool) {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		n = n*10 + uint64(c-'0')
+		d := uint64(c - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
 	}
 	return n, true
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"os"
 	"strings"
@@ -192,6 +193,7 @@ func TestParseConnectionsErrors(t *testing.T) {
 		{"destination port", hdr + "TCP 0A100002 A1C4 0A100001 0050 0A100101 10000 ESTABLISHED     899\n", 2, "bad destination port"},
 		{"no state", hdr + "TCP 0A100002 A1C4 0A100001 0050 0A100101 1F90\n", 2, "no state"},
 		{"expiry", hdr + "TCP 0A100002 A1C4 0A100001 0050 0A100101 1F90 ESTABLISHED     -1\n", 2, "bad expiry"},
+		{"expiry too long", hdr + "TCP 0A100002 A1C4 0A100001 0050 0A100101 1F90 ESTABLISHED 18446744073709551616\n", 2, "bad expiry"},
 		{"no expiry", hdr + "TCP 0A100002 A1C4 0A100001 0050 0A100101 1F90 ESTABLISHED\n", 2, "bad expiry"},
 		{"origin", shdr + "TCP 0A100002 A1C4 0A100001 0050 0A100101 1F90 ESTABLISHED REMOTE     899\n", 2, "bad origin"},
 		{"after sync expiry", shdr + "TCP 0A100002 A1C4 0A100001 0050 0A100101 1F90 ESTABLISHED LOCAL      899 sip x\n", 2, "unexpected text"},
@@ -218,6 +220,29 @@ func TestParseConnectionsErrors(t *testing.T) {
 				t.Errorf("%d entries before the error, want %d (of %d lines)", len(got), tc.line-2, want)
 			}
 		})
+	}
+}
+
+// Expiries beyond a Duration saturate; the kernel's largest unsigned long
+// parses.
+func TestParseConnectionsExpirySaturates(t *testing.T) {
+	in := "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n" +
+		"TCP 0A100002 A1C4 0A100001 0050 0A100101 1F90 ESTABLISHED 9999999999\n" +
+		"TCP 0A100002 A1C4 0A100001 0050 0A100101 1F90 ESTABLISHED 18446744073709551615\n" +
+		"TCP 0A100002 A1C4 0A100001 0050 0A100101 1F90 ESTABLISHED 4294967295\n"
+	got, err := collect(t, strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	max := time.Duration(math.MaxInt64 / time.Second * time.Second)
+	want := []time.Duration{max, max, 4294967295 * time.Second}
+	for i, c := range got {
+		if c.Expires != want[i] {
+			t.Errorf("entry %d: Expires %v, want %v", i, c.Expires, want[i])
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d entries, want %d", len(got), len(want))
 	}
 }
 

@@ -30,7 +30,7 @@ import (
 )
 
 // addVeth creates a veth pair: name in ns, peer in peerNS, both up.
-func (ns *netNS) addVeth(t *testing.T, name string, peerNS *netNS, peer string) {
+func (ns *netNS) addVeth(t testing.TB, name string, peerNS *netNS, peer string) {
 	t.Helper()
 	const vethInfoPeer = 1 // VETH_INFO_PEER
 	peerAttrs := encodeAttrs(t, func(ae *netlink.AttributeEncoder) {

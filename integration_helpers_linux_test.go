@@ -106,7 +106,7 @@ type netNS struct {
 
 // newNetNS creates a network namespace with lo up. It is released when the
 // test ends (the last reference, this file, is closed by t.Cleanup).
-func newNetNS(t *testing.T) *netNS {
+func newNetNS(t testing.TB) *netNS {
 	t.Helper()
 	if uid := os.Geteuid(); uid != 0 {
 		t.Skipf("IPVS unavailable to this process: the integration tests need root (CAP_NET_ADMIN, CAP_SYS_ADMIN), running as uid %d", uid)
@@ -254,7 +254,7 @@ func (ns *netNS) rtnl(typ int, flags netlink.HeaderFlags, data []byte) ([]netlin
 	})
 }
 
-func encodeAttrs(t *testing.T, fn func(ae *netlink.AttributeEncoder)) []byte {
+func encodeAttrs(t testing.TB, fn func(ae *netlink.AttributeEncoder)) []byte {
 	t.Helper()
 	ae := netlink.NewAttributeEncoder()
 	fn(ae)
@@ -265,7 +265,7 @@ func encodeAttrs(t *testing.T, fn func(ae *netlink.AttributeEncoder)) []byte {
 	return b
 }
 
-func (ns *netNS) linkIndex(t *testing.T, name string) int32 {
+func (ns *netNS) linkIndex(t testing.TB, name string) int32 {
 	t.Helper()
 	attrs := encodeAttrs(t, func(ae *netlink.AttributeEncoder) { ae.String(unix.IFLA_IFNAME, name) })
 	// A doit reply: no NLM_F_ACK, or the ACK would follow in a second datagram.
@@ -282,7 +282,7 @@ func (ns *netNS) linkIndex(t *testing.T, name string) int32 {
 	return 0
 }
 
-func (ns *netNS) linkUp(t *testing.T, name string) {
+func (ns *netNS) linkUp(t testing.TB, name string) {
 	t.Helper()
 	idx := ns.linkIndex(t, name)
 	if _, err := ns.rtnl(unix.RTM_NEWLINK, netlink.Acknowledge, ifInfoMsg(idx, unix.IFF_UP, unix.IFF_UP)); err != nil {
@@ -312,7 +312,7 @@ func (ns *netNS) addDummy(t *testing.T, name string, prefixes ...string) {
 
 // addAddr adds an address to an interface (IPv6 without duplicate address
 // detection, so it is usable at once).
-func (ns *netNS) addAddr(t *testing.T, name string, p netip.Prefix) {
+func (ns *netNS) addAddr(t testing.TB, name string, p netip.Prefix) {
 	t.Helper()
 	idx := ns.linkIndex(t, name)
 	hdr := make([]byte, 8) // struct ifaddrmsg
