@@ -13,7 +13,7 @@ import (
 
 // The list formats, ipvsadm's FMT_* flags as the options that set them.
 type format struct {
-	numeric, rule, stats, rate, thresholds, persistConn, noSort, exact, tunInfo bool
+	numeric, stats, rate, thresholds, persistConn, noSort, exact, tunInfo bool
 }
 
 func formatOf(o ipvsrules.Options) format {
