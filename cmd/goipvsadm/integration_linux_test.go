@@ -252,8 +252,6 @@ func TestIntegrationGoipvsadmListings(t *testing.T) {
 	mustSh(t, fd, "ip addr add 10.16.0.1/32 dev lo && ip addr add 10.16.0.2/32 dev lo && ip addr add 10.16.1.1/32 dev lo")
 	mustIpvsadm(t, fd, tableRules, "-R")
 	mustIpvsadm(t, fd, "", "--set", "901", "121", "301")
-	mustIpvsadm(t, fd, "", "--start-daemon", "master", "--mcast-interface", "lo", "--syncid", "7")
-	mustIpvsadm(t, fd, "", "--start-daemon", "backup", "--mcast-interface", "lo", "--syncid", "8", "--mcast-port", "9000")
 
 	// Traffic, so that counters, rates and the connection table are not
 	// all zero: a NAT service (local destination) and a persistent one.
@@ -305,6 +303,13 @@ func TestIntegrationGoipvsadmListings(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	t.Logf("kernel %s, table:\n%s", kernelRelease(), mustIpvsadm(t, fd, "", "-Ln", "--stats"))
 	t.Logf("connections:\n%s", mustIpvsadm(t, fd, "", "-Lnc"))
+	// Sync daemons, in a namespace of their own: the kernel refuses a
+	// destination of the other family while one runs, and the reverse.
+	dfd := newNS(t)
+	mustIpvsadm(t, dfd, "", "--start-daemon", "master", "--mcast-interface", "lo", "--syncid", "7")
+	mustIpvsadm(t, dfd, "", "--start-daemon", "backup", "--mcast-interface", "lo", "--syncid", "8", "--mcast-port", "9000", "--mcast-group", "239.1.1.1", "--mcast-ttl", "3")
+	compare(t, dfd, "", "-L", "--daemon")
+	compare(t, dfd, "", "--list", "--daemon")
 	for _, args := range listings {
 		t.Run(strings.Join(append([]string{"ipvsadm"}, args...), " "), func(t *testing.T) {
 			compare(t, fd, "", args...)
@@ -341,6 +346,10 @@ var mutations = [][]string{
 	{"-a", "-t", "10.1.0.1:80", "-r", "[2001:db8::3]", "-i", "--tun-type", "gre", "--tun-csum"},
 	{"-a", "-t", "10.1.0.99:80", "-r", "192.168.9.1"}, // service not defined
 	{"-a", "-f", "6", "-6", "-r", "[2001:db8::7]:0", "-m", "-x", "10", "-y", "5"},
+	{"-a", "-f", "6", "-6", "-r", "[2001:db8::8]:0", "-m", "-x", "5", "-y", "10"}, // lower above upper
+	{"-a", "-f", "6", "-6", "-r", "[2001:db8::9]:0", "-m", "-x", "2147483648"},
+	{"-a", "-f", "6", "-6", "-r", "[2001:db8::a]:0", "-m", "-w", "2147483647"},
+	{"-a", "-f", "6", "-6", "-r", "[2001:db8::b]:0", "-m", "-w", "2147483648"},
 	{"-e", "-t", "10.1.0.1:80", "-r", "192.168.9.1:8080", "-m", "-w", "9"},
 	{"-e", "-t", "10.1.0.1:80", "-r", "192.168.9.9:8080", "-m"}, // no such destination
 	{"-d", "-t", "10.1.0.1:80", "-r", "192.168.9.2"},

@@ -287,7 +287,11 @@ func kernelMessage(k ipvsrules.Kind, err error) string {
 	}
 	var ie *ipvs.Error
 	if errors.As(err, &ie) && ie.Field != "" {
-		// Refused before sending; the kernel would have said EINVAL.
+		// Refused before sending: what the kernel would have said.
+		switch ie.Field {
+		case "Destination.LowerThreshold", "Destination.Weight":
+			return strerror(k, syscall.ERANGE)
+		}
 		return strerror(k, syscall.EINVAL) + " (" + ie.Error() + ")"
 	}
 	return err.Error()
