@@ -31,8 +31,10 @@ func (p *Parser) Parse(r io.Reader) ([]Command, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One command per line at most: growing the slice instead would copy
+	// the commands (some hundred bytes each) again and again.
+	cmds := make([]Command, 0, bytes.Count(text, []byte{'\n'})+1)
 	var (
-		cmds []Command
 		errs SyntaxErrors
 		args []string
 		cols []int
