@@ -1,10 +1,10 @@
 package ipvsrules
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/ipvs-go/ipvs"
 )
@@ -27,13 +27,16 @@ func Parse(r io.Reader) ([]Command, error) {
 // no command is returned, unless p.ContinueOnError is set. Parse reads r
 // to its end; an error reading it is returned as it is.
 func (p *Parser) Parse(r io.Reader) ([]Command, error) {
-	text, err := io.ReadAll(r)
+	b, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
 	}
+	// One string for the whole text: the words are substrings of it, not
+	// an allocation each.
+	text := string(b)
 	// One command per line at most: growing the slice instead would copy
 	// the commands (some hundred bytes each) again and again.
-	cmds := make([]Command, 0, bytes.Count(text, []byte{'\n'})+1)
+	cmds := make([]Command, 0, strings.Count(text, "\n")+1)
 	var (
 		errs SyntaxErrors
 		args []string
@@ -43,10 +46,10 @@ func (p *Parser) Parse(r io.Reader) ([]Command, error) {
 	for len(text) > 0 {
 		lineNo++
 		line := text
-		if i := bytes.IndexByte(text, '\n'); i >= 0 {
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
 			line, text = text[:i], text[i+1:]
 		} else {
-			text = nil
+			text = ""
 		}
 		args, cols = args[:0], cols[:0]
 		for i := 0; i < len(line); {
@@ -58,8 +61,8 @@ func (p *Parser) Parse(r io.Reader) ([]Command, error) {
 			for j < len(line) && line[j] != ' ' && line[j] != '\t' && line[j] != '\r' {
 				j++
 			}
-			if w := line[i:j]; string(w) != "ipvsadm" {
-				args = append(args, string(w))
+			if w := line[i:j]; w != "ipvsadm" {
+				args = append(args, w)
 				cols = append(cols, i+1)
 			}
 			i = j
@@ -94,7 +97,7 @@ func (p *Parser) Parse(r io.Reader) ([]Command, error) {
 // parseLine parses the words of one line of rules text.
 func (p *Parser) parseLine(args []string) (Command, error) {
 	for i, a := range args {
-		if bytes.IndexByte([]byte(a), 0) >= 0 {
+		if strings.IndexByte(a, 0) >= 0 {
 			return Command{}, &SyntaxError{Column: i + 1, Word: a, Msg: "a NUL byte", Status: 1}
 		}
 	}
