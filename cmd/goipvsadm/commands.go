@@ -8,8 +8,11 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ipvs-go/ipvs"
 	"github.com/ipvs-go/ipvs/ipvsrules"
@@ -149,8 +152,15 @@ func nameRules(text []byte, r *resolver) []byte {
 // restore is ipvsadm -R: every line parsed first, then all of them
 // applied through ipvsrules.Apply.
 func (m *cmd) restore(ctx context.Context) int {
-	p := m.parser()
-	cmds, err := p.Parse(m.stdin)
+	// The commands stay live to the end: collecting garbage less often
+	// saves most of the collector's work.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	text, err := io.ReadAll(m.stdin)
+	if err != nil {
+		fmt.Fprintf(m.stderr, "%s: %v\n", m.prog, err)
+		return 2
+	}
+	cmds, err := parseParallel(m.parser(), text)
 	if err != nil {
 		var ses ipvsrules.SyntaxErrors
 		if errors.As(err, &ses) && len(ses) > 0 {
@@ -177,6 +187,71 @@ func (m *cmd) restore(ctx context.Context) int {
 		return 1
 	}
 	return status
+}
+
+// parseParallel parses rules text as p.Parse does, a large text in one
+// piece per CPU at once.
+func parseParallel(p *ipvsrules.Parser, text []byte) ([]ipvsrules.Command, error) {
+	n := runtime.GOMAXPROCS(0)
+	if len(text) < 256<<10 || n < 2 {
+		return p.Parse(bytes.NewReader(text))
+	}
+	type piece struct {
+		text  []byte
+		first int // the number of its first line, less one
+		cmds  []ipvsrules.Command
+		err   error
+	}
+	pieces := make([]piece, 0, n)
+	line := 0
+	for rest := text; len(rest) > 0; {
+		end := len(rest)
+		if len(pieces) < n-1 {
+			end = min(len(rest)/(n-len(pieces)), len(rest))
+			if i := bytes.IndexByte(rest[end:], '\n'); i >= 0 {
+				end += i + 1
+			} else {
+				end = len(rest)
+			}
+		}
+		pieces = append(pieces, piece{text: rest[:end], first: line})
+		line += bytes.Count(rest[:end], []byte{'\n'})
+		rest = rest[end:]
+	}
+	var wg sync.WaitGroup
+	for i := range pieces {
+		wg.Go(func() {
+			pc := &pieces[i]
+			pc.cmds, pc.err = p.Parse(bytes.NewReader(pc.text))
+		})
+	}
+	wg.Wait()
+	var cmds []ipvsrules.Command
+	var errs ipvsrules.SyntaxErrors
+	for _, pc := range pieces {
+		if pc.err != nil {
+			var ses ipvsrules.SyntaxErrors
+			if !errors.As(pc.err, &ses) {
+				return nil, pc.err
+			}
+			for _, se := range ses {
+				se.Line += pc.first
+			}
+			errs = append(errs, ses...)
+			continue
+		}
+		for i := range pc.cmds {
+			pc.cmds[i].Line += pc.first
+		}
+		if cmds == nil {
+			cmds = make([]ipvsrules.Command, 0, line+1)
+		}
+		cmds = append(cmds, pc.cmds...)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return cmds, nil
 }
 
 // An ownSpec is one --owns: a prefix of service addresses or a range of
