@@ -152,9 +152,10 @@ func nameRules(text []byte, r *resolver) []byte {
 // restore is ipvsadm -R: every line parsed first, then all of them
 // applied through ipvsrules.Apply.
 func (m *cmd) restore(ctx context.Context) int {
-	// The commands stay live to the end: collecting garbage less often
-	// saves most of the collector's work.
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	// The commands stay live to the end, and most of the rest is garbage
+	// of a short process: collect only if the heap reaches 256 MiB.
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(256 << 20))
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	text, err := io.ReadAll(m.stdin)
 	if err != nil {
 		fmt.Fprintf(m.stderr, "%s: %v\n", m.prog, err)
