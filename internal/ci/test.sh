@@ -86,7 +86,14 @@ while IFS= read -r job; do runs+=(-run "$job"); done <<<"$labjobs"
 # The benchmark program at small sizes, so it cannot rot; its exit status
 # depends on errors only, never on timings (BENCHMARKS.md has the real run).
 (cd bench && CGO_ENABLED=0 go build -o "$work/ipvsbench" ./cmd/ipvsbench)
-runs+=(-run "bench-smoke@5m=$work/ipvsbench -services 50 -dests 2 -rounds 1")
+# goipvsadm: its cross-check with ipvsadm (listings, mutations on twin
+# namespaces, bad command lines, -R, --reconcile), and the benchmark with
+# it beside ipvsadm.
+CGO_ENABLED=0 go test -c -o "$work/goipvsadm.test" ./cmd/goipvsadm
+CGO_ENABLED=0 go build -o "$work/goipvsadm" ./cmd/goipvsadm
+runs+=(-run "goipvsadm@10m=$work/goipvsadm.test -test.v -test.count=1 -test.run ^TestIntegrationGoipvsadm")
+runs+=(-file "$work/goipvsadm:/goipvsadm"
+	-run "bench-smoke@5m=$work/ipvsbench -services 50 -dests 2 -rounds 1 -impls floor,ipvs-call,ipvs-batch,ipvs-reconcile,moby,cloudflare,ipvsadm,goipvsadm -goipvsadm /goipvsadm")
 # Every job of a kernel runs in one boot; -kernel all boots the four
 # kernels (Debian bullseye's 5.10, bookworm's 6.1 and 6.12, forky's 7.2)
 # two at a time, so both cores are busy.
