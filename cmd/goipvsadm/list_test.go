@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -173,5 +175,63 @@ func TestAppendAddr(t *testing.T) {
 		if got := string(appendAddr(nil, addr(in))); got != want {
 			t.Errorf("appendAddr(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestJSONTable checks the schema of -L --json on the example table: the
+// services in ipvsadm's order and the fields the documentation names.
+func TestJSONTable(t *testing.T) {
+	info, vs := exampleTable()
+	b, err := json.Marshal(jsonTable(&info, vs, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Version  string `json:"version"`
+		Size     uint32 `json:"size"`
+		Services []struct {
+			Protocol     string                    `json:"protocol"`
+			Address      string                    `json:"address"`
+			Port         *uint16                   `json:"port"`
+			FWMark       uint32                    `json:"fwmark"`
+			Family       string                    `json:"family"`
+			SchedFlags   []string                  `json:"sched_flags"`
+			Netmask      string                    `json:"netmask"`
+			Stats        struct{ OutBytes uint64 } `json:"stats"`
+			Destinations []struct {
+				Address string `json:"address"`
+				Forward string `json:"forward"`
+				Tunnel  *struct {
+					Type     string `json:"type"`
+					Port     uint16 `json:"port"`
+					Checksum string `json:"checksum"`
+				} `json:"tunnel"`
+			} `json:"destinations"`
+		} `json:"services"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != "1.2.1" || got.Size != 4096 || len(got.Services) != 4 {
+		t.Fatalf("got %s", b)
+	}
+	s := got.Services
+	if s[0].Address != "10.0.0.1" || *s[0].Port != 80 || s[0].Stats.OutBytes != 1524074060205 ||
+		s[0].Destinations[0].Address != "192.168.1.2" || s[0].Destinations[0].Forward != "local" {
+		t.Errorf("first service: %+v", s[0])
+	}
+	if s[1].Protocol != "UDP" || !slices.Equal(s[1].SchedFlags, []string{"sh-fallback", "sh-port"}) || s[1].Netmask != "255.255.255.0" {
+		t.Errorf("second service: %+v", s[1])
+	}
+	if s[2].Family != "ipv6" || s[2].Netmask != "64" {
+		t.Errorf("third service: %+v", s[2])
+	}
+	if s[3].FWMark != 100 || s[3].Port != nil || s[3].Destinations[0].Tunnel == nil ||
+		*s[3].Destinations[0].Tunnel != (struct {
+			Type     string `json:"type"`
+			Port     uint16 `json:"port"`
+			Checksum string `json:"checksum"`
+		}{"gue", 6080, "csum"}) {
+		t.Errorf("fourth service: %s", b)
 	}
 }
