@@ -176,7 +176,9 @@ func isSpace(c byte) bool {
 // inetPton6 parses an IPv6 address as inet_pton(AF_INET6) does: no zone,
 // no brackets. An IPv4-mapped address stays IPv6.
 func inetPton6(s string) (netip.Addr, bool) {
-	if !strings.Contains(s, ":") || strings.ContainsAny(s, "%[]") {
+	// An IPv6 address has two colons at least; "10.0.0.1:80" is not one,
+	// and netip's error for it would cost an allocation.
+	if strings.Count(s, ":") < 2 || strings.ContainsAny(s, "%[]") {
 		return netip.Addr{}, false
 	}
 	a, err := netip.ParseAddr(s)

@@ -3,26 +3,49 @@ package ipvsrules
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"testing"
+
+	"github.com/ipvs-go/ipvs"
 )
 
-// BenchmarkParse parses the rules of 2000 services of 4 destinations, the
-// bench program's table (ipvsadm -R's input there).
-func BenchmarkParse(b *testing.B) {
-	var buf bytes.Buffer
-	for i := range 2000 {
-		svc := fmt.Sprintf("10.%d.%d.1:80", i/256, i%256)
-		fmt.Fprintf(&buf, "-A -t %s -s rr\n", svc)
+// benchTable is the benchmark program's workload: 2000 services x 4
+// destinations.
+func benchTable() ([]ipvs.VirtualService, []byte) {
+	var text bytes.Buffer
+	vs := make([]ipvs.VirtualService, 2000)
+	for i := range vs {
+		s := ipvs.Service{Protocol: ipvs.TCP, Address: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), Port: 80, Scheduler: "wlc"}
+		fmt.Fprintf(&text, "-A -t %s:80 -s wlc\n", s.Address)
+		vs[i].Service = s
 		for j := range 4 {
-			fmt.Fprintf(&buf, "-a -t %s -r 10.200.%d.%d:8080 -m -w 1\n", svc, i%256, j+1)
+			d := ipvs.Destination{Address: netip.AddrFrom4([4]byte{10, 2 + byte(j), byte(i >> 8), byte(i)}), Port: 8080, Weight: 1}
+			fmt.Fprintf(&text, "-a -t %s:80 -r %s:8080 -m -w 1\n", s.Address, d.Address)
+			vs[i].Destinations = append(vs[i].Destinations, d)
 		}
 	}
+	return vs, text.Bytes()
+}
+
+func BenchmarkParse(b *testing.B) {
+	_, text := benchTable()
+	b.SetBytes(int64(len(text)))
 	b.ReportAllocs()
 	for b.Loop() {
-		var p Parser
-		cmds, err := p.Parse(bytes.NewReader(buf.Bytes()))
+		cmds, err := Parse(bytes.NewReader(text))
 		if err != nil || len(cmds) != 10000 {
 			b.Fatal(len(cmds), err)
 		}
+		if _, err := Changes(cmds); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkFormat(b *testing.B) {
+	vs, _ := benchTable()
+	b.ReportAllocs()
+	for b.Loop() {
+		Format(vs, FormatOptions{})
 	}
 }

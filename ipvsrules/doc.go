@@ -13,7 +13,7 @@
 //
 // Parsing follows ipvsadm 1.31's source: a line's first option is the
 // command; short options combine ("-Ln", "-w5", "-p=60"); a long option
-// takes "--opt value" or "--opt=value"; -p without a value is 360 seconds;
+// takes "--opt value" or "--opt=value"; -p without a value is 360 seconds (not 300: IPVS_SVC_PERSISTENT_TIMEOUT);
 // -A and -E default to the wlc scheduler, -a and -e to weight 1 and -g;
 // ports are numbers or service names of the protocol; IPv4 addresses are
 // read as inet_aton reads them ("10.1" is 10.0.0.1); IPv6 addresses go in

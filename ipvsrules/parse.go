@@ -175,7 +175,7 @@ var optTable = []optDef{
 const (
 	maxTimeout         = 86400 * 31 // ipvsadm's MAX_TIMEOUT
 	maxExtTimeout      = 4294967    // the kernel's, in seconds (u32 jiffies at HZ=1000)
-	defaultPersistence = 360        // ipvsadm's IPVS_SVC_PERSISTENT_TIMEOUT (6*60)
+	defaultPersistence = 6 * 60     // ipvsadm's IPVS_SVC_PERSISTENT_TIMEOUT
 	schedNameMax       = 15         // IP_VS_SCHEDNAME_MAXLEN - 1
 	peNameMax          = 16         // IP_VS_PENAME_MAXLEN
 	ifNameMax          = 15         // IP_VS_IFNAME_MAXLEN - 1
@@ -230,7 +230,7 @@ type state struct {
 	cmd      Kind
 	cmdWord  int
 	options  Options
-	optWord  [36]int // the word of each option, for errors
+	optWord  [36]int32 // the word of each option, for errors
 	af       ipvs.Family
 	proto    ipvs.Protocol
 	addr     netip.Addr
@@ -389,7 +389,7 @@ func (st *state) setOption(o int, at int) *SyntaxError {
 		return st.fail(at, "multiple '%s' options specified", optNames[o])
 	}
 	st.options |= bit
-	st.optWord[o] = at
+	st.optWord[o] = int32(at)
 	return nil
 }
 
@@ -505,7 +505,14 @@ func (st *state) option(def *optDef, arg string, hasArg bool, at int) *SyntaxErr
 		if err := st.setOption(2, at); err != nil {
 			return err
 		}
-		st.proto = map[int]ipvs.Protocol{'t': ipvs.TCP, 'u': ipvs.UDP, tagSCTP: ipvs.SCTP}[def.tag]
+		switch def.tag {
+		case 't':
+			st.proto = ipvs.TCP
+		case 'u':
+			st.proto = ipvs.UDP
+		default:
+			st.proto = ipvs.SCTP
+		}
 		hp, ok := st.p.parseService(arg, st.proto)
 		if !ok {
 			return st.fail(st.badOption(), "illegal virtual server address[:port] specified")
@@ -591,7 +598,16 @@ func (st *state) option(def *optDef, arg string, hasArg bool, at int) *SyntaxErr
 		if err := st.setOption(7, at); err != nil {
 			return err
 		}
-		st.fwd = map[int]ipvs.ForwardMethod{'i': ipvs.IPIP, 'g': ipvs.DR, 'm': ipvs.NAT, tagLocalNode: ipvs.Local}[def.tag]
+		switch def.tag {
+		case 'i':
+			st.fwd = ipvs.IPIP
+		case 'g':
+			st.fwd = ipvs.DR
+		case 'm':
+			st.fwd = ipvs.NAT
+		default:
+			st.fwd = ipvs.Local
+		}
 	case 'w':
 		if err := st.setOption(8, at); err != nil {
 			return err
@@ -857,29 +873,29 @@ func (st *state) genericOptCheck() *SyntaxError {
 		case !given && table[j] == '+':
 			return st.fail(st.cmdWord, "You need to supply the '%s' option for the '%s' command", optNames[j], st.cmd)
 		case given && table[j] == 'x':
-			return st.fail(st.optWord[j], "Illegal '%s' option with the '%s' command", optNames[j], st.cmd)
+			return st.fail(int(st.optWord[j]), "Illegal '%s' option with the '%s' command", optNames[j], st.cmd)
 		case given && table[j] == '1':
 			count++
 			if count == 1 {
 				last = j
 				continue
 			}
-			return st.fail(st.optWord[j], "The option '%s' conflicts with the '%s' option in the '%s' command", optNames[j], optNames[last], st.cmd)
+			return st.fail(int(st.optWord[j]), "The option '%s' conflicts with the '%s' option in the '%s' command", optNames[j], optNames[last], st.cmd)
 		}
 	}
 	if st.fwd == ipvs.Local && st.cmd != AddServer && st.cmd != EditServer {
-		return st.fail(st.optWord[7], "Illegal 'local-node' option with the '%s' command", st.cmd)
+		return st.fail(int(st.optWord[7]), "Illegal 'local-node' option with the '%s' command", st.cmd)
 	}
 	for _, ext := range []struct {
 		o     int
 		kinds [2]Kind
 	}{{34, [2]Kind{AddServer, EditServer}}, {35, [2]Kind{AddService, EditService}}} {
 		if st.options&(1<<ext.o) != 0 && st.cmd != ext.kinds[0] && st.cmd != ext.kinds[1] {
-			return st.fail(st.optWord[ext.o], "Illegal '%s' option with the '%s' command", optNames[ext.o], st.cmd)
+			return st.fail(int(st.optWord[ext.o]), "Illegal '%s' option with the '%s' command", optNames[ext.o], st.cmd)
 		}
 	}
 	if st.options.Has(OptSvcTimeout | OptPersistent) {
-		return st.fail(st.optWord[35], "The option 'svc-timeout' conflicts with the 'persistent' option in the '%s' command", st.cmd)
+		return st.fail(int(st.optWord[35]), "The option 'svc-timeout' conflicts with the 'persistent' option in the '%s' command", st.cmd)
 	}
 	return nil
 }
@@ -891,10 +907,10 @@ func (st *state) finish() (Command, error) {
 	switch st.cmd {
 	case AddService, EditService:
 		if st.fwmark == 0 && st.port == 0 && st.flags&ipvs.FlagPersistent == 0 && !st.p.Extensions {
-			return Command{}, st.fail(st.optWord[2], "Zero port specified for non-persistent service")
+			return Command{}, st.fail(int(st.optWord[2]), "Zero port specified for non-persistent service")
 		}
 		if st.flags&ipvs.FlagOnePacket != 0 && st.fwmark == 0 && st.proto != ipvs.UDP {
-			return Command{}, st.fail(st.optWord[21], "One-Packet Scheduling is only for UDP virtual services")
+			return Command{}, st.fail(int(st.optWord[21]), "One-Packet Scheduling is only for UDP virtual services")
 		}
 		if st.sched == "" {
 			st.sched = ipvs.WeightedLeastConnection
@@ -934,10 +950,10 @@ func (st *state) finish() (Command, error) {
 			dfam = ipvs.IPv6
 		}
 		if dfam != st.af && st.fwd != ipvs.IPIP {
-			return Command{}, st.fail(st.optWord[6], "Different address family is allowed only for tunneling servers")
+			return Command{}, st.fail(int(st.optWord[6]), "Different address family is allowed only for tunneling servers")
 		}
 		if st.options&(OptTunType|OptTunPort|OptTunNoCsum|OptTunCsum|OptTunRemCsum) != 0 && st.fwd != ipvs.IPIP {
-			return Command{}, st.fail(st.optWord[7], "Tunnel options conflict with forward method")
+			return Command{}, st.fail(int(st.optWord[7]), "Tunnel options conflict with forward method")
 		}
 		if err := st.tunnelOptCheck(); err != nil {
 			return Command{}, err
@@ -970,16 +986,16 @@ func (st *state) tunnelOptCheck() *SyntaxError {
 		given := st.options&(1<<k) != 0
 		switch {
 		case !given && table[j] == '+':
-			return st.fail(st.optWord[6], "You need to supply the '%s' option for the '%s' tunnel type", optNames[k], tunNames[st.tunType])
+			return st.fail(int(st.optWord[6]), "You need to supply the '%s' option for the '%s' tunnel type", optNames[k], tunNames[st.tunType])
 		case given && table[j] == 'x':
-			return st.fail(st.optWord[k], "Illegal '%s' option with the '%s' tunnel type", optNames[k], tunNames[st.tunType])
+			return st.fail(int(st.optWord[k]), "Illegal '%s' option with the '%s' tunnel type", optNames[k], tunNames[st.tunType])
 		case given && table[j] == '1':
 			count++
 			if count == 1 {
 				last = k
 				continue
 			}
-			return st.fail(st.optWord[k], "The option '%s' conflicts with the '%s' option in the '%s' tunnel type", optNames[k], optNames[last], tunNames[st.tunType])
+			return st.fail(int(st.optWord[k]), "The option '%s' conflicts with the '%s' option in the '%s' tunnel type", optNames[k], optNames[last], tunNames[st.tunType])
 		}
 	}
 	return nil

@@ -27,22 +27,34 @@ func Parse(r io.Reader) ([]Command, error) {
 // no command is returned, unless p.ContinueOnError is set. Parse reads r
 // to its end; an error reading it is returned as it is.
 func (p *Parser) Parse(r io.Reader) ([]Command, error) {
-	b, err := io.ReadAll(r)
+	text, err := readString(r)
 	if err != nil {
 		return nil, err
 	}
-	// One string for the whole text: the words are substrings of it, not
-	// an allocation each.
-	text := string(b)
-	// One command per line at most: growing the slice instead would copy
-	// the commands (some hundred bytes each) again and again.
-	cmds := make([]Command, 0, strings.Count(text, "\n")+1)
+	// One command per line at most, allocated once.
+	cmds := make([]Command, strings.Count(text, "\n")+1)
+	n, errs := p.parseText(text, 1, cmds)
+	cmds = cmds[:n:n]
+	if len(errs) > 0 {
+		if !p.ContinueOnError {
+			return nil, errs
+		}
+		return cmds, errs
+	}
+	return cmds, nil
+}
+
+// parseText parses the lines of text, the first numbered line, into out,
+// which has room for one command per line. It returns the number of
+// commands and the errors.
+func (p *Parser) parseText(text string, lineNo int, out []Command) (int, SyntaxErrors) {
 	var (
 		errs SyntaxErrors
 		args []string
 		cols []int
 	)
-	lineNo := 0
+	n := 0
+	lineNo--
 	for len(text) > 0 {
 		lineNo++
 		line := text
@@ -83,15 +95,24 @@ func (p *Parser) Parse(r io.Reader) ([]Command, error) {
 			continue
 		}
 		c.Line = lineNo
-		cmds = append(cmds, c)
+		out[n] = c
+		n++
 	}
-	if len(errs) > 0 {
-		if !p.ContinueOnError {
-			cmds = nil
-		}
-		return cmds, errs
+	return n, errs
+}
+
+// readString reads r to its end into one string, which the words of the
+// text are then slices of: no copy per word, and, when r tells its length
+// (a bytes.Reader or strings.Reader does), no copy at all beyond the one.
+func readString(r io.Reader) (string, error) {
+	var b strings.Builder
+	if l, ok := r.(interface{ Len() int }); ok {
+		b.Grow(l.Len())
 	}
-	return cmds, nil
+	if _, err := io.Copy(&b, r); err != nil {
+		return "", err
+	}
+	return b.String(), nil
 }
 
 // parseLine parses the words of one line of rules text.
@@ -141,39 +162,47 @@ func Changes(cmds []Command) ([]ipvs.Change, error) {
 // that error too.
 func Apply(ctx context.Context, c *ipvs.Client, cmds []Command) ([]error, error) {
 	errs := make([]error, len(cmds))
+	// Runs of changes go to c.Apply in chunks, through one buffer: the
+	// changes are never all copied at once.
+	const chunk = 1024
 	var changes []ipvs.Change
 	for i := 0; i < len(cmds); {
-		if _, ok := cmds[i].Change(); ok {
-			j := i
-			changes = changes[:0]
-			for ; j < len(cmds); j++ {
-				ch, ok := cmds[j].Change()
-				if !ok {
-					break
-				}
-				changes = append(changes, ch)
+		if _, ok := cmds[i].Change(); !ok {
+			if err := ctx.Err(); err != nil {
+				return errs, fail(errs[i:], err)
 			}
-			cerrs, err := c.Apply(ctx, changes)
-			copy(errs[i:j], cerrs)
-			if err != nil {
-				for k := j; k < len(cmds); k++ {
-					errs[k] = err
-				}
-				return errs, err
-			}
-			i = j
+			errs[i] = run(ctx, c, &cmds[i])
+			i++
 			continue
 		}
-		if err := ctx.Err(); err != nil {
-			for k := i; k < len(cmds); k++ {
-				errs[k] = err
-			}
-			return errs, err
+		if changes == nil {
+			changes = make([]ipvs.Change, 0, min(chunk, len(cmds)-i))
 		}
-		errs[i] = run(ctx, c, &cmds[i])
-		i++
+		changes = changes[:0]
+		j := i
+		for ; j < len(cmds) && len(changes) < chunk; j++ {
+			ch, ok := cmds[j].Change()
+			if !ok {
+				break
+			}
+			changes = append(changes, ch)
+		}
+		cerrs, err := c.Apply(ctx, changes)
+		copy(errs[i:j], cerrs)
+		if err != nil {
+			return errs, fail(errs[j:], err)
+		}
+		i = j
 	}
 	return errs, nil
+}
+
+// fail sets every error of errs, the commands not run, to err.
+func fail(errs []error, err error) error {
+	for k := range errs {
+		errs[k] = err
+	}
+	return err
 }
 
 // run runs a command that is not a change.

@@ -47,7 +47,7 @@ import (
 	"github.com/ipvs-go/ipvs"
 )
 
-var allImpls = []string{"floor", "ipvs-call", "ipvs-batch", "ipvs-reconcile", "moby", "cloudflare", "ipvsadm", "goipvsadm"}
+var allImpls = []string{"floor", "ipvs-call", "ipvs-batch", "ipvs-reconcile", "ipvs-rules", "moby", "cloudflare", "ipvsadm", "goipvsadm"}
 
 // defaultImpls are the implementations run without -impls: all but
 // goipvsadm, which needs its binary (-goipvsadm).
@@ -383,6 +383,8 @@ func newImpl(name string, cfg config) impl {
 		return &batchImpl{}
 	case "ipvs-reconcile":
 		return &reconcileImpl{}
+	case "ipvs-rules":
+		return &rulesImpl{}
 	case "moby":
 		return &mobyImpl{}
 	case "cloudflare":
@@ -537,6 +539,8 @@ func report(cfg config, res results) {
 	target("batch weight update <= 1.3x floor", "ipvs-batch", "floor", opUpdate, opUpdate, 1.3, false)
 	target("reconcile from empty <= 1.3x floor", "ipvs-reconcile", "floor", opCreate, opCreate, 1.3, false)
 	target("per-call create no slower than moby", "ipvs-call", "moby", opCreate, opCreate, 1.0, false)
+	target("rules text Parse+Apply create <= 1.2x Apply", "ipvs-rules", "ipvs-batch", opCreate, opCreate, 1.2, false)
+	target("rules text Parse+Apply update <= 1.2x Apply", "ipvs-rules", "ipvs-batch", opUpdate, opUpdate, 1.2, false)
 	target("list (VirtualServices) >= 1.5x faster than moby", "ipvs-batch", "moby", opList, opList, 1/1.5, false)
 	target("list (VirtualServices) faster than ipvsadm -Ln", "ipvs-batch", "ipvsadm", opList, opList, 1.0, true)
 	// The targets for cmd/goipvsadm: whole processes, the same
@@ -558,6 +562,9 @@ func report(cfg config, res results) {
 	target("per-call update no slower than moby", "ipvs-call", "moby", opUpdate, opUpdate, 1.0, false)
 	target("per-call list (Services+Destinations) vs moby", "ipvs-call", "moby", opList, opList, 1.0, false)
 	target("VirtualServices list vs floor list", "ipvs-batch", "floor", opList, opList, 1.3, false)
+	target("rules text Parse+Apply delete vs Apply", "ipvs-rules", "ipvs-batch", opDelete, opDelete, 1.2, false)
+	target("VirtualServices+Format (ipvsadm -S) vs VirtualServices", "ipvs-rules", "ipvs-batch", opList, opList, 1.2, false)
+	target("rules text Parse+Apply create vs ipvsadm -R", "ipvs-rules", "ipvsadm", opCreate, opCreate, 1.0, false)
 	// Reconcile reads the table and then applies: compare it with the two
 	// steps done by hand.
 	if x, ok1 := res.med("ipvs-reconcile", opUpdate); ok1 {
