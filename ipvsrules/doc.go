@@ -50,7 +50,7 @@
 // forwarding method (written as -g); the port of a DR or IPIP destination
 // that differs from its service's (written, but -R replaces it with the
 // service's). It writes firewall marks above 2147483647 as negative
-// numbers, and -R refuses those, weights above 65535, timeouts above 31
+// numbers, and -R refuses those, timeouts above 31
 // days and port 0 without persistence, all of which the kernel keeps.
 //
 // FormatOptions.Lossless writes all of it, with ipvsadm's own options where

@@ -85,7 +85,7 @@ func ExampleParse() {
 	fmt.Println(changes[0].Service.Scheduler, changes[0].Service.Timeout)
 	fmt.Println(changes[2].Destination.ForwardMethod, changes[2].Destination.Weight)
 
-	_, err = ipvsrules.Parse(strings.NewReader("-A -t 10.0.1.1:80\n-a -t 10.0.1.1:80 -r 10.0.2.1 -w 70000\n"))
+	_, err = ipvsrules.Parse(strings.NewReader("-A -t 10.0.1.1:80\n-a -t 10.0.1.1:80 -r 10.0.2.1 -w 2147483648\n"))
 	fmt.Println(err)
 	// Output:
 	// create service TCP 10.0.1.1:80

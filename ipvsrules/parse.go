@@ -16,7 +16,7 @@ import (
 type Parser struct {
 	// Extensions accepts, beyond ipvsadm 1.31, what Format writes with
 	// Lossless: the options --local-node, --keep-port and --svc-timeout,
-	// weights up to ipvs.MaxWeight, persistence timeouts up to 4294967 s
+	// persistence timeouts up to 4294967 s
 	// and port 0 for a service without persistence (see the package
 	// documentation).
 	Extensions bool
@@ -612,11 +612,10 @@ func (st *state) option(def *optDef, arg string, hasArg bool, at int) *SyntaxErr
 		if err := st.setOption(8, at); err != nil {
 			return err
 		}
-		max := int64(65535)
-		if st.p.Extensions {
-			max = ipvs.MaxWeight
-		}
-		n, ok := numberIn(arg, 0, max)
+		// ipvsadm 1.31's source takes 0-65535, but the ipvsadm 1.31 of
+		// Debian (and so of the VM cross-check) takes up to INT_MAX, as
+		// the kernel does.
+		n, ok := numberIn(arg, 0, ipvs.MaxWeight)
 		if !ok {
 			return st.fail(st.badOption(), "illegal weight specified")
 		}

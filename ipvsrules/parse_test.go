@@ -181,7 +181,7 @@ func TestParseArgsErrors(t *testing.T) {
 		{"-A -t 10.0.0.1", false, "Zero port specified for non-persistent service", 2, 2},
 		{"-A -t 10.0.0.1:80 -t 10.0.0.2:80", false, "multiple 'service-address' options specified", 4, 2},
 		{"-A -f 1 -u 10.0.0.2:80", false, "multiple 'service-address' options specified", 4, 2},
-		{"-a -t 10.0.0.1:80 -r 1.2.3.4 -w 65536", false, "illegal weight specified", 7, 2},
+		{"-a -t 10.0.0.1:80 -r 1.2.3.4 -w 2147483648", false, "illegal weight specified", 7, 2},
 		{"-a -t 10.0.0.1:80 -r 1.2.3.4 -w -1", false, "illegal weight specified", 7, 2},
 		{"-a -t 10.0.0.1:80 -r 1.2.3.4 -w", false, "-w: missing argument", 6, 255},
 		{"-a -t 10.0.0.1:80 -r 1.2.3.4 -x 2147483648", false, "illegal u_threshold specified", 7, 2},

@@ -61,7 +61,7 @@ func TestParseText(t *testing.T) {
 
 func TestParseTextErrors(t *testing.T) {
 	text := "-A -t 10.0.0.1:80\n" +
-		"-a -t 10.0.0.1:80 -r 10.1.0.1 -w 70000\n" +
+		"-a -t 10.0.0.1:80 -r 10.1.0.1 -w 2147483648\n" +
 		"-A -t 10.0.0.2:80 -s rr\n" +
 		"  -a  -t 10.0.0.1:80 -r 10.1.0.2 -w\n" +
 		"-L -n\n" +
@@ -76,7 +76,7 @@ func TestParseTextErrors(t *testing.T) {
 		Word, Msg    string
 	}
 	want := []pos{
-		{2, 34, "70000", "illegal weight specified"},
+		{2, 34, "2147483648", "illegal weight specified"},
 		{4, 34, "-w", "-w: missing argument"},
 		{5, 1, "-L", "the list command prints: not in rules text"},
 		{6, 1, "-R", "Try `ipvsadm -h' or 'ipvsadm --help' for more information."},

@@ -99,7 +99,11 @@ while IFS= read -r job; do runs+=(-run "$job"); done <<<"$labjobs"
 # The benchmark program at small sizes, so it cannot rot; its exit status
 # depends on errors only, never on timings (BENCHMARKS.md has the real run).
 (cd bench && CGO_ENABLED=0 go build -o "$work/ipvsbench" ./cmd/ipvsbench)
-runs+=(-run "bench-smoke@5m=$work/ipvsbench -services 50 -dests 2 -rounds 1")
+# goipvsadm (its cross-check with ipvsadm runs as the integration job of
+# cmd/goipvsadm above) beside ipvsadm in the benchmark smoke.
+CGO_ENABLED=0 go build -o "$work/goipvsadm" ./cmd/goipvsadm
+runs+=(-file "$work/goipvsadm:/goipvsadm"
+	-run "bench-smoke@5m=$work/ipvsbench -services 50 -dests 2 -rounds 1 -impls floor,ipvs-call,ipvs-batch,ipvs-reconcile,ipvs-rules,moby,cloudflare,ipvsadm,goipvsadm -goipvsadm /goipvsadm")
 # The Prometheus exporter's module: its real-kernel test (a scrape over
 # HTTP against ipvsadm), and its scrape benchmark at a small size.
 # The exporter binary, static, in a namespace of its own: /healthz,

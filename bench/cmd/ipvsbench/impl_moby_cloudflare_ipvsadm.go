@@ -190,8 +190,10 @@ func (im *cloudflareImpl) close() {
 }
 
 // ipvsadmImpl runs the ipvsadm binary: -R with the rules on stdin to create
-// and to update (-e lines), -Ln to list and -C to delete everything.
+// and to update (-e lines), -Ln to list and -C to delete everything. With
+// bin set, it runs that program instead (goipvsadm, the same command line).
 type ipvsadmImpl struct {
+	bin                      string
 	createRules, updateRules []byte
 	user, sys                time.Duration
 }
@@ -211,7 +213,11 @@ func (im *ipvsadmImpl) setup(w *workload) error {
 }
 
 func (im *ipvsadmImpl) run(ctx context.Context, stdin []byte, stdout *bytes.Buffer, args ...string) error {
-	cmd := exec.CommandContext(ctx, "ipvsadm", args...)
+	bin := im.bin
+	if bin == "" {
+		bin = "ipvsadm"
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
@@ -225,10 +231,10 @@ func (im *ipvsadmImpl) run(ctx context.Context, stdin []byte, stdout *bytes.Buff
 		im.user, im.sys = cmd.ProcessState.UserTime(), cmd.ProcessState.SystemTime()
 	}
 	if err != nil {
-		return fmt.Errorf("ipvsadm %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("%s %s: %v: %s", bin, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	if stderr.Len() > 0 {
-		return fmt.Errorf("ipvsadm %s: %s", strings.Join(args, " "), strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("%s %s: %s", bin, strings.Join(args, " "), strings.TrimSpace(stderr.String()))
 	}
 	return nil
 }

@@ -47,7 +47,11 @@ import (
 	"github.com/ipvs-go/ipvs"
 )
 
-var allImpls = []string{"floor", "ipvs-call", "ipvs-batch", "ipvs-reconcile", "ipvs-rules", "moby", "cloudflare", "ipvsadm"}
+var allImpls = []string{"floor", "ipvs-call", "ipvs-batch", "ipvs-reconcile", "ipvs-rules", "moby", "cloudflare", "ipvsadm", "goipvsadm"}
+
+// defaultImpls are the implementations run without -impls: all but
+// goipvsadm, which needs its binary (-goipvsadm).
+var defaultImpls = allImpls[:len(allImpls)-1]
 
 func main() {
 	os.Exit(realMain())
@@ -59,7 +63,8 @@ func realMain() int {
 	flag.IntVar(&cfg.services, "services", 2000, "number of virtual services")
 	flag.IntVar(&cfg.dests, "dests", 4, "destinations per service")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds; each runs every implementation once, in rotated order")
-	flag.StringVar(&impls, "impls", strings.Join(allImpls, ","), "comma-separated implementations to run")
+	flag.StringVar(&impls, "impls", strings.Join(defaultImpls, ","), "comma-separated implementations to run (also: goipvsadm)")
+	flag.StringVar(&cfg.goipvsadm, "goipvsadm", "goipvsadm", "the goipvsadm binary of the goipvsadm implementation (cmd/goipvsadm), a path or a name in PATH")
 	flag.IntVar(&cfg.floorBatch, "floor-batch", 200, "requests per sendmsg for the floor (1 = one request per sendmsg; at most 250 so every ACK fits the default receive buffer)")
 	flag.BoolVar(&cfg.big, "big", false, "instead of the rounds, Reconcile -big-services x -dests from empty, then a no-op, then to empty, and report time and memory")
 	flag.IntVar(&cfg.bigServices, "big-services", 20000, "services for -big")
@@ -155,6 +160,7 @@ type config struct {
 	keepNetNS       bool
 	settle          time.Duration
 	child           string
+	goipvsadm       string
 }
 
 // runRounds runs every implementation once per round, each run in a child
@@ -162,6 +168,9 @@ type config struct {
 func runRounds(cfg config) error {
 	if _, err := exec.LookPath("ipvsadm"); err != nil && slices.Contains(cfg.impls, "ipvsadm") {
 		return fmt.Errorf("ipvsadm: %w", err)
+	}
+	if _, err := exec.LookPath(cfg.goipvsadm); err != nil && slices.Contains(cfg.impls, "goipvsadm") {
+		return fmt.Errorf("goipvsadm: %w", err)
 	}
 	ns := "a new network namespace per run"
 	if cfg.keepNetNS {
@@ -382,6 +391,8 @@ func newImpl(name string, cfg config) impl {
 		return &cloudflareImpl{}
 	case "ipvsadm":
 		return &ipvsadmImpl{}
+	case "goipvsadm":
+		return &ipvsadmImpl{bin: cfg.goipvsadm}
 	}
 	panic("unknown implementation " + name)
 }
@@ -532,6 +543,11 @@ func report(cfg config, res results) {
 	target("rules text Parse+Apply update <= 1.2x Apply", "ipvs-rules", "ipvs-batch", opUpdate, opUpdate, 1.2, false)
 	target("list (VirtualServices) >= 1.5x faster than moby", "ipvs-batch", "moby", opList, opList, 1/1.5, false)
 	target("list (VirtualServices) faster than ipvsadm -Ln", "ipvs-batch", "ipvsadm", opList, opList, 1.0, true)
+	// The targets for cmd/goipvsadm: whole processes, the same
+	// rules text and command lines as ipvsadm's.
+	target("goipvsadm -R >= 5x faster than ipvsadm -R", "goipvsadm", "ipvsadm", opCreate, opCreate, 0.2, false)
+	target("goipvsadm -Ln >= 2x faster than ipvsadm -Ln", "goipvsadm", "ipvsadm", opList, opList, 0.5, false)
+	target("goipvsadm -C no slower than ipvsadm -C", "goipvsadm", "ipvsadm", opDelete, opDelete, 1.0, false)
 	// Against the list of the same process: the two processes hold
 	// different live heaps (the reconcile one keeps two desired tables),
 	// so the same list costs them different garbage collection work (see
