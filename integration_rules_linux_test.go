@@ -121,10 +121,7 @@ func TestIntegrationRulesFormat(t *testing.T) {
 		mustCreate(t, ctx, c, v.Service)
 		mustCreateDest(t, ctx, c, v.Service, v.Destinations...)
 	}
-	table, err := c.VirtualServices(ctx)
-	if err != nil {
-		t.Fatalf("VirtualServices: %v", err)
-	}
+	table := settledVirtualServices(t, ctx, c, ns)
 	saved := ns.ipvsadm(t, "", "-S", "-n")
 	got := string(ipvsrules.Format(ipvs.Desired(table), ipvsrules.FormatOptions{}))
 	if diff := cmp.Diff(saved, got); diff != "" {
@@ -156,6 +153,7 @@ func TestIntegrationRulesFormat(t *testing.T) {
 			t.Errorf("line %d: %v", cmds[i].Line, err)
 		}
 	}
+	settledVirtualServices(t, ctx, c2, ns2)
 	if diff := cmp.Diff(readTable(t, ctx, c), readTable(t, ctx, c2), cmpOpts); diff != "" {
 		t.Errorf("the lossless text through the kernel (-original +restored):\n%s\n%s", diff, lossless)
 	}
@@ -290,6 +288,8 @@ func TestIntegrationRulesRestore(t *testing.T) {
 	// (see package ipvsrules) sorts them differently. The lines are
 	// compared as sets here; Format is compared byte for byte with
 	// ipvsadm in each namespace below.
+	settledVirtualServices(t, ctx, c1, ns1)
+	settledVirtualServices(t, ctx, c2, ns2)
 	s1, s2 := ns1.ipvsadm(t, "", "-S", "-n"), ns2.ipvsadm(t, "", "-S", "-n")
 	if diff := cmp.Diff(saveBlocks(t, s1), saveBlocks(t, s2)); diff != "" {
 		t.Errorf("ipvsadm -S -n after ipvsadm -R and after Parse+Apply (-ipvsadm +ipvsrules):\n%s", diff)

@@ -9,7 +9,12 @@ import (
 
 // runInNetNS runs fn on a thread in ns (nil: the calling thread's), as
 // Client.InNetNS describes, and returns fn's error or the failure to enter
-// ns.
+// ns. A thread already in ns runs fn itself. Otherwise a goroutine locked
+// to its thread enters ns with setns(2), runs fn and returns to the
+// thread's own namespace before it unlocks; if it cannot return, it stays
+// locked and the thread ends with it. It goes back rather than being
+// thrown away because it may be the process's main thread, which the
+// runtime never ends and whose namespace is what /proc/self/net shows.
 func runInNetNS(ns *netns, fn func() error) error {
 	runtime.LockOSThread()
 	if ns == nil || ns.current() {
@@ -19,14 +24,24 @@ func runInNetNS(ns *netns, fn func() error) error {
 	runtime.UnlockOSThread()
 	done := make(chan error, 1)
 	go func() {
-		// Never unlocked: the thread, now in ns, exits with the goroutine
-		// instead of going back to the scheduler.
 		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- &netnsError{err}
+			return
+		}
+		defer home.Close()
 		if err := unix.Setns(ns.fd, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			done <- &netnsError{os.NewSyscallError("setns", err)}
 			return
 		}
-		done <- fn()
+		err = fn()
+		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		done <- err
 	}()
 	return <-done
 }

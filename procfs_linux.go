@@ -2,11 +2,8 @@ package ipvs
 
 import (
 	"os"
-	"runtime"
 	"strings"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // What the kernel has outside generic netlink (the connection table, the
@@ -22,61 +19,25 @@ import (
 type procOpener func(path string, flag int) (*os.File, error)
 
 // netnsProcOpener returns the procOpener for ns (nil: the namespace of
-// whichever thread opens, normally the process's). A thread already in ns
-// opens the file itself, so a client of the namespace it runs in needs no
-// CAP_SYS_ADMIN. Otherwise a goroutine locked to its thread enters ns with
-// setns(2), opens the file and returns to the thread's namespace before it
-// unlocks; if it cannot return, it stays locked and the thread ends with
-// it. No other goroutine ever runs in a namespace it did not ask for.
-//
-// The thread goes back rather than being thrown away because it may be the
-// process's main thread, which the runtime never ends, and whose namespace
-// is what /proc/self/net shows.
+// whichever thread opens, normally the process's). The file is opened by
+// runInNetNS: a thread already in ns opens it itself, so a client of the
+// namespace it runs in needs no CAP_SYS_ADMIN; no other goroutine ever runs
+// in a namespace it did not ask for.
 func netnsProcOpener(ns *netns) procOpener {
-	return func(path string, flag int) (*os.File, error) {
+	return func(path string, flag int) (f *os.File, err error) {
 		name := "/proc/thread-self/" + path
 		if strings.HasPrefix(path, "sys/") {
 			name = "/proc/" + path
 		}
-		runtime.LockOSThread()
-		if ns == nil || ns.current() {
-			defer runtime.UnlockOSThread()
-			return os.OpenFile(name, flag|syscall.O_CLOEXEC, 0)
+		nsErr := runInNetNS(ns, func() error {
+			f, err = os.OpenFile(name, flag|syscall.O_CLOEXEC, 0)
+			return nil
+		})
+		if nsErr != nil {
+			return nil, nsErr
 		}
-		runtime.UnlockOSThread()
-		type result struct {
-			f   *os.File
-			err error
-		}
-		done := make(chan result, 1)
-		go func() {
-			runtime.LockOSThread()
-			f, err := openIn(ns, name, flag)
-			done <- result{f, err}
-		}()
-		r := <-done
-		return r.f, r.err
+		return f, err
 	}
-}
-
-// openIn opens name in ns from the calling thread, which must be locked,
-// and unlocks it once the thread is back in its own namespace.
-func openIn(ns *netns, name string, flag int) (*os.File, error) {
-	home, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		return nil, err
-	}
-	defer home.Close()
-	if err := unix.Setns(ns.fd, unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return nil, &netnsError{os.NewSyscallError("setns", err)}
-	}
-	f, err := os.OpenFile(name, flag|syscall.O_CLOEXEC, 0)
-	if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
-		runtime.UnlockOSThread()
-	}
-	return f, err
 }
 
 // openProc opens a /proc file in the client's namespace.

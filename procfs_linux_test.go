@@ -33,12 +33,12 @@ func newTestNetNS(t *testing.T) *netns {
 			return
 		}
 		f, err := os.Open("/proc/thread-self/ns/net")
-		ch <- result{f, err}
-		// Back home, or the thread (perhaps the main one, whose
-		// namespace /proc/self/net shows) stays locked.
+		// Back home before answering, or the thread (perhaps the main
+		// one, whose namespace /proc/self/net shows) stays locked.
 		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
 			runtime.UnlockOSThread()
 		}
+		ch <- result{f, err}
 	}()
 	r := <-ch
 	if r.err != nil {
@@ -138,7 +138,7 @@ func TestOpenProcNetNS(t *testing.T) {
 	}
 	for _, task := range tasks {
 		if l, err := os.Readlink("/proc/self/task/" + task.Name() + "/ns/net"); err == nil && l != self0 {
-			t.Errorf("thread %s left in namespace %s, the process's is %s", task.Name(), l, self0)
+			t.Errorf("thread %s left in namespace %s, the process's is %s (test ns %d)", task.Name(), l, self0, ns.ino)
 		}
 	}
 
