@@ -206,16 +206,15 @@ func (ns *netNS) client(t *testing.T) *ipvs.Client {
 func (ns *netNS) do(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
+		// Never unlocked: fn may change the thread further (the
+		// privilege tests drop capabilities before forking a child), so
+		// the thread ends with the goroutine.
 		runtime.LockOSThread()
-		back := goHome()
 		if err := unix.Setns(ns.fd, unix.CLONE_NEWNET); err != nil {
-			back()
 			errc <- os.NewSyscallError("setns", err)
 			return
 		}
-		err := fn()
-		back()
-		errc <- err
+		errc <- fn()
 	}()
 	return <-errc
 }

@@ -395,7 +395,7 @@ func TestIntegrationSysctlsNetNSPath(t *testing.T) {
 func asCredentials(ns *netNS, uid int, caps []int, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: see newNetNS
+		runtime.LockOSThread() // never unlocked: see netNS.do
 		if err := unix.Setns(ns.fd, unix.CLONE_NEWNET); err != nil {
 			errc <- os.NewSyscallError("setns", err)
 			return
