@@ -191,6 +191,15 @@ func (c Command) Change() (ch ipvs.Change, ok bool) {
 	return ipvs.Change{}, false
 }
 
+// isChange reports whether Command.Change returns a change for k.
+func (k Kind) isChange() bool {
+	switch k {
+	case AddService, EditService, DeleteService, AddServer, EditServer, DeleteServer:
+		return true
+	}
+	return false
+}
+
 // A SyntaxError is a command line or rules text that ipvsadm refuses, or
 // that this package cannot represent.
 type SyntaxError struct {

@@ -51,12 +51,18 @@ func (p *Parser) ParseArgs(args []string) (Command, error) {
 	if len(args) == 0 {
 		return Command{Kind: List}, nil
 	}
-	st := state{p: p, args: args}
-	c, err := st.parse()
-	if err != nil {
+	var c Command
+	if err := p.parseInto(args, &c); err != nil {
 		return Command{}, err
 	}
 	return c, nil
+}
+
+// parseInto parses args into c, which must be the zero Command; after an
+// error c holds a partial command.
+func (p *Parser) parseInto(args []string, c *Command) error {
+	st := state{p: p, args: args}
+	return st.parse(c)
 }
 
 type argKind uint8
@@ -394,7 +400,7 @@ func (st *state) setOption(o int, at int) *SyntaxError {
 }
 
 // parse is ipvsadm's process_options up to the call into libipvs.
-func (st *state) parse() (Command, error) {
+func (st *state) parse(c *Command) error {
 	st.weight = 1
 	st.fwd = ipvs.DR
 	st.netmask = 0xffffffff
@@ -402,9 +408,9 @@ func (st *state) parse() (Command, error) {
 	def, arg, hasArg, at, perr := st.nextOpt()
 	if perr != nil || def == nil {
 		if perr != nil {
-			return Command{}, st.tryHelp(perr.word)
+			return st.tryHelp(perr.word)
 		}
-		return Command{}, st.tryHelp(len(st.args))
+		return st.tryHelp(len(st.args))
 	}
 	st.cmdWord = at
 	switch def.tag {
@@ -444,58 +450,60 @@ func (st *state) parse() (Command, error) {
 		case "backup":
 			st.daemon.State = ipvs.Backup
 		default:
-			return Command{}, st.fail(st.badOption(), "%s", msg)
+			return st.fail(st.badOption(), "%s", msg)
 		}
 	case 'h':
-		return Command{Kind: Help}, nil
+		c.Kind = Help
+		return nil
 	case 'v':
-		return Command{Kind: Version}, nil
+		c.Kind = Version
+		return nil
 	default:
-		return Command{}, st.tryHelp(at)
+		return st.tryHelp(at)
 	}
 	_ = hasArg
 
 	for {
 		def, arg, hasArg, at, perr = st.nextOpt()
 		if perr != nil {
-			return Command{}, st.errAt(perr.word, 255, "%s: %s", st.args[perr.word], perr.msg)
+			return st.errAt(perr.word, 255, "%s: %s", st.args[perr.word], perr.msg)
 		}
 		if def == nil {
 			break
 		}
 		if err := st.option(def, arg, hasArg, at); err != nil {
-			return Command{}, err
+			return err
 		}
 	}
 
 	left := st.leftovers
 	if st.cmd == SetTimeouts {
 		if len(left) < 3 {
-			return Command{}, st.fail(st.cmdWord, "--set option requires 3 timeout values")
+			return st.fail(st.cmdWord, "--set option requires 3 timeout values")
 		}
 		for i := range 3 {
 			v, err := st.parseTimeout(left[i], st.args[left[i]], 0, maxTimeout)
 			if err != nil {
-				return Command{}, err
+				return err
 			}
 			st.timeouts[i] = v
 		}
 		left = left[3:]
 	}
 	if len(left) > 0 {
-		return Command{}, st.fail(left[0], "unexpected argument %s", st.args[left[0]])
+		return st.fail(left[0], "unexpected argument %s", st.args[left[0]])
 	}
 	if st.schedArg != "" {
 		flags, err := st.parseSchedFlags()
 		if err != nil {
-			return Command{}, err
+			return err
 		}
 		st.flags = st.flags&^(ipvs.FlagSched1|ipvs.FlagSched2|ipvs.FlagSched3) | flags
 	}
 	if err := st.genericOptCheck(); err != nil {
-		return Command{}, err
+		return err
 	}
-	return st.finish()
+	return st.finish(c)
 }
 
 // option handles one option after the command.
@@ -902,15 +910,15 @@ func (st *state) genericOptCheck() *SyntaxError {
 
 // finish makes the checks ipvsadm makes after generic_opt_check and
 // returns the command.
-func (st *state) finish() (Command, error) {
-	c := Command{Kind: st.cmd, Options: st.options}
+func (st *state) finish(c *Command) error {
+	c.Kind, c.Options = st.cmd, st.options
 	switch st.cmd {
 	case AddService, EditService:
 		if st.fwmark == 0 && st.port == 0 && st.flags&ipvs.FlagPersistent == 0 && !st.p.Extensions {
-			return Command{}, st.fail(int(st.optWord[2]), "Zero port specified for non-persistent service")
+			return st.fail(int(st.optWord[2]), "Zero port specified for non-persistent service")
 		}
 		if st.flags&ipvs.FlagOnePacket != 0 && st.fwmark == 0 && st.proto != ipvs.UDP {
-			return Command{}, st.fail(int(st.optWord[21]), "One-Packet Scheduling is only for UDP virtual services")
+			return st.fail(int(st.optWord[21]), "One-Packet Scheduling is only for UDP virtual services")
 		}
 		if st.sched == "" {
 			st.sched = ipvs.WeightedLeastConnection
@@ -922,7 +930,7 @@ func (st *state) finish() (Command, error) {
 		o := st.options
 		if o&(OptConnection|OptTimeout|OptDaemon) != 0 && o&(OptStats|OptRate|OptThresholds) != 0 ||
 			o&(OptTimeout|OptDaemon) != 0 && o&OptPersistentConn != 0 {
-			return Command{}, st.fail(st.cmdWord, "options conflicts in the list command")
+			return st.fail(st.cmdWord, "options conflicts in the list command")
 		}
 		if st.options.Has(OptService) {
 			c.Service = st.service(false)
@@ -950,13 +958,13 @@ func (st *state) finish() (Command, error) {
 			dfam = ipvs.IPv6
 		}
 		if dfam != st.af && st.fwd != ipvs.IPIP {
-			return Command{}, st.fail(int(st.optWord[6]), "Different address family is allowed only for tunneling servers")
+			return st.fail(int(st.optWord[6]), "Different address family is allowed only for tunneling servers")
 		}
 		if st.options&(OptTunType|OptTunPort|OptTunNoCsum|OptTunCsum|OptTunRemCsum) != 0 && st.fwd != ipvs.IPIP {
-			return Command{}, st.fail(int(st.optWord[7]), "Tunnel options conflict with forward method")
+			return st.fail(int(st.optWord[7]), "Tunnel options conflict with forward method")
 		}
 		if err := st.tunnelOptCheck(); err != nil {
-			return Command{}, err
+			return err
 		}
 		c.Destination = ipvs.Destination{
 			Address:        st.daddr,
@@ -975,7 +983,7 @@ func (st *state) finish() (Command, error) {
 	if st.cmd == DeleteServer {
 		c.Destination = ipvs.Destination{Address: st.daddr, Port: st.dport}
 	}
-	return c, nil
+	return nil
 }
 
 // tunnelOptCheck is ipvsadm's tunnel_opt_check.
