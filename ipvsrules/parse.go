@@ -189,7 +189,7 @@ const (
 
 // commandsVsOptions is ipvsadm's table of legal combinations of commands
 // and options: '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional.
-var commandsVsOptions = map[Kind]string{
+var commandsVsOptions = [...]string{
 	// -n -c svc -s -p -M -r fwd -w -x -y -mc tot dmn -st -rt thr -pc srt sid -ex ops -pe -b grp port ttl size tinf type tprt nocs csum remc
 	AddService:    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
 	EditService:   "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
@@ -374,16 +374,22 @@ func (st *state) findLong(name string) *optDef {
 }
 
 func (st *state) findShort(c byte) *optDef {
-	if c == 0 {
-		return nil
-	}
-	for i := range optTable {
-		if optTable[i].short == c {
-			return &optTable[i]
-		}
+	if i := shortOpts[c]; i != 0 {
+		return &optTable[i-1]
 	}
 	return nil
 }
+
+// shortOpts indexes optTable by short option: 1 + the index of the first
+// entry with that short option, 0 for none.
+var shortOpts = func() (t [256]uint8) {
+	for i := len(optTable) - 1; i >= 0; i-- {
+		if c := optTable[i].short; c != 0 {
+			t[c] = uint8(i + 1)
+		}
+	}
+	return t
+}()
 
 // badOption is popt's poptBadOption: the last word consumed.
 func (st *state) badOption() int { return st.next - 1 }
@@ -870,10 +876,10 @@ func (st *state) parseSchedFlags() (ipvs.ServiceFlags, *SyntaxError) {
 
 // genericOptCheck is ipvsadm's generic_opt_check, with the extensions.
 func (st *state) genericOptCheck() *SyntaxError {
-	table, ok := commandsVsOptions[st.cmd]
-	if !ok {
+	if int(st.cmd) >= len(commandsVsOptions) || commandsVsOptions[st.cmd] == "" {
 		return nil
 	}
+	table := commandsVsOptions[st.cmd]
 	last, count := 0, 0
 	for j := range numIpvsadmOpts {
 		given := st.options&(1<<j) != 0

@@ -147,13 +147,11 @@ func (p *Parser) parseLine1(args []string, c *Command) error {
 // It fails, naming the line, if a command is not a change (-C, -Z, --set,
 // a daemon command): run those with Apply.
 func Changes(cmds []Command) ([]ipvs.Change, error) {
-	out := make([]ipvs.Change, 0, len(cmds))
-	for _, c := range cmds {
-		ch, ok := c.Change()
-		if !ok {
-			return nil, fmt.Errorf("ipvsrules: line %d: %s is not a change for Apply", c.Line, c.Kind)
+	out := make([]ipvs.Change, len(cmds))
+	for i := range cmds {
+		if !cmds[i].changeTo(&out[i]) {
+			return nil, fmt.Errorf("ipvsrules: line %d: %s is not a change for Apply", cmds[i].Line, cmds[i].Kind)
 		}
-		out = append(out, ch)
 	}
 	return out, nil
 }
@@ -188,8 +186,12 @@ func Apply(ctx context.Context, c *ipvs.Client, cmds []Command) ([]error, error)
 		changes = changes[:0]
 		j := i
 		for ; j < len(cmds) && len(changes) < chunk && cmds[j].Kind.isChange(); j++ {
-			ch, _ := cmds[j].Change()
-			changes = append(changes, ch)
+			if len(changes) < cap(changes) {
+				changes = changes[:len(changes)+1]
+			} else {
+				changes = append(changes, ipvs.Change{})
+			}
+			cmds[j].changeTo(&changes[len(changes)-1])
 		}
 		cerrs, err := c.Apply(ctx, changes)
 		copy(errs[i:j], cerrs)
