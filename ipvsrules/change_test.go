@@ -40,7 +40,7 @@ func TestChangeTo(t *testing.T) {
 			w.Destination = dst
 		}
 		if ch != w || got != w {
-			t.Errorf("%v: changeTo %+v, Change %+v, want %+v", k, ch, got, w)
+			t.Errorf("%v: changeTo %#v, Change %#v, want %#v", k, ch, got, w)
 		}
 	}
 }
