@@ -3,6 +3,7 @@ package ipvsrules
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"net/netip"
 	"strings"
 	"time"
@@ -206,6 +207,27 @@ var commandsVsOptions = [...]string{
 	Save:          " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 	Zero:          "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 }
+
+// optionMask is a row of commandsVsOptions as sets of options.
+type optionMask struct{ required, illegal, exclusive Options }
+
+// optionMasks are the rows of commandsVsOptions as sets, for a quick check
+// of a command line that has no error.
+var optionMasks = func() (ms [len(commandsVsOptions)]optionMask) {
+	for k, row := range commandsVsOptions {
+		for j := 0; j < len(row); j++ {
+			switch row[j] {
+			case '+':
+				ms[k].required |= 1 << j
+			case 'x':
+				ms[k].illegal |= 1 << j
+			case '1':
+				ms[k].exclusive |= 1 << j
+			}
+		}
+	}
+	return ms
+}()
 
 // The legal combinations of tunnel types and options (tun-port, nocsum,
 // csum, remcsum), indexed by ipvs.TunnelType.
@@ -880,6 +902,18 @@ func (st *state) genericOptCheck() *SyntaxError {
 		return nil
 	}
 	table := commandsVsOptions[st.cmd]
+	m := &optionMasks[st.cmd]
+	if o := st.options & (1<<numIpvsadmOpts - 1); o&m.required != m.required || o&m.illegal != 0 || bits.OnesCount64(uint64(o&m.exclusive)) > 1 {
+		if err := st.optTableCheck(table); err != nil {
+			return err
+		}
+	}
+	return st.extOptCheck()
+}
+
+// optTableCheck finds the error of the options against the command's row
+// of commandsVsOptions.
+func (st *state) optTableCheck(table string) *SyntaxError {
 	last, count := 0, 0
 	for j := range numIpvsadmOpts {
 		given := st.options&(1<<j) != 0
@@ -897,6 +931,11 @@ func (st *state) genericOptCheck() *SyntaxError {
 			return st.fail(int(st.optWord[j]), "The option '%s' conflicts with the '%s' option in the '%s' command", optNames[j], optNames[last], st.cmd)
 		}
 	}
+	return nil
+}
+
+// extOptCheck is the rest of genericOptCheck: the extensions.
+func (st *state) extOptCheck() *SyntaxError {
 	if st.fwd == ipvs.Local && st.cmd != AddServer && st.cmd != EditServer {
 		return st.fail(int(st.optWord[7]), "Illegal 'local-node' option with the '%s' command", st.cmd)
 	}

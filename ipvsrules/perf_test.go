@@ -1,6 +1,8 @@
 package ipvsrules
 
 import (
+	"math/bits"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 
@@ -59,6 +61,33 @@ func TestFindShort(t *testing.T) {
 		}
 		if got := st.findShort(byte(c)); got != want {
 			t.Errorf("findShort(%q) = %v, want %v", rune(c), got, want)
+		}
+	}
+}
+
+// TestOptionMasks checks the quick check of genericOptCheck against the
+// walk of commandsVsOptions: a command line fails the one if and only if it
+// fails the other.
+func TestOptionMasks(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for k, row := range commandsVsOptions {
+		if row == "" {
+			continue
+		}
+		m := optionMasks[k]
+		for i := range 20000 {
+			// Sparse sets, and the rows' own required options, so that
+			// both outcomes are common.
+			o := Options(rnd.Uint64()&rnd.Uint64()&rnd.Uint64()) & (1<<numIpvsadmOpts - 1)
+			if i%2 == 0 {
+				o |= m.required
+			}
+			st := state{cmd: Kind(k), options: o, args: make([]string, 1)}
+			slow := st.optTableCheck(row) != nil
+			quick := o&m.required != m.required || o&m.illegal != 0 || bits.OnesCount64(uint64(o&m.exclusive)) > 1
+			if slow != quick {
+				t.Fatalf("%v %v: table says error %v, masks %v", Kind(k), o, slow, quick)
+			}
 		}
 	}
 }
