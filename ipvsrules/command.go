@@ -174,21 +174,45 @@ type Command struct {
 // with the command's, fields not given taking ipvsadm's defaults, as
 // ipvsadm does: "-E -t 10.0.0.1:80 -s rr" removes persistence.
 func (c Command) Change() (ch ipvs.Change, ok bool) {
-	switch c.Kind {
-	case AddService:
-		return ipvs.Change{Kind: ipvs.CreateService, Service: c.Service}, true
-	case EditService:
-		return ipvs.Change{Kind: ipvs.UpdateService, Service: c.Service}, true
-	case DeleteService:
-		return ipvs.Change{Kind: ipvs.DeleteService, Service: c.Service}, true
-	case AddServer:
-		return ipvs.Change{Kind: ipvs.CreateDestination, Service: c.Service, Destination: c.Destination}, true
-	case EditServer:
-		return ipvs.Change{Kind: ipvs.UpdateDestination, Service: c.Service, Destination: c.Destination}, true
-	case DeleteServer:
-		return ipvs.Change{Kind: ipvs.DeleteDestination, Service: c.Service, Destination: c.Destination}, true
+	ok = c.changeTo(&ch)
+	return ch, ok
+}
+
+// changeKinds are the kinds of change of the commands that are changes.
+var changeKinds = [...]ipvs.ChangeKind{
+	AddService:    ipvs.CreateService,
+	EditService:   ipvs.UpdateService,
+	DeleteService: ipvs.DeleteService,
+	AddServer:     ipvs.CreateDestination,
+	EditServer:    ipvs.UpdateDestination,
+	DeleteServer:  ipvs.DeleteDestination,
+}
+
+// changeTo sets every field of *ch to the command's change, as Change
+// returns it, writing in place; it reports false, leaving *ch as it was,
+// if the command is not a change.
+func (c *Command) changeTo(ch *ipvs.Change) bool {
+	if !c.Kind.isChange() {
+		return false
 	}
-	return ipvs.Change{}, false
+	ch.Kind = changeKinds[c.Kind]
+	ch.Service = c.Service
+	switch c.Kind {
+	case AddServer, EditServer, DeleteServer:
+		ch.Destination = c.Destination
+	default:
+		ch.Destination = ipvs.Destination{}
+	}
+	return true
+}
+
+// isChange reports whether Command.Change returns a change for k.
+func (k Kind) isChange() bool {
+	switch k {
+	case AddService, EditService, DeleteService, AddServer, EditServer, DeleteServer:
+		return true
+	}
+	return false
 }
 
 // A SyntaxError is a command line or rules text that ipvsadm refuses, or

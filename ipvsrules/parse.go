@@ -3,6 +3,7 @@ package ipvsrules
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"net/netip"
 	"strings"
 	"time"
@@ -51,12 +52,18 @@ func (p *Parser) ParseArgs(args []string) (Command, error) {
 	if len(args) == 0 {
 		return Command{Kind: List}, nil
 	}
-	st := state{p: p, args: args}
-	c, err := st.parse()
-	if err != nil {
+	var c Command
+	if err := p.parseInto(args, &c); err != nil {
 		return Command{}, err
 	}
 	return c, nil
+}
+
+// parseInto parses args into c, which must be the zero Command; after an
+// error c holds a partial command.
+func (p *Parser) parseInto(args []string, c *Command) error {
+	st := state{p: p, args: args}
+	return st.parse(c)
 }
 
 type argKind uint8
@@ -183,7 +190,7 @@ const (
 
 // commandsVsOptions is ipvsadm's table of legal combinations of commands
 // and options: '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional.
-var commandsVsOptions = map[Kind]string{
+var commandsVsOptions = [...]string{
 	// -n -c svc -s -p -M -r fwd -w -x -y -mc tot dmn -st -rt thr -pc srt sid -ex ops -pe -b grp port ttl size tinf type tprt nocs csum remc
 	AddService:    "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
 	EditService:   "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
@@ -200,6 +207,27 @@ var commandsVsOptions = map[Kind]string{
 	Save:          " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 	Zero:          "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 }
+
+// optionMask is a row of commandsVsOptions as sets of options.
+type optionMask struct{ required, illegal, exclusive Options }
+
+// optionMasks are the rows of commandsVsOptions as sets, for a quick check
+// of a command line that has no error.
+var optionMasks = func() (ms [len(commandsVsOptions)]optionMask) {
+	for k, row := range commandsVsOptions {
+		for j := 0; j < len(row); j++ {
+			switch row[j] {
+			case '+':
+				ms[k].required |= 1 << j
+			case 'x':
+				ms[k].illegal |= 1 << j
+			case '1':
+				ms[k].exclusive |= 1 << j
+			}
+		}
+	}
+	return ms
+}()
 
 // The legal combinations of tunnel types and options (tun-port, nocsum,
 // csum, remcsum), indexed by ipvs.TunnelType.
@@ -368,16 +396,22 @@ func (st *state) findLong(name string) *optDef {
 }
 
 func (st *state) findShort(c byte) *optDef {
-	if c == 0 {
-		return nil
-	}
-	for i := range optTable {
-		if optTable[i].short == c {
-			return &optTable[i]
-		}
+	if i := shortOpts[c]; i != 0 {
+		return &optTable[i-1]
 	}
 	return nil
 }
+
+// shortOpts indexes optTable by short option: 1 + the index of the first
+// entry with that short option, 0 for none.
+var shortOpts = func() (t [256]uint8) {
+	for i := len(optTable) - 1; i >= 0; i-- {
+		if c := optTable[i].short; c != 0 {
+			t[c] = uint8(i + 1)
+		}
+	}
+	return t
+}()
 
 // badOption is popt's poptBadOption: the last word consumed.
 func (st *state) badOption() int { return st.next - 1 }
@@ -394,7 +428,7 @@ func (st *state) setOption(o int, at int) *SyntaxError {
 }
 
 // parse is ipvsadm's process_options up to the call into libipvs.
-func (st *state) parse() (Command, error) {
+func (st *state) parse(c *Command) error {
 	st.weight = 1
 	st.fwd = ipvs.DR
 	st.netmask = 0xffffffff
@@ -402,9 +436,9 @@ func (st *state) parse() (Command, error) {
 	def, arg, hasArg, at, perr := st.nextOpt()
 	if perr != nil || def == nil {
 		if perr != nil {
-			return Command{}, st.tryHelp(perr.word)
+			return st.tryHelp(perr.word)
 		}
-		return Command{}, st.tryHelp(len(st.args))
+		return st.tryHelp(len(st.args))
 	}
 	st.cmdWord = at
 	switch def.tag {
@@ -444,58 +478,60 @@ func (st *state) parse() (Command, error) {
 		case "backup":
 			st.daemon.State = ipvs.Backup
 		default:
-			return Command{}, st.fail(st.badOption(), "%s", msg)
+			return st.fail(st.badOption(), "%s", msg)
 		}
 	case 'h':
-		return Command{Kind: Help}, nil
+		c.Kind = Help
+		return nil
 	case 'v':
-		return Command{Kind: Version}, nil
+		c.Kind = Version
+		return nil
 	default:
-		return Command{}, st.tryHelp(at)
+		return st.tryHelp(at)
 	}
 	_ = hasArg
 
 	for {
 		def, arg, hasArg, at, perr = st.nextOpt()
 		if perr != nil {
-			return Command{}, st.errAt(perr.word, 255, "%s: %s", st.args[perr.word], perr.msg)
+			return st.errAt(perr.word, 255, "%s: %s", st.args[perr.word], perr.msg)
 		}
 		if def == nil {
 			break
 		}
 		if err := st.option(def, arg, hasArg, at); err != nil {
-			return Command{}, err
+			return err
 		}
 	}
 
 	left := st.leftovers
 	if st.cmd == SetTimeouts {
 		if len(left) < 3 {
-			return Command{}, st.fail(st.cmdWord, "--set option requires 3 timeout values")
+			return st.fail(st.cmdWord, "--set option requires 3 timeout values")
 		}
 		for i := range 3 {
 			v, err := st.parseTimeout(left[i], st.args[left[i]], 0, maxTimeout)
 			if err != nil {
-				return Command{}, err
+				return err
 			}
 			st.timeouts[i] = v
 		}
 		left = left[3:]
 	}
 	if len(left) > 0 {
-		return Command{}, st.fail(left[0], "unexpected argument %s", st.args[left[0]])
+		return st.fail(left[0], "unexpected argument %s", st.args[left[0]])
 	}
 	if st.schedArg != "" {
 		flags, err := st.parseSchedFlags()
 		if err != nil {
-			return Command{}, err
+			return err
 		}
 		st.flags = st.flags&^(ipvs.FlagSched1|ipvs.FlagSched2|ipvs.FlagSched3) | flags
 	}
 	if err := st.genericOptCheck(); err != nil {
-		return Command{}, err
+		return err
 	}
-	return st.finish()
+	return st.finish(c)
 }
 
 // option handles one option after the command.
@@ -862,10 +898,22 @@ func (st *state) parseSchedFlags() (ipvs.ServiceFlags, *SyntaxError) {
 
 // genericOptCheck is ipvsadm's generic_opt_check, with the extensions.
 func (st *state) genericOptCheck() *SyntaxError {
-	table, ok := commandsVsOptions[st.cmd]
-	if !ok {
+	if int(st.cmd) >= len(commandsVsOptions) || commandsVsOptions[st.cmd] == "" {
 		return nil
 	}
+	table := commandsVsOptions[st.cmd]
+	m := &optionMasks[st.cmd]
+	if o := st.options & (1<<numIpvsadmOpts - 1); o&m.required != m.required || o&m.illegal != 0 || bits.OnesCount64(uint64(o&m.exclusive)) > 1 {
+		if err := st.optTableCheck(table); err != nil {
+			return err
+		}
+	}
+	return st.extOptCheck()
+}
+
+// optTableCheck finds the error of the options against the command's row
+// of commandsVsOptions.
+func (st *state) optTableCheck(table string) *SyntaxError {
 	last, count := 0, 0
 	for j := range numIpvsadmOpts {
 		given := st.options&(1<<j) != 0
@@ -883,6 +931,11 @@ func (st *state) genericOptCheck() *SyntaxError {
 			return st.fail(int(st.optWord[j]), "The option '%s' conflicts with the '%s' option in the '%s' command", optNames[j], optNames[last], st.cmd)
 		}
 	}
+	return nil
+}
+
+// extOptCheck is the rest of genericOptCheck: the extensions.
+func (st *state) extOptCheck() *SyntaxError {
 	if st.fwd == ipvs.Local && st.cmd != AddServer && st.cmd != EditServer {
 		return st.fail(int(st.optWord[7]), "Illegal 'local-node' option with the '%s' command", st.cmd)
 	}
@@ -902,15 +955,15 @@ func (st *state) genericOptCheck() *SyntaxError {
 
 // finish makes the checks ipvsadm makes after generic_opt_check and
 // returns the command.
-func (st *state) finish() (Command, error) {
-	c := Command{Kind: st.cmd, Options: st.options}
+func (st *state) finish(c *Command) error {
+	c.Kind, c.Options = st.cmd, st.options
 	switch st.cmd {
 	case AddService, EditService:
 		if st.fwmark == 0 && st.port == 0 && st.flags&ipvs.FlagPersistent == 0 && !st.p.Extensions {
-			return Command{}, st.fail(int(st.optWord[2]), "Zero port specified for non-persistent service")
+			return st.fail(int(st.optWord[2]), "Zero port specified for non-persistent service")
 		}
 		if st.flags&ipvs.FlagOnePacket != 0 && st.fwmark == 0 && st.proto != ipvs.UDP {
-			return Command{}, st.fail(int(st.optWord[21]), "One-Packet Scheduling is only for UDP virtual services")
+			return st.fail(int(st.optWord[21]), "One-Packet Scheduling is only for UDP virtual services")
 		}
 		if st.sched == "" {
 			st.sched = ipvs.WeightedLeastConnection
@@ -922,7 +975,7 @@ func (st *state) finish() (Command, error) {
 		o := st.options
 		if o&(OptConnection|OptTimeout|OptDaemon) != 0 && o&(OptStats|OptRate|OptThresholds) != 0 ||
 			o&(OptTimeout|OptDaemon) != 0 && o&OptPersistentConn != 0 {
-			return Command{}, st.fail(st.cmdWord, "options conflicts in the list command")
+			return st.fail(st.cmdWord, "options conflicts in the list command")
 		}
 		if st.options.Has(OptService) {
 			c.Service = st.service(false)
@@ -950,13 +1003,13 @@ func (st *state) finish() (Command, error) {
 			dfam = ipvs.IPv6
 		}
 		if dfam != st.af && st.fwd != ipvs.IPIP {
-			return Command{}, st.fail(int(st.optWord[6]), "Different address family is allowed only for tunneling servers")
+			return st.fail(int(st.optWord[6]), "Different address family is allowed only for tunneling servers")
 		}
 		if st.options&(OptTunType|OptTunPort|OptTunNoCsum|OptTunCsum|OptTunRemCsum) != 0 && st.fwd != ipvs.IPIP {
-			return Command{}, st.fail(int(st.optWord[7]), "Tunnel options conflict with forward method")
+			return st.fail(int(st.optWord[7]), "Tunnel options conflict with forward method")
 		}
 		if err := st.tunnelOptCheck(); err != nil {
-			return Command{}, err
+			return err
 		}
 		c.Destination = ipvs.Destination{
 			Address:        st.daddr,
@@ -975,7 +1028,7 @@ func (st *state) finish() (Command, error) {
 	if st.cmd == DeleteServer {
 		c.Destination = ipvs.Destination{Address: st.daddr, Port: st.dport}
 	}
-	return c, nil
+	return nil
 }
 
 // tunnelOptCheck is ipvsadm's tunnel_opt_check.

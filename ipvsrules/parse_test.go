@@ -346,7 +346,7 @@ func TestKindOptionsStrings(t *testing.T) {
 		t.Errorf("%d option names", len(optNames))
 	}
 	for k, row := range commandsVsOptions {
-		if len(row) != numIpvsadmOpts {
+		if row != "" && len(row) != numIpvsadmOpts {
 			t.Errorf("%v: %d options in the table", k, len(row))
 		}
 	}

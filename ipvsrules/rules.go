@@ -82,8 +82,8 @@ func (p *Parser) parseText(text string, lineNo int, out []Command) (int, SyntaxE
 		if len(args) == 0 || args[0][0] == '#' {
 			continue
 		}
-		c, err := p.parseLine(args)
-		if err != nil {
+		c := &out[n]
+		if err := p.parseLine(args, c); err != nil {
 			e := err.(*SyntaxError)
 			e.Line = lineNo
 			if i := e.Column - 1; i >= 0 && i < len(cols) {
@@ -95,7 +95,6 @@ func (p *Parser) parseText(text string, lineNo int, out []Command) (int, SyntaxE
 			continue
 		}
 		c.Line = lineNo
-		out[n] = c
 		n++
 	}
 	return n, errs
@@ -115,38 +114,44 @@ func readString(r io.Reader) (string, error) {
 	return b.String(), nil
 }
 
-// parseLine parses the words of one line of rules text.
-func (p *Parser) parseLine(args []string) (Command, error) {
+// parseLine parses the words of one line of rules text into c, which must
+// be the zero Command; after an error c is the zero Command again.
+func (p *Parser) parseLine(args []string, c *Command) error {
+	err := p.parseLine1(args, c)
+	if err != nil {
+		*c = Command{}
+	}
+	return err
+}
+
+func (p *Parser) parseLine1(args []string, c *Command) error {
 	for i, a := range args {
 		if strings.IndexByte(a, 0) >= 0 {
-			return Command{}, &SyntaxError{Column: i + 1, Word: a, Msg: "a NUL byte", Status: 1}
+			return &SyntaxError{Column: i + 1, Word: a, Msg: "a NUL byte", Status: 1}
 		}
 	}
-	c, err := p.ParseArgs(args)
-	if err != nil {
-		return Command{}, err
+	if err := p.parseInto(args, c); err != nil {
+		return err
 	}
 	switch c.Kind {
 	case Restore:
 		// ipvsadm -R refuses to recurse.
-		return Command{}, &SyntaxError{Column: 1, Word: args[0], Msg: "Try `ipvsadm -h' or 'ipvsadm --help' for more information.", Status: 255}
+		return &SyntaxError{Column: 1, Word: args[0], Msg: "Try `ipvsadm -h' or 'ipvsadm --help' for more information.", Status: 255}
 	case List, Save, Help, Version:
-		return Command{}, &SyntaxError{Column: 1, Word: args[0], Msg: fmt.Sprintf("the %s command prints: not in rules text", c.Kind), Status: 1}
+		return &SyntaxError{Column: 1, Word: args[0], Msg: fmt.Sprintf("the %s command prints: not in rules text", c.Kind), Status: 1}
 	}
-	return c, nil
+	return nil
 }
 
 // Changes returns the changes of cmds, in order, for one ipvs.Client.Apply.
 // It fails, naming the line, if a command is not a change (-C, -Z, --set,
 // a daemon command): run those with Apply.
 func Changes(cmds []Command) ([]ipvs.Change, error) {
-	out := make([]ipvs.Change, 0, len(cmds))
-	for _, c := range cmds {
-		ch, ok := c.Change()
-		if !ok {
-			return nil, fmt.Errorf("ipvsrules: line %d: %s is not a change for Apply", c.Line, c.Kind)
+	out := make([]ipvs.Change, len(cmds))
+	for i := range cmds {
+		if !cmds[i].changeTo(&out[i]) {
+			return nil, fmt.Errorf("ipvsrules: line %d: %s is not a change for Apply", cmds[i].Line, cmds[i].Kind)
 		}
-		out = append(out, ch)
 	}
 	return out, nil
 }
@@ -167,7 +172,7 @@ func Apply(ctx context.Context, c *ipvs.Client, cmds []Command) ([]error, error)
 	const chunk = 1024
 	var changes []ipvs.Change
 	for i := 0; i < len(cmds); {
-		if _, ok := cmds[i].Change(); !ok {
+		if !cmds[i].Kind.isChange() {
 			if err := ctx.Err(); err != nil {
 				return errs, fail(errs[i:], err)
 			}
@@ -180,12 +185,13 @@ func Apply(ctx context.Context, c *ipvs.Client, cmds []Command) ([]error, error)
 		}
 		changes = changes[:0]
 		j := i
-		for ; j < len(cmds) && len(changes) < chunk; j++ {
-			ch, ok := cmds[j].Change()
-			if !ok {
-				break
+		for ; j < len(cmds) && len(changes) < chunk && cmds[j].Kind.isChange(); j++ {
+			if len(changes) < cap(changes) {
+				changes = changes[:len(changes)+1]
+			} else {
+				changes = append(changes, ipvs.Change{})
 			}
-			changes = append(changes, ch)
+			cmds[j].changeTo(&changes[len(changes)-1])
 		}
 		cerrs, err := c.Apply(ctx, changes)
 		copy(errs[i:j], cerrs)
