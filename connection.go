@@ -278,10 +278,13 @@ func (o ConnectionOrigin) String() string {
 // The table is read in chunks, not as one snapshot: an entry added or
 // removed meanwhile may be missed, and one may appear twice. Memory use
 // does not depend on the table's size, and an entry costs no allocation
-// (but for its PEData). ctx is checked between chunks.
+// (but for its PEData). ctx is checked between chunks. A goroutine of its
+// own reads the next chunks while the caller's goroutine decodes; it ends
+// before the iteration does.
 //
-// The kernel walks its whole table (every namespace's) from the start for
-// each chunk, so a read of n entries costs it O(n²); see BENCHMARKS.md.
+// Kernels 5.10 to 6.12 walk their whole table (every namespace's) from the
+// start for each chunk, so reading n entries costs them O(n²); 7.2 does
+// not. See BENCHMARKS.md.
 func (c *Client) Connections(ctx context.Context) iter.Seq2[Connection, error] {
 	return c.c.connections(ctx, false)
 }

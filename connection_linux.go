@@ -3,6 +3,7 @@ package ipvs
 import (
 	"context"
 	"errors"
+	"io"
 	"iter"
 	"os"
 )
@@ -10,6 +11,12 @@ import (
 // connections streams the table from ip_vs_conn_sync, or from ip_vs_conn
 // when pe is set or the kernel lacks ip_vs_conn_sync.
 func (c *client) connections(ctx context.Context, pe bool) iter.Seq2[Connection, error] {
+	return c.connectionsWith(ctx, pe, true)
+}
+
+// connectionsWith is connections, decoding what a goroutine of its own
+// reads (pipe, connPipe) or reading and decoding in turn.
+func (c *client) connectionsWith(ctx context.Context, pe, pipe bool) iter.Seq2[Connection, error] {
 	return func(yield func(Connection, error) bool) {
 		if err := ctx.Err(); err != nil {
 			yield(Connection{}, &Error{Op: connOp, Err: err})
@@ -29,7 +36,13 @@ func (c *client) connections(ctx context.Context, pe bool) iter.Seq2[Connection,
 			return
 		}
 		defer f.Close()
-		for cn, err := range ParseConnections(ctxReader{ctx, f}) {
+		var r io.Reader = ctxReader{ctx, f}
+		if pipe {
+			p := startConnPipe(ctx, f)
+			defer p.close()
+			r = p
+		}
+		for cn, err := range ParseConnections(r) {
 			if !yield(cn, err) || err != nil {
 				return
 			}

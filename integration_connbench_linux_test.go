@@ -260,6 +260,7 @@ func BenchmarkConnectionTable(b *testing.B) {
 					n, ours.Round(time.Millisecond), ourCPU.Round(time.Millisecond), (u1 - u0).Round(time.Millisecond), (s1 - s0).Round(time.Millisecond),
 					theirs.Round(time.Millisecond), theirUser.Round(time.Millisecond), theirSys.Round(time.Millisecond), float64(theirs)/float64(ours))
 			}
+			connRounds(b, bc, backupNS, n)
 			b.ReportMetric(float64(ours.Milliseconds()), "ours-ms")
 			b.ReportMetric(float64(theirs.Milliseconds()), "ipvsadm-ms")
 			b.ReportMetric(float64(theirs)/float64(ours), "ipvsadm/ours")
