@@ -1,15 +1,19 @@
 package ipvsrules
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
+	"sync"
 
 	"github.com/ipvs-go/ipvs"
 )
 
-// applyChunk is the most changes ApplyText gives one ipvs.Client.Apply.
+// applyChunk is the most changes Apply gives one ipvs.Client.Apply.
 const applyChunk = 1024
 
 // ApplyText reads rules text from r and runs it through c with the zero
@@ -57,19 +61,21 @@ func (e *CommandError) Unwrap() error { return e.Err }
 
 // ApplyText reads rules text from r and runs its commands through c, in
 // order, as Apply runs the commands of Parse (each run of consecutive
-// changes through c.Apply, in chunks of at most 1024; a command the kernel
+// changes through c.Apply, in chunks of at most 512; a command the kernel
 // refuses does not stop the ones after it), without holding every Command:
-// a first reading of the text checks every line, a second parses the
-// lines again, one chunk at a time, and runs each chunk. Its memory is the
-// text and one chunk, where Parse and Apply take about 300 bytes per
-// command more. This is the way to restore a saved table, as ipvsadm -R
-// does.
+// a first reading of the text checks every line (a large text in two
+// halves at once) while a second, in another goroutine, parses them again into two chunks of changes, which are run
+// once the first reading has found every line good, each while the other
+// fills. Its memory is the text and two chunks, where Parse and Apply take
+// about 300 bytes per command more. This is the way to restore a saved
+// table, as ipvsadm -R does.
 //
 // If a line is bad, nothing is run, and the error is SyntaxErrors with
 // every bad line, as from Parse; with p.ContinueOnError the good lines are
 // run and the SyntaxErrors returned after (joined with an exchange's error,
-// if one failed). LookupHost and LookupPort, if set, are called once per
-// reading.
+// if one failed). LookupHost and LookupPort, if set, are called for each
+// line in both readings, from two goroutines at once: they must be safe
+// for concurrent use (ServicesFile's is).
 //
 // The commands that failed are in the result's Failed. The error is also
 // non-nil if reading r failed (nothing is run), or if an exchange failed or
@@ -80,59 +86,81 @@ func (p *Parser) ApplyText(ctx context.Context, c *ipvs.Client, r io.Reader) (Ap
 	if err != nil {
 		return ApplyTextResult{}, err
 	}
-	return p.applyText(ctx, c, text, applyChunk)
+	return p.applyText(ctx, c, text, applyTextChunk)
 }
 
-// cmdRef is a command of the chunk being run, for its error.
+// applyTextChunk is the most changes ApplyText gives one ipvs.Client.Apply.
+const applyTextChunk = 512
+
+// cmdRef is a command of a batch, for its error.
 type cmdRef struct {
 	index, line int
 	kind        Kind
 }
 
-func (p *Parser) applyText(ctx context.Context, rn runner, text string, chunk int) (ApplyTextResult, error) {
-	var (
-		res ApplyTextResult
-		cmd Command
-		bad SyntaxErrors
-	)
-	// The first reading: check every line, into one Command.
-	ls := lines{text: text}
-	for ls.next() {
-		if err := p.parseLine(ls.args, &cmd); err != nil {
-			bad = append(bad, ls.locate(err))
-			continue
-		}
-		cmd = Command{}
-		res.Commands++
-	}
-	if len(bad) > 0 && !p.ContinueOnError {
-		return ApplyTextResult{}, bad
-	}
-	if res.Commands == 0 {
-		return res, badErr(bad, nil)
-	}
+// A batch is what the second reading gives to run at once: a run of
+// changes, or one command that is not a change; and the lines before them
+// that failed in that reading.
+type batch struct {
+	changes []ipvs.Change
+	refs    []cmdRef
+	cmd     Command // if ref.kind is not 0
+	ref     cmdRef
+	failed  []*CommandError
+}
 
-	// The second reading: parse again and run, a chunk of changes at a
-	// time.
-	n := min(chunk, res.Commands)
-	changes := make([]ipvs.Change, 0, n)
-	refs := make([]cmdRef, 0, n)
-	flush := func() error {
-		if len(changes) == 0 {
-			return nil
-		}
-		errs, err := rn.Apply(ctx, changes)
-		for i, e := range errs {
-			if e != nil {
-				r := refs[i]
-				res.Failed = append(res.Failed, &CommandError{Index: r.index, Line: r.line, Kind: r.kind, Err: e})
-			}
-		}
-		res.Run += len(changes)
-		changes, refs = changes[:0], refs[:0]
-		return err
+// A reader is the second reading of rules text, in a goroutine, into two
+// batches in turn.
+type reader struct {
+	full chan *batch // the batches to run, in order; closed at the end
+	free chan *batch // the batches run
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+// read starts the second reading of text, whose bad lines are bad, in
+// batches of at most chunk changes.
+func (p *Parser) read(text string, bad SyntaxErrors, chunk int) *reader {
+	n := min(chunk, strings.Count(text, "\n")+1)
+	rd := &reader{full: make(chan *batch, 2), free: make(chan *batch, 2), done: make(chan struct{})}
+	for range 2 {
+		rd.free <- &batch{changes: make([]ipvs.Change, 0, n), refs: make([]cmdRef, 0, n)}
 	}
-	ls = lines{text: text, args: ls.args[:0], cols: ls.cols[:0]}
+	rd.wg.Go(func() {
+		defer close(rd.full)
+		p.reread(rd, text, bad)
+	})
+	return rd
+}
+
+// stop ends the reading and waits for its goroutine.
+func (rd *reader) stop() {
+	close(rd.done)
+	rd.wg.Wait()
+}
+
+func (p *Parser) reread(rd *reader, text string, bad SyntaxErrors) {
+	var b *batch
+	get := func() bool {
+		select {
+		case b = <-rd.free:
+			b.changes, b.refs, b.failed, b.ref = b.changes[:0], b.refs[:0], nil, cmdRef{}
+			return true
+		case <-rd.done:
+			return false
+		}
+	}
+	put := func() bool {
+		select {
+		case rd.full <- b:
+			b = nil
+			return true
+		case <-rd.done:
+			return false
+		}
+	}
+	var cmd Command
+	ls := lines{text: text}
 	nextBad, index := 0, 0
 	for ls.next() {
 		if nextBad < len(bad) && bad[nextBad].Line == ls.lineNo {
@@ -141,36 +169,145 @@ func (p *Parser) applyText(ctx context.Context, rn runner, text string, chunk in
 		}
 		i := index
 		index++
+		if b == nil && !get() {
+			return
+		}
 		if err := p.parseLine(ls.args, &cmd); err != nil {
 			// A lookup answered otherwise than in the first reading.
-			res.Failed = append(res.Failed, &CommandError{Index: i, Line: ls.lineNo, Err: ls.locate(err)})
+			b.failed = append(b.failed, &CommandError{Index: i, Line: ls.lineNo, Err: ls.locate(err)})
 			continue
 		}
 		if cmd.Kind.isChange() {
-			changes = changes[:len(changes)+1]
-			cmd.changeTo(&changes[len(changes)-1])
-			refs = append(refs, cmdRef{i, ls.lineNo, cmd.Kind})
+			b.changes = b.changes[:len(b.changes)+1]
+			cmd.changeTo(&b.changes[len(b.changes)-1])
+			b.refs = append(b.refs, cmdRef{i, ls.lineNo, cmd.Kind})
 			cmd = Command{}
-			if len(changes) == cap(changes) {
-				if err := flush(); err != nil {
-					return res, badErr(bad, err)
-				}
+			if len(b.changes) == cap(b.changes) && !put() {
+				return
 			}
 			continue
 		}
-		if err := flush(); err != nil {
-			return res, badErr(bad, err)
+		if len(b.changes) > 0 && (!put() || !get()) {
+			return
 		}
-		if err := ctx.Err(); err != nil {
-			return res, badErr(bad, err)
-		}
-		if err := run(ctx, rn, &cmd); err != nil {
-			res.Failed = append(res.Failed, &CommandError{Index: i, Line: ls.lineNo, Kind: cmd.Kind, Err: err})
-		}
-		res.Run++
+		b.cmd, b.ref = cmd, cmdRef{i, ls.lineNo, cmd.Kind}
 		cmd = Command{}
+		if !put() {
+			return
+		}
 	}
-	return res, badErr(bad, flush())
+	if b != nil {
+		put()
+	}
+}
+
+func (p *Parser) applyText(ctx context.Context, rn runner, text string, chunk int) (ApplyTextResult, error) {
+	var (
+		res ApplyTextResult
+		bad SyntaxErrors
+	)
+	// The second reading starts at once, and is used if every line is
+	// good.
+	rd := p.read(text, nil, chunk)
+	// The first reading: check every line, a large text in two halves
+	// at once.
+	res.Commands, bad = p.check(text)
+	if len(bad) > 0 || res.Commands == 0 {
+		rd.stop()
+		if !p.ContinueOnError || res.Commands == 0 {
+			if len(bad) > 0 && !p.ContinueOnError {
+				return ApplyTextResult{}, bad
+			}
+			return res, badErr(bad, nil)
+		}
+		rd = p.read(text, bad, chunk)
+	}
+	defer rd.stop()
+
+	// Run the batches as they come.
+	for b := range rd.full {
+		res.Failed = append(res.Failed, b.failed...)
+		res.Run += len(b.failed)
+		if len(b.changes) > 0 {
+			errs, err := rn.Apply(ctx, b.changes)
+			for i, e := range errs {
+				if e != nil {
+					r := b.refs[i]
+					res.Failed = append(res.Failed, &CommandError{Index: r.index, Line: r.line, Kind: r.kind, Err: e})
+				}
+			}
+			res.Run += len(b.changes)
+			if err != nil {
+				sortFailed(res.Failed)
+				return res, badErr(bad, err)
+			}
+		}
+		if b.ref.kind != 0 {
+			if err := ctx.Err(); err != nil {
+				sortFailed(res.Failed)
+				return res, badErr(bad, err)
+			}
+			if err := run(ctx, rn, &b.cmd); err != nil {
+				res.Failed = append(res.Failed, &CommandError{Index: b.ref.index, Line: b.ref.line, Kind: b.ref.kind, Err: err})
+			}
+			res.Run++
+		}
+		rd.free <- b
+	}
+	sortFailed(res.Failed)
+	return res, badErr(bad, nil)
+}
+
+// checkSplit is the size of text that check reads in two halves at once.
+const checkSplit = 64 << 10
+
+// check parses every line of text, and returns the number of commands and
+// the errors of the bad lines.
+func (p *Parser) check(text string) (int, SyntaxErrors) {
+	if len(text) < checkSplit {
+		return p.checkLines(text, 0)
+	}
+	half := len(text) / 2
+	if i := strings.IndexByte(text[half:], '\n'); i >= 0 {
+		half += i + 1
+	} else {
+		half = len(text)
+	}
+	var (
+		n2   int
+		bad2 SyntaxErrors
+		wg   sync.WaitGroup
+	)
+	wg.Go(func() { n2, bad2 = p.checkLines(text[half:], strings.Count(text[:half], "\n")) })
+	n, bad := p.checkLines(text[:half], 0)
+	wg.Wait()
+	return n + n2, append(bad, bad2...)
+}
+
+// checkLines parses every line of text, numbered after the line first,
+// into one Command.
+func (p *Parser) checkLines(text string, first int) (int, SyntaxErrors) {
+	var (
+		cmd Command
+		bad SyntaxErrors
+	)
+	n := 0
+	ls := lines{text: text, lineNo: first}
+	for ls.next() {
+		if err := p.parseLine(ls.args, &cmd); err != nil {
+			bad = append(bad, ls.locate(err))
+			continue
+		}
+		cmd = Command{}
+		n++
+	}
+	return n, bad
+}
+
+// sortFailed puts the errors of a batch's lines that failed in the second
+// reading in their place among the others.
+func sortFailed(f []*CommandError) {
+	slices.SortFunc(f, func(a, b *CommandError) int { return cmp.Compare(a.Index, b.Index) })
 }
 
 // badErr returns ApplyText's error: the bad lines' errors, if any, joined

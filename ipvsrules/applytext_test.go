@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/iotest"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -25,6 +29,7 @@ type fakeKernel struct {
 	exchangeFails int
 	fail          map[string]bool
 	onCall        func(call string)
+	onApply       func()
 }
 
 var errRefused = errors.New("refused")
@@ -42,6 +47,9 @@ func (f *fakeKernel) record(call string) error {
 
 func (f *fakeKernel) Apply(ctx context.Context, changes []ipvs.Change) ([]error, error) {
 	f.applies++
+	if f.onApply != nil {
+		f.onApply()
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "apply %d:", len(changes))
 	errs := make([]error, len(changes))
@@ -273,20 +281,28 @@ type failReader struct{}
 func (*failReader) Read([]byte) (int, error) { return 0, errors.New("boom") }
 
 // TestApplyTextLookup checks a lookup that fails only in the second
-// reading: that line fails, the others run.
+// reading: that line fails, the others run. The second reading is at most
+// two batches ahead of the commands run, so with batches of one change the
+// fourth line is read again after the first Apply, when the lookup fails.
 func TestApplyTextLookup(t *testing.T) {
-	calls := 0
+	var applied atomic.Bool
 	p := Parser{LookupHost: func(name string) (netip.Addr, bool) {
-		calls++
-		return netip.MustParseAddr("10.9.0.1"), calls == 1
+		return netip.MustParseAddr("10.9.0.1"), !applied.Load()
 	}}
-	f := &fakeKernel{}
-	res, err := p.applyText(context.Background(), f, "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r backend -m\n-Z\n", 4)
+	f := &fakeKernel{onApply: func() { applied.Store(true) }}
+	text := "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.1.0.1 -m\n-a -t 10.0.0.1:80 -r 10.1.0.2 -m\n-a -t 10.0.0.1:80 -r backend -m\n-Z\n"
+	res, err := p.applyText(context.Background(), f, text, 1)
 	var se *SyntaxError
-	if err != nil || len(res.Failed) != 1 || res.Failed[0].Line != 2 || res.Failed[0].Index != 1 || !errors.As(res.Failed[0].Err, &se) || se.Line != 2 {
-		t.Fatalf("ApplyText: %+v, %v; want line 2 failed with a SyntaxError", res, err)
+	if err != nil || res.Commands != 5 || res.Run != 5 || len(res.Failed) != 1 || res.Failed[0].Line != 4 || res.Failed[0].Index != 3 || !errors.As(res.Failed[0].Err, &se) || se.Line != 4 {
+		t.Fatalf("ApplyText: %+v, %v; want line 4 failed with a SyntaxError", res, err)
 	}
-	if want := []string{"apply 1: [create service TCP 10.0.0.1:80]", "zero"}; !cmp.Equal(want, f.calls) {
+	want := []string{
+		"apply 1: [create service TCP 10.0.0.1:80]",
+		"apply 1: [create destination 10.1.0.1:80 of TCP 10.0.0.1:80]",
+		"apply 1: [create destination 10.1.0.2:80 of TCP 10.0.0.1:80]",
+		"zero",
+	}
+	if !cmp.Equal(want, f.calls) {
 		t.Errorf("calls %q, want %q", f.calls, want)
 	}
 }
@@ -320,7 +336,7 @@ func BenchmarkApplyText(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		res, err := p.applyText(context.Background(), nopKernel{&fakeKernel{}}, s, applyChunk)
+		res, err := p.applyText(context.Background(), nopKernel{&fakeKernel{}}, s, applyTextChunk)
 		if err != nil || res.Run != 10000 {
 			b.Fatal(res, err)
 		}
@@ -348,6 +364,71 @@ func BenchmarkParseApply(b *testing.B) {
 		}
 		if _, err := apply(context.Background(), k, cmds, applyChunk); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestApplyTextLarge checks a text that the first reading checks in two
+// halves: every bad line found with its own line number, wherever it is
+// (around the middle too), and, with none, the calls of Parse and Apply.
+func TestApplyTextLarge(t *testing.T) {
+	var lines []string
+	for i := range 1500 {
+		svc := fmt.Sprintf("10.%d.%d.1:80", i/250, i%250)
+		lines = append(lines, "-A -t "+svc+" -s rr", "# comment", "")
+		for j := range 3 {
+			lines = append(lines, fmt.Sprintf("-a -t %s -r 10.200.%d.%d:8080 -m -w %d", svc, i%250, j+1, 11+j))
+		}
+	}
+	text := strings.Join(lines, "\n") + "\n"
+	if len(text) < 2*checkSplit {
+		t.Fatalf("the text (%d bytes) is too small to be checked in halves", len(text))
+	}
+	want := &fakeKernel{}
+	cmds, _, _ := applyRun(t, text, 100, want)
+	var p Parser
+	got := &fakeKernel{}
+	res, err := p.applyText(context.Background(), got, text, 100)
+	if err != nil || res.Commands != len(cmds) || res.Run != len(cmds) || len(res.Failed) != 1500 {
+		t.Fatalf("ApplyText: %d commands, %d run, %d failed, %v; want %d, all, 1500 (weight 13)", res.Commands, res.Run, len(res.Failed), err, len(cmds))
+	}
+	if diff := cmp.Diff(want.calls, got.calls); diff != "" {
+		t.Errorf("calls (-Apply +ApplyText):\n%s", diff)
+	}
+
+	half := strings.Count(text[:len(text)/2], "\n")
+	for _, at := range [][]int{{0}, {half - 2, half - 1, half, half + 1, half + 2}, {len(lines) - 1}, {5, half, len(lines) - 3}} {
+		bad := slices.Clone(lines)
+		for _, i := range at {
+			bad[i] = "-a -t 10.0.0.1:80 -r 10.1.0.1 -w x"
+		}
+		text := strings.Join(bad, "\n") + "\n"
+		_, wantErr := Parse(strings.NewReader(text))
+		f := &fakeKernel{}
+		res, err := p.applyText(context.Background(), f, text, 100)
+		var ses SyntaxErrors
+		if !errors.As(err, &ses) || len(ses) != len(at) || err.Error() != wantErr.Error() || len(f.calls) != 0 || res.Run != 0 {
+			t.Errorf("bad lines %v: %v, %d calls; want\n%v", at, err, len(f.calls), wantErr)
+		}
+	}
+}
+
+// TestReadString checks readString of the readers it sizes up front and
+// of one it cannot.
+func TestReadString(t *testing.T) {
+	_, text := benchTable()
+	name := t.TempDir() + "/rules"
+	if err := os.WriteFile(name, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, r := range []io.Reader{f, bytes.NewReader(text), iotest.HalfReader(bytes.NewReader(text))} {
+		if s, err := readString(r); err != nil || s != string(text) {
+			t.Errorf("readString(%T): %d bytes, %v; want %d", r, len(s), err, len(text))
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 
 	"github.com/ipvs-go/ipvs"
@@ -125,11 +126,17 @@ func (ls *lines) locate(err error) *SyntaxError {
 
 // readString reads r to its end into one string, which the words of the
 // text are then slices of: no copy per word, and, when r tells its length
-// (a bytes.Reader or strings.Reader does), no copy at all beyond the one.
+// (a bytes.Reader or strings.Reader does, an *os.File of a regular file
+// through Stat), no copy at all beyond the one.
 func readString(r io.Reader) (string, error) {
 	var b strings.Builder
-	if l, ok := r.(interface{ Len() int }); ok {
-		b.Grow(l.Len())
+	switch r := r.(type) {
+	case interface{ Len() int }:
+		b.Grow(r.Len())
+	case interface{ Stat() (fs.FileInfo, error) }:
+		if fi, err := r.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 && fi.Size() < 1<<30 {
+			b.Grow(int(fi.Size()))
+		}
 	}
 	if _, err := io.Copy(&b, r); err != nil {
 		return "", err
