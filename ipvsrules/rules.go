@@ -64,6 +64,9 @@ func (p *Parser) parseText(text string, lineNo int, out []Command) (int, SyntaxE
 	return n, errs
 }
 
+// blank are the bytes that separate words: space, tab and carriage return.
+var blank = [256]bool{' ': true, '\t': true, '\r': true}
+
 // lines splits rules text into lines and words, skipping blank and comment
 // lines.
 type lines struct {
@@ -88,12 +91,12 @@ func (ls *lines) next() bool {
 		ls.line = line
 		args, cols := ls.args[:0], ls.cols[:0]
 		for i := 0; i < len(line); {
-			if c := line[i]; c == ' ' || c == '\t' || c == '\r' {
+			if blank[line[i]] {
 				i++
 				continue
 			}
-			j := i
-			for j < len(line) && line[j] != ' ' && line[j] != '\t' && line[j] != '\r' {
+			j := i + 1
+			for j < len(line) && !blank[line[j]] {
 				j++
 			}
 			if w := line[i:j]; w != "ipvsadm" {
