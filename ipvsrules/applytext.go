@@ -74,8 +74,8 @@ func (e *CommandError) Unwrap() error { return e.Err }
 // every bad line, as from Parse; with p.ContinueOnError the good lines are
 // run and the SyntaxErrors returned after (joined with an exchange's error,
 // if one failed). LookupHost and LookupPort, if set, are called for each
-// line in both readings, from two goroutines at once: they must be safe
-// for concurrent use (ServicesFile's is).
+// line in both readings, from up to three goroutines at once: they must be
+// safe for concurrent use (ServicesFile's is).
 //
 // The commands that failed are in the result's Failed. The error is also
 // non-nil if reading r failed (nothing is run), or if an exchange failed or
