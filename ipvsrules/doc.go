@@ -5,7 +5,8 @@
 // byte as ipvsadm 1.31's "ipvsadm -S -n" does. Parse reads rules text into
 // Commands: the changes (-A, -E, -D, -a, -e, -d) for ipvs.Client.Apply, and
 // -C, -Z, --set, --start-daemon and --stop-daemon, which Apply in this
-// package runs in order with the rest. ParseArgs parses one command line,
+// package runs in order with the rest. ApplyText does both, for a restore
+// like "ipvsadm -R", a chunk at a time. ParseArgs parses one command line,
 // every command and option of ipvsadm 1.31 with its popt syntax, its
 // defaults and its error messages, for a command-line tool.
 //

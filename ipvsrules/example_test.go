@@ -63,6 +63,30 @@ func ExampleApply() {
 	}
 }
 
+// Restore a saved table, as "ipvsadm -R < rules" does, without holding
+// every command in memory.
+func ExampleApplyText() {
+	f, err := os.Open("rules") // saved by "ipvsadm -S -n"
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	ctx := context.Background()
+	c, err := ipvs.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	res, err := ipvsrules.ApplyText(ctx, c, f)
+	for _, e := range res.Failed {
+		log.Print(e) // "line 4: add-server: ...": the kernel refused it
+	}
+	if err != nil {
+		log.Fatal(err) // every bad line, with line and column: nothing applied
+	}
+	log.Printf("%d commands, %d failed", res.Commands, len(res.Failed))
+}
+
 // Parse rules text into changes for Client.Apply.
 func ExampleParse() {
 	rules := `-A -t 10.0.1.1:80 -s rr -p

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 
 	"github.com/ipvs-go/ipvs"
@@ -48,29 +49,54 @@ func (p *Parser) Parse(r io.Reader) ([]Command, error) {
 // which has room for one command per line. It returns the number of
 // commands and the errors.
 func (p *Parser) parseText(text string, lineNo int, out []Command) (int, SyntaxErrors) {
-	var (
-		errs SyntaxErrors
-		args []string
-		cols []int
-	)
+	var errs SyntaxErrors
 	n := 0
-	lineNo--
-	for len(text) > 0 {
-		lineNo++
-		line := text
-		if i := strings.IndexByte(text, '\n'); i >= 0 {
-			line, text = text[:i], text[i+1:]
-		} else {
-			text = ""
+	ls := lines{text: text, lineNo: lineNo - 1}
+	for ls.next() {
+		c := &out[n]
+		if err := p.parseLine(ls.args, c); err != nil {
+			errs = append(errs, ls.locate(err))
+			continue
 		}
-		args, cols = args[:0], cols[:0]
+		c.Line = ls.lineNo
+		n++
+	}
+	return n, errs
+}
+
+// blank are the bytes that separate words: space, tab and carriage return.
+var blank = [256]bool{' ': true, '\t': true, '\r': true}
+
+// lines splits rules text into lines and words, skipping blank and comment
+// lines.
+type lines struct {
+	text   string // what is left
+	lineNo int    // the line's number
+	line   string // the line
+	args   []string
+	cols   []int // each word's column
+}
+
+// next moves to the next line that has words and is not a comment; it
+// reports false at the end of the text.
+func (ls *lines) next() bool {
+	for len(ls.text) > 0 {
+		ls.lineNo++
+		line := ls.text
+		if i := strings.IndexByte(line, '\n'); i >= 0 {
+			line, ls.text = line[:i], line[i+1:]
+		} else {
+			ls.text = ""
+		}
+		ls.line = line
+		args, cols := ls.args[:0], ls.cols[:0]
 		for i := 0; i < len(line); {
-			if c := line[i]; c == ' ' || c == '\t' || c == '\r' {
+			if blank[line[i]] {
 				i++
 				continue
 			}
-			j := i
-			for j < len(line) && line[j] != ' ' && line[j] != '\t' && line[j] != '\r' {
+			j := i + 1
+			for j < len(line) && !blank[line[j]] {
 				j++
 			}
 			if w := line[i:j]; w != "ipvsadm" {
@@ -79,34 +105,41 @@ func (p *Parser) parseText(text string, lineNo int, out []Command) (int, SyntaxE
 			}
 			i = j
 		}
+		ls.args, ls.cols = args, cols
 		if len(args) == 0 || args[0][0] == '#' {
 			continue
 		}
-		c := &out[n]
-		if err := p.parseLine(args, c); err != nil {
-			e := err.(*SyntaxError)
-			e.Line = lineNo
-			if i := e.Column - 1; i >= 0 && i < len(cols) {
-				e.Column = cols[i]
-			} else {
-				e.Column = len(line) + 1
-			}
-			errs = append(errs, e)
-			continue
-		}
-		c.Line = lineNo
-		n++
+		return true
 	}
-	return n, errs
+	return false
+}
+
+// locate sets the line and column in the text of an error of parseLine
+// for the current line.
+func (ls *lines) locate(err error) *SyntaxError {
+	e := err.(*SyntaxError)
+	e.Line = ls.lineNo
+	if i := e.Column - 1; i >= 0 && i < len(ls.cols) {
+		e.Column = ls.cols[i]
+	} else {
+		e.Column = len(ls.line) + 1
+	}
+	return e
 }
 
 // readString reads r to its end into one string, which the words of the
 // text are then slices of: no copy per word, and, when r tells its length
-// (a bytes.Reader or strings.Reader does), no copy at all beyond the one.
+// (a bytes.Reader or strings.Reader does, an *os.File of a regular file
+// through Stat), no copy at all beyond the one.
 func readString(r io.Reader) (string, error) {
 	var b strings.Builder
-	if l, ok := r.(interface{ Len() int }); ok {
-		b.Grow(l.Len())
+	switch r := r.(type) {
+	case interface{ Len() int }:
+		b.Grow(r.Len())
+	case interface{ Stat() (fs.FileInfo, error) }:
+		if fi, err := r.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 && fi.Size() < 1<<30 {
+			b.Grow(int(fi.Size()))
+		}
 	}
 	if _, err := io.Copy(&b, r); err != nil {
 		return "", err
@@ -166,10 +199,13 @@ func Changes(cmds []Command) ([]ipvs.Change, error) {
 // error if an exchange failed or ctx ended: the commands not run then carry
 // that error too.
 func Apply(ctx context.Context, c *ipvs.Client, cmds []Command) ([]error, error) {
+	return apply(ctx, c, cmds, applyChunk)
+}
+
+func apply(ctx context.Context, c runner, cmds []Command, chunk int) ([]error, error) {
 	errs := make([]error, len(cmds))
 	// Runs of changes go to c.Apply in chunks, through one buffer: the
 	// changes are never all copied at once.
-	const chunk = 1024
 	var changes []ipvs.Change
 	for i := 0; i < len(cmds); {
 		if !cmds[i].Kind.isChange() {
@@ -211,8 +247,20 @@ func fail(errs []error, err error) error {
 	return err
 }
 
+// runner is what Apply and ApplyText run commands through: an *ipvs.Client,
+// or a fake in tests.
+type runner interface {
+	Apply(ctx context.Context, changes []ipvs.Change) ([]error, error)
+	Flush(ctx context.Context) error
+	ZeroAll(ctx context.Context) error
+	ZeroService(ctx context.Context, s ipvs.Service) error
+	SetTimeouts(ctx context.Context, t ipvs.Timeouts) error
+	StartSyncDaemon(ctx context.Context, d ipvs.SyncDaemon) error
+	StopSyncDaemon(ctx context.Context, state ipvs.DaemonState) error
+}
+
 // run runs a command that is not a change.
-func run(ctx context.Context, c *ipvs.Client, cmd *Command) error {
+func run(ctx context.Context, c runner, cmd *Command) error {
 	switch cmd.Kind {
 	case Clear:
 		return c.Flush(ctx)

@@ -8,11 +8,9 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/ipvs-go/ipvs"
 	"github.com/ipvs-go/ipvs/ipvsrules"
@@ -149,110 +147,52 @@ func nameRules(text []byte, r *resolver) []byte {
 	return out
 }
 
-// restore is ipvsadm -R: every line parsed first, then all of them
-// applied through ipvsrules.Apply.
+// restore is ipvsadm -R: every line checked first, then applied through
+// ipvsrules.ApplyText, a chunk at a time.
 func (m *cmd) restore(ctx context.Context) int {
-	// The commands stay live to the end, and most of the rest is garbage
-	// of a short process: collect only if the heap reaches 256 MiB.
+	// Little memory stays live (the text and a chunk of changes), and the
+	// rest is garbage of a short process: collect only if the heap reaches
+	// 256 MiB.
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(256 << 20))
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	text, err := io.ReadAll(m.stdin)
-	if err != nil {
-		fmt.Fprintf(m.stderr, "%s: %v\n", m.prog, err)
+	in := &readErr{r: m.stdin}
+	res, err := m.parser().ApplyText(ctx, m.c, in)
+	if in.err != nil {
+		fmt.Fprintf(m.stderr, "%s: %v\n", m.prog, in.err)
 		return 2
 	}
-	cmds, err := parseParallel(m.parser(), text)
+	var ses ipvsrules.SyntaxErrors
+	if errors.As(err, &ses) && len(ses) > 0 {
+		for _, se := range ses {
+			fmt.Fprintf(m.stderr, "%s\n", se)
+		}
+		return ses[0].Status
+	}
+	for _, f := range res.Failed {
+		fmt.Fprintf(m.stderr, "%s\n", kernelMessage(f.Kind, f.Err))
+	}
 	if err != nil {
-		var ses ipvsrules.SyntaxErrors
-		if errors.As(err, &ses) && len(ses) > 0 {
-			for _, se := range ses {
-				fmt.Fprintf(m.stderr, "%s\n", se)
-			}
-			return ses[0].Status
-		}
-		fmt.Fprintf(m.stderr, "%s: %v\n", m.prog, err)
-		return 2
-	}
-	errs, err := ipvsrules.Apply(ctx, m.c, cmds)
-	status := 0
-	for i, e := range errs {
-		if e == nil {
-			status = 0
-			continue
-		}
-		fmt.Fprintf(m.stderr, "%s\n", kernelMessage(cmds[i].Kind, e))
-		status = 255 // ipvsadm -R exits with the last line's status
-	}
-	if err != nil && len(errs) == 0 {
 		fmt.Fprintf(m.stderr, "%s: %v\n", m.prog, err)
 		return 1
 	}
-	return status
+	if n := len(res.Failed); n > 0 && res.Failed[n-1].Index == res.Commands-1 {
+		return 255 // ipvsadm -R exits with the last line's status
+	}
+	return 0
 }
 
-// parseParallel parses rules text as p.Parse does, a large text in one
-// piece per CPU at once.
-func parseParallel(p *ipvsrules.Parser, text []byte) ([]ipvsrules.Command, error) {
-	n := runtime.GOMAXPROCS(0)
-	if len(text) < 256<<10 || n < 2 {
-		return p.Parse(bytes.NewReader(text))
+// readErr is a reader that keeps the error of r.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(b []byte) (int, error) {
+	n, err := e.r.Read(b)
+	if err != nil && err != io.EOF {
+		e.err = err
 	}
-	type piece struct {
-		text  []byte
-		first int // the number of its first line, less one
-		cmds  []ipvsrules.Command
-		err   error
-	}
-	pieces := make([]piece, 0, n)
-	line := 0
-	for rest := text; len(rest) > 0; {
-		end := len(rest)
-		if len(pieces) < n-1 {
-			end = min(len(rest)/(n-len(pieces)), len(rest))
-			if i := bytes.IndexByte(rest[end:], '\n'); i >= 0 {
-				end += i + 1
-			} else {
-				end = len(rest)
-			}
-		}
-		pieces = append(pieces, piece{text: rest[:end], first: line})
-		line += bytes.Count(rest[:end], []byte{'\n'})
-		rest = rest[end:]
-	}
-	var wg sync.WaitGroup
-	for i := range pieces {
-		wg.Go(func() {
-			pc := &pieces[i]
-			pc.cmds, pc.err = p.Parse(bytes.NewReader(pc.text))
-		})
-	}
-	wg.Wait()
-	var cmds []ipvsrules.Command
-	var errs ipvsrules.SyntaxErrors
-	for _, pc := range pieces {
-		if pc.err != nil {
-			var ses ipvsrules.SyntaxErrors
-			if !errors.As(pc.err, &ses) {
-				return nil, pc.err
-			}
-			for _, se := range ses {
-				se.Line += pc.first
-			}
-			errs = append(errs, ses...)
-			continue
-		}
-		for i := range pc.cmds {
-			pc.cmds[i].Line += pc.first
-		}
-		if cmds == nil {
-			cmds = make([]ipvsrules.Command, 0, line+1)
-		}
-		cmds = append(cmds, pc.cmds...)
-	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	return cmds, nil
+	return n, err
 }
 
 // An ownSpec is one --owns: a prefix of service addresses or a range of

@@ -35,7 +35,7 @@
 // -R reads every line before it changes anything: a bad line is reported
 // with its line number, all bad lines are, and then nothing is applied
 // (ipvsadm applies the lines before the first bad one, then stops). The
-// good input is applied through ipvsrules.Apply, many rules per system
+// good input is applied through ipvsrules.ApplyText, many rules per system
 // call.
 //
 // # JSON

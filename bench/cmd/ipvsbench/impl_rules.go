@@ -12,8 +12,9 @@ import (
 )
 
 // rulesImpl is ipvsrules: the rules text of the ipvsadm implementation
-// parsed and applied (ipvsrules.Parse and ipvsrules.Apply, which sends
-// every change in one Client.Apply) to create and update, rules text with
+// parsed and applied by ipvsrules.ApplyText (which checks every line, then
+// parses them again and sends them a chunk at a time through Client.Apply)
+// to create and update, rules text with
 // -D lines to delete, and the list read by VirtualServices and written as
 // "ipvsadm -S -n" text by ipvsrules.Format. Against ipvs-batch (the same
 // changes built in memory and given to Apply), it shows what parsing the
@@ -38,18 +39,12 @@ func (im *rulesImpl) setup(w *workload) (err error) {
 }
 
 func (im *rulesImpl) restore(ctx context.Context, text []byte) error {
-	cmds, err := ipvsrules.Parse(bytes.NewReader(text))
+	res, err := ipvsrules.ApplyText(ctx, im.c, bytes.NewReader(text))
 	if err != nil {
 		return err
 	}
-	errs, err := ipvsrules.Apply(ctx, im.c, cmds)
-	if err != nil {
-		return err
-	}
-	for i, e := range errs {
-		if e != nil {
-			return fmt.Errorf("line %d: %w", cmds[i].Line, e)
-		}
+	if len(res.Failed) > 0 {
+		return res.Failed[0]
 	}
 	return nil
 }
