@@ -6,29 +6,99 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// dial opens a TCP or UDP socket in d's namespace (only the socket(2) call
-// runs there: a socket keeps its namespace for life), binds and marks it,
-// and connects it from the calling goroutine through the runtime's poller.
+// dial opens a TCP or UDP connection in d's namespace, for Target.Dial.
 func (d *dialer) dial(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
+	f, err := d.open(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close() // net.FileConn dups it
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, dialError(network, addr, err)
+	}
+	return c, nil
+}
+
+// dialConn is dial for the package's own probes: the connection is the
+// socket itself, without the copy and second poller registration that
+// net.FileConn makes.
+func (d *dialer) dialConn(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
+	f, err := d.open(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &sockConn{File: f, network: network, raddr: addr}, nil
+}
+
+// connectOnly opens a TCP connection and resets it at once (SO_LINGER 0,
+// so that neither end keeps the connection in TIME_WAIT), or closes it
+// normally if graceful.
+func (d *dialer) connectOnly(ctx context.Context, addr netip.AddrPort, graceful bool) error {
+	fd, f, err := d.connectFD(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	reset := func(fd uintptr) {
+		if !graceful {
+			_ = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		}
+	}
+	if f == nil {
+		reset(uintptr(fd))
+		return os.NewSyscallError("close", unix.Close(fd))
+	}
+	if rc, err := f.SyscallConn(); err == nil { // (f.Fd would make it blocking)
+		_ = rc.Control(reset)
+	}
+	return f.Close()
+}
+
+func dialError(network string, addr netip.AddrPort, err error) error {
+	var a net.Addr
+	if network == "udp" {
+		a = net.UDPAddrFromAddrPort(addr)
+	} else {
+		a = net.TCPAddrFromAddrPort(addr)
+	}
+	return &net.OpError{Op: "dial", Net: network, Addr: a, Err: err}
+}
+
+// open makes a non-blocking socket in d's namespace (only the socket(2)
+// call runs there: a socket keeps its namespace for life), marks and binds
+// it, connects it to addr, waiting for a TCP handshake until ctx is done,
+// and returns it registered with the runtime's poller.
+func (d *dialer) open(ctx context.Context, network string, addr netip.AddrPort) (*os.File, error) {
+	fd, f, err := d.connectFD(ctx, network, addr)
+	if f == nil && err == nil {
+		f = os.NewFile(uintptr(fd), "socket")
+	}
+	return f, err
+}
+
+// connectFD is open's work. It returns the socket as a descriptor if its
+// connection completed within connect(2), as it does to a local address:
+// then it has not joined the poller (a check of a local destination costs
+// no poller registration); otherwise as a File registered with the poller.
+func (d *dialer) connectFD(ctx context.Context, network string, addr netip.AddrPort) (int, *os.File, error) {
 	var typ int
 	switch network {
 	case "tcp", "tcp4", "tcp6":
-		typ = unix.SOCK_STREAM
+		typ, network = unix.SOCK_STREAM, "tcp"
 	case "udp", "udp4", "udp6":
-		typ = unix.SOCK_DGRAM
+		typ, network = unix.SOCK_DGRAM, "udp"
 	default:
-		return nil, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
-	}
-	opErr := func(err error) error {
-		return &net.OpError{Op: "dial", Net: network, Addr: net.TCPAddrFromAddrPort(addr), Err: err}
+		return -1, nil, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
 	}
 	if !addr.IsValid() {
-		return nil, opErr(fmt.Errorf("invalid address %v", addr))
+		return -1, nil, dialError(network, addr, fmt.Errorf("invalid address %v", addr))
 	}
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 	family := unix.AF_INET6
@@ -48,59 +118,78 @@ func (d *dialer) dial(ctx context.Context, network string, addr netip.AddrPort) 
 		err = mk()
 	}
 	if err != nil {
-		return nil, opErr(err)
+		return -1, nil, dialError(network, addr, err)
 	}
-	f := os.NewFile(uintptr(fd), "healthcheck")
-	defer f.Close() // net.FileConn dups it
+	fail := func(err error) (int, *os.File, error) {
+		unix.Close(fd)
+		return -1, nil, dialError(network, addr, err)
+	}
 	if d.mark != 0 {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(d.mark)); err != nil {
-			return nil, opErr(os.NewSyscallError("setsockopt SO_MARK", err))
+			return fail(os.NewSyscallError("setsockopt SO_MARK", err))
 		}
 	}
 	if d.source.IsValid() {
 		if err := unix.Bind(fd, sockaddr(netip.AddrPortFrom(d.source, 0), family)); err != nil {
-			return nil, opErr(os.NewSyscallError("bind", err))
+			return fail(os.NewSyscallError("bind", err))
 		}
 	}
-	if err := connect(ctx, f, sockaddr(addr, family)); err != nil {
-		return nil, opErr(err)
+	cerr := unix.Connect(fd, sockaddr(addr, family))
+	if cerr != nil && cerr != unix.EINPROGRESS {
+		return fail(os.NewSyscallError("connect", cerr))
 	}
-	c, err := net.FileConn(f)
-	if err != nil {
-		return nil, opErr(err)
+	if cerr == nil || peerKnown(fd) {
+		return fd, nil, nil
 	}
-	return c, nil
+	// Still connecting (or refused: waitConnected tells). The socket
+	// joins the poller only now, as one that has not started connecting
+	// polls writable (and hung up), which would end the wait at once.
+	f := os.NewFile(uintptr(fd), "socket")
+	if err := waitConnected(ctx, f); err != nil {
+		f.Close()
+		return -1, nil, dialError(network, addr, err)
+	}
+	return -1, f, nil
 }
 
-// connect connects f's non-blocking socket, waiting for a stream socket's
-// handshake until ctx is done.
-func connect(ctx context.Context, f *os.File, sa unix.Sockaddr) error {
+// peerKnown reports whether fd is connected, without allocating.
+func peerKnown(fd int) bool {
+	var rsa unix.RawSockaddrAny
+	n := uint32(unix.SizeofSockaddrAny)
+	_, _, errno := unix.Syscall(unix.SYS_GETPEERNAME, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)))
+	return errno == 0
+}
+
+// waitConnected waits until f's stream socket has connected or failed, or
+// ctx is done.
+func waitConnected(ctx context.Context, f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
-	}
-	var cerr error
-	if err := rc.Control(func(fd uintptr) { cerr = unix.Connect(int(fd), sa) }); err != nil {
-		return err
-	}
-	if cerr == nil {
-		return nil
-	}
-	if cerr != unix.EINPROGRESS {
-		return os.NewSyscallError("connect", cerr)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = f.SetWriteDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = f.SetWriteDeadline(time.Unix(1, 0)) })
 	defer stop()
+	first := true
 	var soErr int
+	var cerr error
 	err = rc.Write(func(fd uintptr) bool {
-		soErr, cerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
-		if cerr != nil || soErr != 0 {
-			return true
+		if first {
+			// Often connected, or refused, already (a local
+			// destination): tell before waiting, as readiness that
+			// came before this call is not kept for the wait.
+			first = false
+			if _, err := unix.Getpeername(int(fd)); err == nil {
+				return true
+			}
+			soErr, cerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
+			return cerr != nil || soErr != 0
 		}
-		return isConnected(int(fd))
+		// Woken: connected (writable) or failed (an error, hung up).
+		soErr, cerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
+		return true
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -118,16 +207,41 @@ func connect(ctx context.Context, f *os.File, sa unix.Sockaddr) error {
 	return nil
 }
 
-// isConnected reports whether fd has a peer (the poller can report a
-// socket writable before the handshake ends).
-func isConnected(fd int) bool {
-	_, err := unix.Getpeername(fd)
-	return err == nil
-}
-
 func sockaddr(ap netip.AddrPort, family int) unix.Sockaddr {
 	if family == unix.AF_INET {
 		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().Unmap().As4()}
 	}
 	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+}
+
+// sockConn is a connected socket as a net.Conn: the *os.File reads,
+// writes, honours deadlines and closes through the runtime's poller.
+type sockConn struct {
+	*os.File
+	network string
+	raddr   netip.AddrPort
+}
+
+func (c *sockConn) LocalAddr() net.Addr {
+	var sa unix.Sockaddr
+	if rc, err := c.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { sa, _ = unix.Getsockname(int(fd)) })
+	}
+	var ap netip.AddrPort
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		ap = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		ap = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
+	}
+	return c.addr(ap)
+}
+
+func (c *sockConn) RemoteAddr() net.Addr { return c.addr(c.raddr) }
+
+func (c *sockConn) addr(ap netip.AddrPort) net.Addr {
+	if strings.HasPrefix(c.network, "udp") {
+		return net.UDPAddrFromAddrPort(ap)
+	}
+	return net.TCPAddrFromAddrPort(ap)
 }

@@ -26,3 +26,18 @@ func (d *dialer) dial(ctx context.Context, network string, addr netip.AddrPort) 
 	}
 	return nd.DialContext(ctx, network, addr.String())
 }
+
+func (d *dialer) dialConn(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
+	return d.dial(ctx, network, addr)
+}
+
+func (d *dialer) connectOnly(ctx context.Context, addr netip.AddrPort, graceful bool) error {
+	c, err := d.dial(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	if tc, ok := c.(*net.TCPConn); ok && !graceful {
+		_ = tc.SetLinger(0)
+	}
+	return c.Close()
+}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,7 +89,14 @@ type Options struct {
 	// it returns.
 	Events  chan<- Event
 	Damping Damping
+	// MaxInFlight bounds the checks that run at once, 4096 by default.
+	// A due check waits for a free slot, and its Timeout starts when it
+	// runs: on a saturated machine checks run late rather than time out
+	// in a crowd.
+	MaxInFlight int
 }
+
+const defaultMaxInFlight = 4096
 
 // EventKind is what an Event reports.
 type EventKind uint8
@@ -197,6 +205,10 @@ type Monitor struct {
 	checks  int
 	running atomic.Bool
 
+	// dirty are the services to evaluate at the next step, damped those
+	// with a destination held down by damping.
+	dirty, damped []*svcState
+
 	// now and warmup are the clock and the random warm-up (tests replace
 	// them).
 	now    func() time.Time
@@ -210,6 +222,9 @@ type Monitor struct {
 func New(c Client, services []Service, opts Options) (*Monitor, error) {
 	if c == nil {
 		return nil, invalid("Client", "is nil")
+	}
+	if opts.MaxInFlight < 0 {
+		return nil, invalid("Options.MaxInFlight", "is negative")
 	}
 	if opts.Damping.HalfLife < 0 {
 		return nil, invalid("Options.Damping.HalfLife", "is negative")
@@ -259,7 +274,7 @@ func New(c Client, services []Service, opts Options) (*Monitor, error) {
 			return nil, invalid(f+".DepoolThreshold", "%v is not between 0 and 1", s.DepoolThreshold)
 		}
 		seen[k] = true
-		ss := &svcState{cfg: s}
+		ss := &svcState{cfg: s, idx: len(m.svcs), force: true}
 		ss.cfg.Destinations = nil
 		keys := map[netip.AddrPort]bool{}
 		for j, d := range s.Destinations {
@@ -274,14 +289,14 @@ func New(c Client, services []Service, opts Options) (*Monitor, error) {
 				return nil, invalid(df, "%v is given twice", key)
 			}
 			keys[key] = true
-			ds := &destState{cfg: d, key: key}
+			ds := &destState{cfg: d, key: key, svc: ss}
 			ds.cfg.Checks = nil
 			for k, c := range d.Checks {
 				if err := c.validate(fmt.Sprintf("%s.Checks[%d]", df, k)); err != nil {
 					return nil, err
 				}
 				ds.checks = append(ds.checks, &checkState{
-					cfg: c, name: c.name(), weight: KeepWeight,
+					cfg: c, name: c.name(), weight: KeepWeight, dest: ds,
 					target: c.target(s.Service, d.Destination, m.client),
 				})
 				m.checks++
@@ -320,8 +335,6 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 
 	type result struct {
-		svc    *svcState
-		dest   *destState
 		check  *checkState
 		weight int
 		err    error
@@ -333,35 +346,51 @@ func (m *Monitor) Run(ctx context.Context) error {
 		cancel()
 		wg.Wait()
 	}()
+	launch := func(c *checkState) {
+		c.running = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(probeCtx, c.cfg.timeout())
+			w, err := c.cfg.Probe.Probe(cctx, c.target)
+			if err == nil && (w < KeepWeight || w > ipvs.MaxWeight) {
+				err = fmt.Errorf("probe returned weight %d", w)
+			}
+			cancel()
+			results <- result{c, w, err}
+		}()
+	}
+	limit := m.opts.MaxInFlight
+	if limit == 0 {
+		limit = defaultMaxInFlight
+	}
+	// The checks that wait, by when they run next.
+	var queue checkQueue
+	for _, s := range m.svcs {
+		for _, d := range s.dests {
+			for _, c := range d.checks {
+				queue.push(c)
+			}
+		}
+	}
+	inFlight := 0
 	var retryAt time.Time
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		now := m.now()
+		// The checks due now run, and with them those due within a
+		// small part of their interval: one wake-up starts many.
+		for inFlight < limit && len(queue) > 0 && !queue[0].next.After(now.Add(queue[0].cfg.slack())) {
+			launch(queue.pop())
+			inFlight++
+		}
 		wake := now.Add(time.Hour)
-		for _, s := range m.svcs {
+		if inFlight < limit && len(queue) > 0 {
+			wake = queue[0].next
+		}
+		for _, s := range m.damped {
 			for _, d := range s.dests {
-				for _, c := range d.checks {
-					if c.running {
-						continue
-					}
-					if !c.next.After(now) {
-						c.running = true
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							cctx, cancel := context.WithTimeout(probeCtx, c.cfg.timeout())
-							w, err := c.cfg.Probe.Probe(cctx, c.target)
-							if err == nil && (w < KeepWeight || w > ipvs.MaxWeight) {
-								err = fmt.Errorf("probe returned weight %d", w)
-							}
-							cancel()
-							results <- result{s, d, c, w, err}
-						}()
-						continue
-					}
-					wake = earliest(wake, c.next)
-				}
 				if d.suppressed {
 					wake = earliest(wake, m.damping.reuseAt(d))
 				}
@@ -376,15 +405,16 @@ func (m *Monitor) Run(ctx context.Context) error {
 			return nil
 		case r := <-results:
 			now := m.now()
-			m.record(r.dest, r.check, r.weight, r.err, now)
-		drain:
 			for {
+				inFlight--
+				m.record(r.check.dest, r.check, r.weight, r.err, now)
+				queue.push(r.check)
 				select {
-				case r := <-results:
-					m.record(r.dest, r.check, r.weight, r.err, now)
+				case r = <-results:
+					continue
 				default:
-					break drain
 				}
+				break
 			}
 		case <-timer.C:
 		}
@@ -411,17 +441,60 @@ func (m *Monitor) record(d *destState, c *checkState, weight int, err error, now
 	if c.up != was || err != nil && !c.up {
 		d.cause = c
 	}
+	d.markDirty()
+	m.markDirty(d.svc)
 }
 
-// step evaluates every service at now, applies the changes, then emits the
-// events: the transitions, and the changes the kernel refused. It reports
-// whether the kernel took every change.
-func (m *Monitor) step(ctx context.Context, now time.Time) bool {
-	var evs []Event
-	for _, s := range m.svcs {
-		evs = append(evs, s.evaluate(m.damping, now)...)
+// markDirty queues s for the next step.
+func (m *Monitor) markDirty(s *svcState) {
+	if !s.dirty {
+		s.dirty = true
+		m.dirty = append(m.dirty, s)
 	}
-	failed := m.apply(ctx, now)
+}
+
+// step evaluates the services whose checks reported (and those whose
+// damping may release a destination) at now, applies the changes, then
+// emits the events: the transitions, and the changes the kernel refused.
+// It reports whether the kernel took every change.
+func (m *Monitor) step(ctx context.Context, now time.Time) bool {
+	damped := m.damped[:0]
+	for _, s := range m.damped {
+		if !s.anySuppressed() {
+			s.inDamped = false
+			continue
+		}
+		damped = append(damped, s)
+		for _, d := range s.dests {
+			if d.suppressed && !m.damping.reuseAt(d).After(now) {
+				d.markDirty()
+				m.markDirty(s)
+			}
+		}
+	}
+	clear(m.damped[len(damped):])
+	m.damped = damped
+	if len(m.dirty) == 0 {
+		return true
+	}
+	svcs := m.dirty
+	m.dirty = nil
+	slices.SortFunc(svcs, func(a, b *svcState) int { return a.idx - b.idx })
+	var evs []Event
+	var full []*svcState
+	for _, s := range svcs {
+		s.dirty = false
+		e, changed := s.evaluate(m.damping, now)
+		evs = append(evs, e...)
+		if changed {
+			full = append(full, s)
+		}
+		if !s.inDamped && s.anySuppressed() {
+			s.inDamped = true
+			m.damped = append(m.damped, s)
+		}
+	}
+	failed := m.apply(ctx, now, full)
 	for _, e := range evs {
 		m.emit(ctx, e)
 	}
@@ -431,14 +504,15 @@ func (m *Monitor) step(ctx context.Context, now time.Time) bool {
 	return len(failed) == 0
 }
 
-// apply sends the changes of every service in one Apply: first those
+// apply sends the changes of the services in one Apply: first those
 // that add capacity, then those that remove some, so that a service is
 // never empty in between (a sorry server comes in before the destinations
 // go, and goes after they are back). It returns an ApplyFailed event per
-// change that failed.
-func (m *Monitor) apply(ctx context.Context, now time.Time) []Event {
+// change that failed; a service with a failed change is evaluated in full
+// at the next step.
+func (m *Monitor) apply(ctx context.Context, now time.Time, svcs []*svcState) []Event {
 	var ps []pending
-	for _, s := range m.svcs {
+	for _, s := range svcs {
 		ps = append(ps, s.changes()...)
 	}
 	if len(ps) == 0 {
@@ -468,6 +542,8 @@ func (m *Monitor) apply(ctx context.Context, now time.Time) []Event {
 		ordered[i].settle(e)
 		if e != nil {
 			failed = append(failed, Event{Time: now, Kind: ApplyFailed, Service: changes[i].Service, Destination: changes[i].Destination, Err: e})
+			ordered[i].svc.force = true
+			m.markDirty(ordered[i].svc)
 		}
 	}
 	return failed
@@ -510,6 +586,9 @@ func (m *Monitor) start(ctx context.Context) error {
 			}
 		}
 	}
+	for _, s := range m.svcs {
+		m.markDirty(s)
+	}
 	m.step(ctx, now)
 	return nil
 }
@@ -535,6 +614,7 @@ func (m *Monitor) initial(s *svcState, have []ipvs.DestinationStats, now time.Ti
 			c.next = now.Add(m.warmup(c.cfg.Warmup))
 		}
 		d.healthy, d.alive, d.pooled = up, up, up
+		d.seenAlive, d.seenWeight = up, d.weight()
 		d.penaltyAt = now
 	}
 	if s.cfg.Sorry != nil {
