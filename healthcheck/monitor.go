@@ -208,6 +208,7 @@ type Monitor struct {
 	// dirty are the services to evaluate at the next step, damped those
 	// with a destination held down by damping.
 	dirty, damped []*svcState
+	spare         []*svcState // dirty's other buffer
 
 	// now and warmup are the clock and the random warm-up (tests replace
 	// them).
@@ -478,7 +479,7 @@ func (m *Monitor) step(ctx context.Context, now time.Time) bool {
 		return true
 	}
 	svcs := m.dirty
-	m.dirty = nil
+	m.dirty, m.spare = m.spare[:0], svcs // markDirty during apply goes to the other
 	slices.SortFunc(svcs, func(a, b *svcState) int { return a.idx - b.idx })
 	var evs []Event
 	var full []*svcState

@@ -42,6 +42,9 @@ func cpuTime() time.Duration {
 
 func runGo(srv *servers, cfg config) (result, error) {
 	r := result{name: "healthcheck", n: cfg.n, window: cfg.dur}
+	if cfg.graceful && cfg.kind == "tcp" {
+		r.name = "healthcheck-graceful"
+	}
 	runtime.GC()
 	r.baseRSS = vmRSS("self")
 	var ms runtime.MemStats
@@ -60,7 +63,7 @@ func runGo(srv *servers, cfg config) (result, error) {
 	var checks, failures atomic.Int64
 	var firstErr atomic.Value
 	var lat latencies
-	var probe healthcheck.Probe = healthcheck.TCP{}
+	var probe healthcheck.Probe = healthcheck.TCP{Graceful: cfg.graceful}
 	if cfg.kind == "http" {
 		probe = healthcheck.HTTP{Path: "/"}
 	}

@@ -39,6 +39,7 @@ func main() {
 		only       = flag.String("only", "", "run only one checker: go or keepalived")
 		serveMode  = flag.Bool("serve", false, "internal: be the server child")
 		cpuprofile = flag.String("cpuprofile", "", "write the Monitor's CPU profile of the window here")
+		graceful   = flag.Bool("graceful", false, "tcp: close the Monitor's check connections with a FIN, as keepalived does, instead of a reset")
 	)
 	flag.Parse()
 	log.SetFlags(0)
@@ -61,7 +62,7 @@ func main() {
 	defer srv.stop()
 	fmt.Printf("hcbench: %s checks of %d destinations every %v, window %v after %v warm-up, GOMAXPROCS default, kernel %s\n",
 		*kind, *n, *interval, *dur, *warm, kernelRelease())
-	cfg := config{cpuprofile: *cpuprofile, kind: *kind, n: *n, port: *port, interval: *interval, warm: *warm, dur: *dur, fake: *fake}
+	cfg := config{cpuprofile: *cpuprofile, kind: *kind, n: *n, port: *port, interval: *interval, warm: *warm, dur: *dur, fake: *fake, graceful: *graceful}
 	failed := false
 	if *only != "keepalived" {
 		r, err := runGo(srv, cfg)
@@ -91,6 +92,7 @@ type config struct {
 	interval   time.Duration
 	warm, dur  time.Duration
 	fake       bool
+	graceful   bool
 	cpuprofile string
 }
 
