@@ -205,10 +205,10 @@ type Monitor struct {
 	checks  int
 	running atomic.Bool
 
-	// dirty are the services to evaluate at the next step, damped those
-	// with a destination held down by damping.
-	dirty, damped []*svcState
-	spare         []*svcState // dirty's other buffer
+	// dirty are the services to evaluate at the next step (spare is the
+	// other buffer), suppressed the destinations held down by damping.
+	dirty, spare []*svcState
+	suppressed   []*destState
 
 	// now and warmup are the clock and the random warm-up (tests replace
 	// them).
@@ -390,12 +390,8 @@ func (m *Monitor) Run(ctx context.Context) error {
 		if inFlight < limit && len(queue) > 0 {
 			wake = queue[0].next
 		}
-		for _, s := range m.damped {
-			for _, d := range s.dests {
-				if d.suppressed {
-					wake = earliest(wake, m.damping.reuseAt(d))
-				}
-			}
+		for _, d := range m.suppressed {
+			wake = earliest(wake, m.damping.reuseAt(d))
 		}
 		if !retryAt.IsZero() {
 			wake = earliest(wake, retryAt)
@@ -459,22 +455,20 @@ func (m *Monitor) markDirty(s *svcState) {
 // emits the events: the transitions, and the changes the kernel refused.
 // It reports whether the kernel took every change.
 func (m *Monitor) step(ctx context.Context, now time.Time) bool {
-	damped := m.damped[:0]
-	for _, s := range m.damped {
-		if !s.anySuppressed() {
-			s.inDamped = false
+	kept := m.suppressed[:0]
+	for _, d := range m.suppressed {
+		if !d.suppressed {
+			d.listed = false
 			continue
 		}
-		damped = append(damped, s)
-		for _, d := range s.dests {
-			if d.suppressed && !m.damping.reuseAt(d).After(now) {
-				d.markDirty()
-				m.markDirty(s)
-			}
+		kept = append(kept, d)
+		if !m.damping.reuseAt(d).After(now) {
+			d.markDirty()
+			m.markDirty(d.svc)
 		}
 	}
-	clear(m.damped[len(damped):])
-	m.damped = damped
+	clear(m.suppressed[len(kept):])
+	m.suppressed = kept
 	if len(m.dirty) == 0 {
 		return true
 	}
@@ -490,9 +484,16 @@ func (m *Monitor) step(ctx context.Context, now time.Time) bool {
 		if changed {
 			full = append(full, s)
 		}
-		if !s.inDamped && s.anySuppressed() {
-			s.inDamped = true
-			m.damped = append(m.damped, s)
+	}
+	for _, s := range full {
+		if m.damping.halfLife <= 0 {
+			break
+		}
+		for _, d := range s.dests {
+			if d.suppressed && !d.listed {
+				d.listed = true
+				m.suppressed = append(m.suppressed, d)
+			}
 		}
 	}
 	failed := m.apply(ctx, now, full)

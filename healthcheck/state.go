@@ -80,6 +80,7 @@ type destState struct {
 	penalty    float64 // flap damping's penalty at penaltyAt
 	penaltyAt  time.Time
 	suppressed bool
+	listed     bool // in Monitor.suppressed
 
 	cause   *checkState // the check whose result last changed healthy
 	applied applied
@@ -124,7 +125,6 @@ type svcState struct {
 	dirty      bool
 	force      bool
 	dirtyDests []*destState
-	inDamped   bool // in Monitor.damped
 }
 
 // markDirty queues d for the next evaluation of its service.
@@ -133,16 +133,6 @@ func (d *destState) markDirty() {
 		d.dirty = true
 		d.svc.dirtyDests = append(d.svc.dirtyDests, d)
 	}
-}
-
-// suppressed reports whether any destination is held down by damping.
-func (s *svcState) anySuppressed() bool {
-	for _, d := range s.dests {
-		if d.suppressed {
-			return true
-		}
-	}
-	return false
 }
 
 // damping with the defaults filled in; halfLife 0 turns it off.
