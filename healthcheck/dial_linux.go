@@ -2,6 +2,7 @@ package healthcheck
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -42,23 +43,42 @@ func (d *dialer) dialConn(ctx context.Context, network string, addr netip.AddrPo
 // so that neither end keeps the connection in TIME_WAIT), or closes it
 // normally if graceful.
 func (d *dialer) connectOnly(ctx context.Context, addr netip.AddrPort, graceful bool) error {
-	fd, f, err := d.connectFD(ctx, "tcp", addr)
-	if err != nil {
+	wait, err := d.startTCP(addr, graceful)
+	if wait == nil {
 		return err
 	}
-	reset := func(fd uintptr) {
+	return wait(ctx)
+}
+
+// startTCP starts connectOnly without waiting. It is done, with err, if
+// the connection opened at once (as it does to a local address);
+// otherwise it returns the wait, which must be called.
+func (d *dialer) startTCP(addr netip.AddrPort, graceful bool) (wait func(context.Context) error, err error) {
+	fd, connected, err := d.startConnect("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if connected {
 		if !graceful {
-			_ = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+			resetOnClose(uintptr(fd))
 		}
+		return nil, os.NewSyscallError("close", unix.Close(fd))
 	}
-	if f == nil {
-		reset(uintptr(fd))
-		return os.NewSyscallError("close", unix.Close(fd))
-	}
-	if rc, err := f.SyscallConn(); err == nil { // (f.Fd would make it blocking)
-		_ = rc.Control(reset)
-	}
-	return f.Close()
+	return func(ctx context.Context) error {
+		f, err := d.finishConnect(ctx, "tcp", addr, fd)
+		if err != nil {
+			return err
+		}
+		if rc, err := f.SyscallConn(); err == nil && !graceful { // (f.Fd would make it blocking)
+			_ = rc.Control(resetOnClose)
+		}
+		return f.Close()
+	}, nil
+}
+
+// resetOnClose makes close(2) reset the connection (SO_LINGER 0).
+func resetOnClose(fd uintptr) {
+	_ = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 }
 
 func dialError(network string, addr netip.AddrPort, err error) error {
@@ -88,6 +108,17 @@ func (d *dialer) open(ctx context.Context, network string, addr netip.AddrPort) 
 // then it has not joined the poller (a check of a local destination costs
 // no poller registration); otherwise as a File registered with the poller.
 func (d *dialer) connectFD(ctx context.Context, network string, addr netip.AddrPort) (int, *os.File, error) {
+	fd, connected, err := d.startConnect(network, addr)
+	if err != nil || connected {
+		return fd, nil, err
+	}
+	f, err := d.finishConnect(ctx, network, addr, fd)
+	return -1, f, err
+}
+
+// startConnect makes the socket and starts connecting it, without
+// waiting: connected reports whether the connection is open already.
+func (d *dialer) startConnect(network string, addr netip.AddrPort) (int, bool, error) {
 	var typ int
 	switch network {
 	case "tcp", "tcp4", "tcp6":
@@ -95,10 +126,10 @@ func (d *dialer) connectFD(ctx context.Context, network string, addr netip.AddrP
 	case "udp", "udp4", "udp6":
 		typ, network = unix.SOCK_DGRAM, "udp"
 	default:
-		return -1, nil, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
+		return -1, false, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
 	}
 	if !addr.IsValid() {
-		return -1, nil, dialError(network, addr, fmt.Errorf("invalid address %v", addr))
+		return -1, false, dialError(network, addr, fmt.Errorf("invalid address %v", addr))
 	}
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 	family := unix.AF_INET6
@@ -118,11 +149,11 @@ func (d *dialer) connectFD(ctx context.Context, network string, addr netip.AddrP
 		err = mk()
 	}
 	if err != nil {
-		return -1, nil, dialError(network, addr, err)
+		return -1, false, dialError(network, addr, err)
 	}
-	fail := func(err error) (int, *os.File, error) {
+	fail := func(err error) (int, bool, error) {
 		unix.Close(fd)
-		return -1, nil, dialError(network, addr, err)
+		return -1, false, dialError(network, addr, err)
 	}
 	if d.mark != 0 {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(d.mark)); err != nil {
@@ -138,18 +169,22 @@ func (d *dialer) connectFD(ctx context.Context, network string, addr netip.AddrP
 	if cerr != nil && cerr != unix.EINPROGRESS {
 		return fail(os.NewSyscallError("connect", cerr))
 	}
-	if cerr == nil || peerKnown(fd) {
-		return fd, nil, nil
-	}
+	return fd, cerr == nil || peerKnown(fd), nil
+}
+
+// finishConnect waits for the connection of startConnect's socket fd to
+// open (or fail) until ctx is done, and returns it registered with the
+// poller; on failure fd is closed.
+func (d *dialer) finishConnect(ctx context.Context, network string, addr netip.AddrPort, fd int) (*os.File, error) {
 	// Still connecting (or refused: waitConnected tells). The socket
 	// joins the poller only now, as one that has not started connecting
 	// polls writable (and hung up), which would end the wait at once.
 	f := os.NewFile(uintptr(fd), "socket")
 	if err := waitConnected(ctx, f); err != nil {
 		f.Close()
-		return -1, nil, dialError(network, addr, err)
+		return nil, dialError(network, addr, err)
 	}
-	return -1, f, nil
+	return f, nil
 }
 
 // peerKnown reports whether fd is connected, without allocating.
@@ -194,6 +229,11 @@ func waitConnected(ctx context.Context, f *os.File) error {
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The socket's deadline, ctx's, passed a moment before
+			// ctx's timer fired.
+			return context.DeadlineExceeded
 		}
 		return err
 	}

@@ -41,3 +41,7 @@ func (d *dialer) connectOnly(ctx context.Context, addr netip.AddrPort, graceful 
 	}
 	return c.Close()
 }
+
+func (d *dialer) startTCP(addr netip.AddrPort, graceful bool) (func(context.Context) error, error) {
+	return func(ctx context.Context) error { return d.connectOnly(ctx, addr, graceful) }, nil
+}

@@ -89,6 +89,9 @@ type Options struct {
 	// it returns.
 	Events  chan<- Event
 	Damping Damping
+	// OnCheck, if set, is called with the result of every check, from
+	// Run's goroutine: it should return quickly.
+	OnCheck func(CheckResult)
 	// MaxInFlight bounds the checks that run at once, 4096 by default.
 	// A due check waits for a free slot, and its Timeout starts when it
 	// runs: on a saturated machine checks run late rather than time out
@@ -97,6 +100,20 @@ type Options struct {
 }
 
 const defaultMaxInFlight = 4096
+
+// A CheckResult is the outcome of one run of a check, for Options.OnCheck.
+type CheckResult struct {
+	Service     ipvs.Service
+	Destination ipvs.Destination // as configured
+	Check       string           // the check's name
+	// Start is when the check started and Duration how long it took.
+	Start    time.Time
+	Duration time.Duration
+	// Weight is the weight the probe returned (KeepWeight but for dynamic
+	// checks) and Err its error: nil when the check passed.
+	Weight int
+	Err    error
+}
 
 // EventKind is what an Event reports.
 type EventKind uint8
@@ -339,6 +356,8 @@ func (m *Monitor) Run(ctx context.Context) error {
 		check  *checkState
 		weight int
 		err    error
+		start  time.Time
+		dur    time.Duration
 	}
 	results := make(chan result, m.checks) // a probe never waits to report
 	probeCtx, cancel := context.WithCancel(ctx)
@@ -347,19 +366,56 @@ func (m *Monitor) Run(ctx context.Context) error {
 		cancel()
 		wg.Wait()
 	}()
-	launch := func(c *checkState) {
+	timed := m.opts.OnCheck != nil
+	run := func(c *checkState, probe func(context.Context) (int, error), start time.Time) {
+		defer wg.Done()
+		cctx, cancel := context.WithTimeout(probeCtx, c.cfg.timeout())
+		w, err := probe(cctx)
+		cancel()
+		var dur time.Duration
+		if timed {
+			dur = time.Since(start)
+		}
+		results <- result{c, w, err, start, dur}
+	}
+	// take records a result.
+	take := func(c *checkState, w int, err error, start time.Time, dur time.Duration, now time.Time) {
+		if err == nil && (w < KeepWeight || w > ipvs.MaxWeight) {
+			err = fmt.Errorf("probe returned weight %d", w)
+		}
+		if timed {
+			m.opts.OnCheck(CheckResult{
+				Service: c.dest.svc.cfg.Service, Destination: c.dest.cfg.Destination, Check: c.name,
+				Start: start, Duration: dur, Weight: w, Err: err,
+			})
+		}
+		m.record(c.dest, c, w, err, now)
+	}
+	// launch starts a check: a starter's on this goroutine, finished at
+	// once if it can; the others, and the starter's wait, on a goroutine.
+	// It reports whether the check finished.
+	launch := func(c *checkState) bool {
+		var start time.Time
+		if timed {
+			start = time.Now()
+		}
+		probe := func(ctx context.Context) (int, error) { return c.cfg.Probe.Probe(ctx, c.target) }
+		if st, ok := c.cfg.Probe.(starter); ok {
+			wait, w, err := st.start(c.target)
+			if wait == nil {
+				var dur time.Duration
+				if timed {
+					dur = time.Since(start)
+				}
+				take(c, w, err, start, dur, m.now())
+				return true
+			}
+			probe = wait
+		}
 		c.running = true
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cctx, cancel := context.WithTimeout(probeCtx, c.cfg.timeout())
-			w, err := c.cfg.Probe.Probe(cctx, c.target)
-			if err == nil && (w < KeepWeight || w > ipvs.MaxWeight) {
-				err = fmt.Errorf("probe returned weight %d", w)
-			}
-			cancel()
-			results <- result{c, w, err}
-		}()
+		go run(c, probe, start)
+		return false
 	}
 	limit := m.opts.MaxInFlight
 	if limit == 0 {
@@ -376,15 +432,33 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 	inFlight := 0
 	var retryAt time.Time
+	step := func() {
+		now := m.now()
+		if !m.step(ctx, now) {
+			retryAt = now.Add(m.retry)
+		} else {
+			retryAt = time.Time{}
+		}
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		now := m.now()
 		// The checks due now run, and with them those due within a
 		// small part of their interval: one wake-up starts many.
+		finished := false
 		for inFlight < limit && len(queue) > 0 && !queue[0].next.After(now.Add(queue[0].cfg.slack())) {
-			launch(queue.pop())
-			inFlight++
+			c := queue.pop()
+			if launch(c) {
+				queue.push(c)
+				finished = true
+			} else {
+				inFlight++
+			}
+		}
+		if finished {
+			step()
+			continue
 		}
 		wake := now.Add(time.Hour)
 		if inFlight < limit && len(queue) > 0 {
@@ -404,7 +478,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 			now := m.now()
 			for {
 				inFlight--
-				m.record(r.check.dest, r.check, r.weight, r.err, now)
+				take(r.check, r.weight, r.err, r.start, r.dur, now)
 				queue.push(r.check)
 				select {
 				case r = <-results:
@@ -415,12 +489,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 			}
 		case <-timer.C:
 		}
-		now = m.now()
-		if !m.step(ctx, now) {
-			retryAt = now.Add(m.retry)
-		} else {
-			retryAt = time.Time{}
-		}
+		step()
 	}
 }
 

@@ -32,6 +32,27 @@ func (p TCP) Probe(ctx context.Context, t Target) (int, error) {
 	return KeepWeight, t.d.connectOnly(ctx, t.Addr, p.Graceful)
 }
 
+// start begins the check without waiting (see starter).
+func (p TCP) start(t Target) (wait func(context.Context) (int, error), weight int, err error) {
+	if t.d == nil {
+		return nil, KeepWeight, fmt.Errorf("healthcheck: dial %s: target has no dialer", t.Addr)
+	}
+	w, err := t.d.startTCP(t.Addr, p.Graceful)
+	if w == nil {
+		return nil, KeepWeight, err
+	}
+	return func(ctx context.Context) (int, error) { return KeepWeight, w(ctx) }, KeepWeight, nil
+}
+
+// A starter is a probe that can often finish without waiting, such as a
+// TCP check of a local destination, whose connection opens within
+// connect(2). The Monitor calls start on its own goroutine: it returns the
+// result, or the rest of the check to run on a goroutine of its own (wait,
+// with the check's timeout). start must not block.
+type starter interface {
+	start(t Target) (wait func(context.Context) (int, error), weight int, err error)
+}
+
 // A StatusRange is a range of HTTP status codes, Min to Max inclusive.
 type StatusRange struct{ Min, Max int }
 

@@ -103,6 +103,7 @@ type result struct {
 	ownChecks     int64 // checks the checker counted itself (-1: unknown)
 	failures      int64
 	cpu           time.Duration // user+sys of the checker in the window
+	sys           time.Duration // of which sys
 	rss, baseRSS  int64         // bytes
 	heap          int64         // Go heap in use, bytes (-1: n/a)
 	missed, stale int64
@@ -126,6 +127,7 @@ func (r result) print() {
 	if r.ownChecks >= 0 {
 		fmt.Printf(" own_checks=%d failed=%d", r.ownChecks, r.failures)
 	}
+	fmt.Printf(" sys=%.2fs", r.sys.Seconds())
 	fmt.Printf(" missed=%d stale=%d maxgap=%.0fms server_cpu=%.2fs%s\n", r.missed, r.stale, r.maxGapMS, r.serverCPU.Seconds(), r.extra)
 }
 
