@@ -43,7 +43,7 @@ func (d *dialer) dialConn(ctx context.Context, network string, addr netip.AddrPo
 // so that neither end keeps the connection in TIME_WAIT), or closes it
 // normally if graceful.
 func (d *dialer) connectOnly(ctx context.Context, addr netip.AddrPort, graceful bool) error {
-	wait, err := d.startTCP(addr, graceful)
+	wait, err := d.startTCP(addr, graceful, false)
 	if wait == nil {
 		return err
 	}
@@ -53,8 +53,9 @@ func (d *dialer) connectOnly(ctx context.Context, addr netip.AddrPort, graceful 
 // startTCP starts connectOnly without waiting. It is done, with err, if
 // the connection opened at once (as it does to a local address);
 // otherwise it returns the wait, which must be called.
-func (d *dialer) startTCP(addr netip.AddrPort, graceful bool) (wait func(context.Context) error, err error) {
-	fd, connected, err := d.startConnect("tcp", addr)
+// With inNS, the calling thread is in d's namespace already.
+func (d *dialer) startTCP(addr netip.AddrPort, graceful, inNS bool) (wait func(context.Context) error, err error) {
+	fd, connected, err := d.startConnect("tcp", addr, inNS)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +109,7 @@ func (d *dialer) open(ctx context.Context, network string, addr netip.AddrPort) 
 // then it has not joined the poller (a check of a local destination costs
 // no poller registration); otherwise as a File registered with the poller.
 func (d *dialer) connectFD(ctx context.Context, network string, addr netip.AddrPort) (int, *os.File, error) {
-	fd, connected, err := d.startConnect(network, addr)
+	fd, connected, err := d.startConnect(network, addr, false)
 	if err != nil || connected {
 		return fd, nil, err
 	}
@@ -116,9 +117,29 @@ func (d *dialer) connectFD(ctx context.Context, network string, addr netip.AddrP
 	return -1, f, err
 }
 
+// startStream starts opening a TCP connection without waiting, and
+// returns the rest, which must be called. With inNS, the calling thread is
+// in d's namespace already.
+func (d *dialer) startStream(addr netip.AddrPort, inNS bool) (func(context.Context) (net.Conn, error), error) {
+	fd, connected, err := d.startConnect("tcp", addr, inNS)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (net.Conn, error) {
+		var f *os.File
+		if connected {
+			f = os.NewFile(uintptr(fd), "socket")
+		} else if f, err = d.finishConnect(ctx, "tcp", addr, fd); err != nil {
+			return nil, err
+		}
+		return &sockConn{File: f, network: "tcp", raddr: addr}, nil
+	}, nil
+}
+
 // startConnect makes the socket and starts connecting it, without
-// waiting: connected reports whether the connection is open already.
-func (d *dialer) startConnect(network string, addr netip.AddrPort) (int, bool, error) {
+// waiting: connected reports whether the connection is open already. With
+// inNS, the calling thread is in d's namespace already.
+func (d *dialer) startConnect(network string, addr netip.AddrPort, inNS bool) (int, bool, error) {
 	var typ int
 	switch network {
 	case "tcp", "tcp4", "tcp6":
@@ -143,7 +164,7 @@ func (d *dialer) startConnect(network string, addr netip.AddrPort) (int, bool, e
 		return os.NewSyscallError("socket", err)
 	}
 	var err error
-	if d.ns != nil {
+	if d.ns != nil && !inNS {
 		err = d.ns.InNetNS(mk)
 	} else {
 		err = mk()

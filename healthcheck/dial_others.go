@@ -42,6 +42,10 @@ func (d *dialer) connectOnly(ctx context.Context, addr netip.AddrPort, graceful 
 	return c.Close()
 }
 
-func (d *dialer) startTCP(addr netip.AddrPort, graceful bool) (func(context.Context) error, error) {
+func (d *dialer) startTCP(addr netip.AddrPort, graceful, _ bool) (func(context.Context) error, error) {
 	return func(ctx context.Context) error { return d.connectOnly(ctx, addr, graceful) }, nil
+}
+
+func (d *dialer) startStream(addr netip.AddrPort, _ bool) (func(context.Context) (net.Conn, error), error) {
+	return func(ctx context.Context) (net.Conn, error) { return d.dial(ctx, "tcp", addr) }, nil
 }

@@ -392,30 +392,52 @@ func (m *Monitor) Run(ctx context.Context) error {
 		m.record(c.dest, c, w, err, now)
 	}
 	// launch starts a check: a starter's on this goroutine, finished at
-	// once if it can; the others, and the starter's wait, on a goroutine.
-	// It reports whether the check finished.
-	launch := func(c *checkState) bool {
+	// once if it can (then it returns the result, with done); the
+	// others, and the starter's wait, on a goroutine.
+	type finished struct {
+		check  *checkState
+		weight int
+		err    error
+		start  time.Time
+		dur    time.Duration
+	}
+	launch := func(c *checkState, inNS bool) (f finished, done bool) {
 		var start time.Time
 		if timed {
 			start = time.Now()
 		}
 		probe := func(ctx context.Context) (int, error) { return c.cfg.Probe.Probe(ctx, c.target) }
 		if st, ok := c.cfg.Probe.(starter); ok {
-			wait, w, err := st.start(c.target)
+			wait, w, err := st.start(c.target, inNS)
 			if wait == nil {
-				var dur time.Duration
+				f = finished{check: c, weight: w, err: err, start: start}
 				if timed {
-					dur = time.Since(start)
+					f.dur = time.Since(start)
 				}
-				take(c, w, err, start, dur, m.now())
-				return true
+				return f, true
 			}
 			probe = wait
 		}
 		c.running = true
 		wg.Add(1)
 		go run(c, probe, start)
-		return false
+		return f, false
+	}
+	var due []*checkState
+	var done []finished
+	// launchAll starts the due checks, the starters' sockets all made in
+	// one visit to the Client's namespace.
+	launchAll := func() {
+		start := func(inNS bool) {
+			for _, c := range due {
+				if f, ok := launch(c, inNS); ok {
+					done = append(done, f)
+				}
+			}
+		}
+		if m.client.InNetNS(func() error { start(true); return nil }) != nil {
+			start(false) // not started: each check tells the error
+		}
 	}
 	limit := m.opts.MaxInFlight
 	if limit == 0 {
@@ -446,19 +468,25 @@ func (m *Monitor) Run(ctx context.Context) error {
 		now := m.now()
 		// The checks due now run, and with them those due within a
 		// small part of their interval: one wake-up starts many.
-		finished := false
+		due, done = due[:0], done[:0]
 		for inFlight < limit && len(queue) > 0 && !queue[0].next.After(now.Add(queue[0].cfg.slack())) {
-			c := queue.pop()
-			if launch(c) {
-				queue.push(c)
-				finished = true
-			} else {
-				inFlight++
-			}
+			due = append(due, queue.pop())
+			inFlight++
 		}
-		if finished {
-			step()
-			continue
+		if len(due) > 0 {
+			launchAll()
+			clear(due)
+			now := m.now()
+			for _, f := range done {
+				inFlight--
+				take(f.check, f.weight, f.err, f.start, f.dur, now)
+				queue.push(f.check)
+			}
+			if len(done) > 0 {
+				clear(done)
+				step()
+				continue
+			}
 		}
 		wake := now.Add(time.Hour)
 		if inFlight < limit && len(queue) > 0 {

@@ -33,11 +33,11 @@ func (p TCP) Probe(ctx context.Context, t Target) (int, error) {
 }
 
 // start begins the check without waiting (see starter).
-func (p TCP) start(t Target) (wait func(context.Context) (int, error), weight int, err error) {
+func (p TCP) start(t Target, inNS bool) (wait func(context.Context) (int, error), weight int, err error) {
 	if t.d == nil {
 		return nil, KeepWeight, fmt.Errorf("healthcheck: dial %s: target has no dialer", t.Addr)
 	}
-	w, err := t.d.startTCP(t.Addr, p.Graceful)
+	w, err := t.d.startTCP(t.Addr, p.Graceful, inNS)
 	if w == nil {
 		return nil, KeepWeight, err
 	}
@@ -46,11 +46,13 @@ func (p TCP) start(t Target) (wait func(context.Context) (int, error), weight in
 
 // A starter is a probe that can often finish without waiting, such as a
 // TCP check of a local destination, whose connection opens within
-// connect(2). The Monitor calls start on its own goroutine: it returns the
-// result, or the rest of the check to run on a goroutine of its own (wait,
-// with the check's timeout). start must not block.
+// connect(2). The Monitor calls start on its own goroutine, for many
+// checks at once, with inNS if the thread is in the Client's namespace
+// (one namespace check for them all): it returns the result, or the rest
+// of the check to run on a goroutine of its own (wait, with the check's
+// timeout). start must not block.
 type starter interface {
-	start(t Target) (wait func(context.Context) (int, error), weight int, err error)
+	start(t Target, inNS bool) (wait func(context.Context) (int, error), weight int, err error)
 }
 
 // A StatusRange is a range of HTTP status codes, Min to Max inclusive.
@@ -113,6 +115,38 @@ func (h HTTP) Probe(ctx context.Context, t Target) (int, error) {
 }
 
 func (h *HTTP) get(ctx context.Context, t Target) error {
+	if t.d == nil {
+		return fmt.Errorf("healthcheck: dial %s: target has no dialer", t.Addr)
+	}
+	conn, err := t.d.dialConn(ctx, "tcp", t.Addr)
+	if err != nil {
+		return err
+	}
+	return h.over(ctx, t, conn)
+}
+
+// start begins the check without waiting (see starter): the connection
+// starts opening at once.
+func (h HTTP) start(t Target, inNS bool) (wait func(context.Context) (int, error), weight int, err error) {
+	if t.d == nil {
+		return nil, KeepWeight, fmt.Errorf("healthcheck: dial %s: target has no dialer", t.Addr)
+	}
+	open, err := t.d.startStream(t.Addr, inNS)
+	if err != nil {
+		return nil, KeepWeight, err
+	}
+	return func(ctx context.Context) (int, error) {
+		conn, err := open(ctx)
+		if err != nil {
+			return KeepWeight, err
+		}
+		return KeepWeight, h.over(ctx, t, conn)
+	}, KeepWeight, nil
+}
+
+// over makes the GET over conn, and closes it.
+func (h *HTTP) over(ctx context.Context, t Target, conn net.Conn) error {
+	defer conn.Close()
 	path := h.Path
 	if path == "" {
 		path = "/"
@@ -141,20 +175,12 @@ func (h *HTTP) get(ctx context.Context, t Target) error {
 			cfg.InsecureSkipVerify = true
 		}
 	}
-	if t.d == nil {
-		return fmt.Errorf("healthcheck: dial %s: target has no dialer", t.Addr)
-	}
-	conn, err := t.d.dialConn(ctx, "tcp", t.Addr)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	err = h.exchange(ctx, conn, cfg, host, path)
+	err := h.exchange(ctx, conn, cfg, host, path)
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("%w (%v)", ctx.Err(), err)
 	}
