@@ -175,9 +175,8 @@ func (h *HTTP) over(ctx context.Context, t Target, conn net.Conn) error {
 			cfg.InsecureSkipVerify = true
 		}
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
+	// ctx's end, its deadline included, ends the exchange: no deadline of
+	// the socket's own (one timer and clock read less per check).
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	err := h.exchange(ctx, conn, cfg, host, path)
