@@ -43,7 +43,10 @@
 //
 // A Monitor keeps the waiting checks in a timer heap and takes each result
 // by looking only at the destination that reported, so a check costs the
-// same with 10 or 10 000 destinations; checks run on goroutines, at most
+// same with 10 or 10 000 destinations. The checks due together start
+// together: their sockets are made in one visit to the Client's namespace,
+// and a TCP check whose connection opens within connect(2) (a local
+// destination) finishes there; the others run on goroutines, at most
 // Options.MaxInFlight at once. A TCP check is a few system calls (socket,
 // connect, close; a remote destination adds the poller's registration and
 // wait) and is reset once open; an HTTP check is one GET over its own
