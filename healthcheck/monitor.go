@@ -401,11 +401,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 		start  time.Time
 		dur    time.Duration
 	}
-	launch := func(c *checkState, inNS bool) (f finished, done bool) {
-		var start time.Time
-		if timed {
-			start = time.Now()
-		}
+	// With OnCheck, the clock is read once per check: a check that
+	// finishes at once starts when the one before it in the batch ended.
+	launch := func(c *checkState, inNS bool, start time.Time) (f finished, done bool) {
 		probe := func(ctx context.Context) (int, error) { return c.cfg.Probe.Probe(ctx, c.target) }
 		if st, ok := c.cfg.Probe.(starter); ok {
 			wait, w, err := st.start(c.target, inNS)
@@ -429,9 +427,14 @@ func (m *Monitor) Run(ctx context.Context) error {
 	// one visit to the Client's namespace.
 	launchAll := func() {
 		start := func(inNS bool) {
+			var clock time.Time
+			if timed {
+				clock = time.Now()
+			}
 			for _, c := range due {
-				if f, ok := launch(c, inNS); ok {
+				if f, ok := launch(c, inNS, clock); ok {
 					done = append(done, f)
+					clock = f.start.Add(f.dur)
 				}
 			}
 		}

@@ -98,7 +98,11 @@ func runGo(srv *servers, cfg config) (result, error) {
 		})
 	}
 	var events atomic.Int64
-	m, err := healthcheck.New(client, services, healthcheck.Options{OnEvent: func(healthcheck.Event) { events.Add(1) }, OnCheck: onCheck})
+	opts := healthcheck.Options{OnEvent: func(healthcheck.Event) { events.Add(1) }}
+	if cfg.onCheck {
+		opts.OnCheck = onCheck
+	}
+	m, err := healthcheck.New(client, services, opts)
 	if err != nil {
 		return r, err
 	}
@@ -138,7 +142,12 @@ func runGo(srv *servers, cfg config) (result, error) {
 	runtime.ReadMemStats(&ms)
 	r.heap = int64(ms.HeapInuse) - baseHeap
 	r.cpu, r.sys, r.ownChecks, r.failures = cpu1-cpu0, sys1-sys0, c1-c0, f1-f0
-	r.extra = fmt.Sprintf(" goroutines=%d events=%d check_latency{%s}", runtime.NumGoroutine(), events.Load(), lat.String())
+	r.extra = fmt.Sprintf(" goroutines=%d events=%d", runtime.NumGoroutine(), events.Load())
+	if cfg.onCheck {
+		r.extra += fmt.Sprintf(" check_latency{%s}", lat.String())
+	} else {
+		r.ownChecks = -1 // not counted (-oncheck counts them)
+	}
 	if e, ok := firstErr.Load().(string); ok {
 		r.extra += fmt.Sprintf(" first_error=%q", e)
 	}
