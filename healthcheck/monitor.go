@@ -467,7 +467,32 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// takeResults records the results that came in.
+	takeResults := func(r result) {
+		now := m.now()
+		for {
+			inFlight--
+			take(r.check, r.weight, r.err, r.start, r.dur, now)
+			queue.push(r.check)
+			select {
+			case r = <-results:
+				continue
+			default:
+			}
+			break
+		}
+	}
 	for {
+		// A busy Monitor may not wait in the select below for a long
+		// time: it still stops when ctx is done, and takes the results.
+		if ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case r := <-results:
+			takeResults(r)
+		default:
+		}
 		now := m.now()
 		// The checks due now run, and with them those due within a
 		// small part of their interval: one wake-up starts many.
@@ -506,18 +531,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case r := <-results:
-			now := m.now()
-			for {
-				inFlight--
-				take(r.check, r.weight, r.err, r.start, r.dur, now)
-				queue.push(r.check)
-				select {
-				case r = <-results:
-					continue
-				default:
-				}
-				break
-			}
+			takeResults(r)
 		case <-timer.C:
 		}
 		step()

@@ -3,6 +3,7 @@ package healthcheck
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"runtime"
@@ -198,4 +199,48 @@ func TestRunTCPAndOnCheck(t *testing.T) {
 	if w := k.weight(svc, closed.String()); w != 0 {
 		t.Errorf("closed port's weight %d, want 0", w)
 	}
+}
+
+// A Monitor that always has checks due, all finishing at once (TCP checks
+// of a local port at a tiny interval), still stops when its context ends.
+func TestRunStopsWhenBusy(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	var ds []Destination
+	for i := range 100 {
+		ds = append(ds, Destination{
+			Destination: dest(fmt.Sprintf("10.0.4.%d:80", i+1), 1),
+			Checks:      []Check{{Probe: TCP{}, Interval: time.Nanosecond, Address: netipAddr("127.0.0.1"), Port: uint16(ln.Addr().(*net.TCPAddr).Port)}},
+		})
+	}
+	var n atomic.Int64
+	m, err := New(newFakeKernel(), []Service{{Service: svc, Destinations: ds}}, Options{OnCheck: func(CheckResult) { n.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not return within 2s of its context's end")
+	}
+	t.Logf("%d checks in 100ms", n.Load())
 }
