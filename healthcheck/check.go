@@ -118,6 +118,10 @@ func (c *Check) timeout() time.Duration    { return orDefault(c.Timeout, default
 func (c *Check) retryDelay() time.Duration { return orDefault(c.RetryDelay, defaultRetryDelay) }
 func (c *Check) rise() int                 { return max(c.Rise, 1) }
 
+// slack is how early a check may start, so that the Monitor starts the
+// checks due close together at once: 1/64 of its interval, at most 10ms.
+func (c *Check) slack() time.Duration { return min(c.interval()/64, 10*time.Millisecond) }
+
 func orDefault(d, def time.Duration) time.Duration {
 	if d == 0 {
 		return def

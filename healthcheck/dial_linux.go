@@ -2,33 +2,155 @@ package healthcheck
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// dial opens a TCP or UDP socket in d's namespace (only the socket(2) call
-// runs there: a socket keeps its namespace for life), binds and marks it,
-// and connects it from the calling goroutine through the runtime's poller.
+// dial opens a TCP or UDP connection in d's namespace, for Target.Dial.
 func (d *dialer) dial(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
+	f, err := d.open(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close() // net.FileConn dups it
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, dialError(network, addr, err)
+	}
+	return c, nil
+}
+
+// dialConn is dial for the package's own probes: the connection is the
+// socket itself, without the copy and second poller registration that
+// net.FileConn makes.
+func (d *dialer) dialConn(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
+	f, err := d.open(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &sockConn{File: f, network: network, raddr: addr}, nil
+}
+
+// connectOnly opens a TCP connection and resets it at once (SO_LINGER 0,
+// so that neither end keeps the connection in TIME_WAIT), or closes it
+// normally if graceful.
+func (d *dialer) connectOnly(ctx context.Context, addr netip.AddrPort, graceful bool) error {
+	wait, err := d.startTCP(addr, graceful, false)
+	if wait == nil {
+		return err
+	}
+	return wait(ctx)
+}
+
+// startTCP starts connectOnly without waiting. It is done, with err, if
+// the connection opened at once (as it does to a local address);
+// otherwise it returns the wait, which must be called.
+// With inNS, the calling thread is in d's namespace already.
+func (d *dialer) startTCP(addr netip.AddrPort, graceful, inNS bool) (wait func(context.Context) error, err error) {
+	fd, connected, err := d.startConnect("tcp", addr, inNS)
+	if err != nil {
+		return nil, err
+	}
+	if connected {
+		if !graceful {
+			resetOnClose(uintptr(fd))
+		}
+		return nil, os.NewSyscallError("close", unix.Close(fd))
+	}
+	return func(ctx context.Context) error {
+		f, err := d.finishConnect(ctx, "tcp", addr, fd)
+		if err != nil {
+			return err
+		}
+		if rc, err := f.SyscallConn(); err == nil && !graceful { // (f.Fd would make it blocking)
+			_ = rc.Control(resetOnClose)
+		}
+		return f.Close()
+	}, nil
+}
+
+// resetOnClose makes close(2) reset the connection (SO_LINGER 0).
+func resetOnClose(fd uintptr) {
+	_ = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+}
+
+func dialError(network string, addr netip.AddrPort, err error) error {
+	var a net.Addr
+	if network == "udp" {
+		a = net.UDPAddrFromAddrPort(addr)
+	} else {
+		a = net.TCPAddrFromAddrPort(addr)
+	}
+	return &net.OpError{Op: "dial", Net: network, Addr: a, Err: err}
+}
+
+// open makes a non-blocking socket in d's namespace (only the socket(2)
+// call runs there: a socket keeps its namespace for life), marks and binds
+// it, connects it to addr, waiting for a TCP handshake until ctx is done,
+// and returns it registered with the runtime's poller.
+func (d *dialer) open(ctx context.Context, network string, addr netip.AddrPort) (*os.File, error) {
+	fd, f, err := d.connectFD(ctx, network, addr)
+	if f == nil && err == nil {
+		f = os.NewFile(uintptr(fd), "socket")
+	}
+	return f, err
+}
+
+// connectFD is open's work. It returns the socket as a descriptor if its
+// connection completed within connect(2), as it does to a local address:
+// then it has not joined the poller (a check of a local destination costs
+// no poller registration); otherwise as a File registered with the poller.
+func (d *dialer) connectFD(ctx context.Context, network string, addr netip.AddrPort) (int, *os.File, error) {
+	fd, connected, err := d.startConnect(network, addr, false)
+	if err != nil || connected {
+		return fd, nil, err
+	}
+	f, err := d.finishConnect(ctx, network, addr, fd)
+	return -1, f, err
+}
+
+// startStream starts opening a TCP connection without waiting, and
+// returns the rest, which must be called. With inNS, the calling thread is
+// in d's namespace already.
+func (d *dialer) startStream(addr netip.AddrPort, inNS bool) (func(context.Context) (net.Conn, error), error) {
+	fd, connected, err := d.startConnect("tcp", addr, inNS)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (net.Conn, error) {
+		var f *os.File
+		if connected {
+			f = os.NewFile(uintptr(fd), "socket")
+		} else if f, err = d.finishConnect(ctx, "tcp", addr, fd); err != nil {
+			return nil, err
+		}
+		return &sockConn{File: f, network: "tcp", raddr: addr}, nil
+	}, nil
+}
+
+// startConnect makes the socket and starts connecting it, without
+// waiting: connected reports whether the connection is open already. With
+// inNS, the calling thread is in d's namespace already.
+func (d *dialer) startConnect(network string, addr netip.AddrPort, inNS bool) (int, bool, error) {
 	var typ int
 	switch network {
 	case "tcp", "tcp4", "tcp6":
-		typ = unix.SOCK_STREAM
+		typ, network = unix.SOCK_STREAM, "tcp"
 	case "udp", "udp4", "udp6":
-		typ = unix.SOCK_DGRAM
+		typ, network = unix.SOCK_DGRAM, "udp"
 	default:
-		return nil, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
-	}
-	opErr := func(err error) error {
-		return &net.OpError{Op: "dial", Net: network, Addr: net.TCPAddrFromAddrPort(addr), Err: err}
+		return -1, false, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
 	}
 	if !addr.IsValid() {
-		return nil, opErr(fmt.Errorf("invalid address %v", addr))
+		return -1, false, dialError(network, addr, fmt.Errorf("invalid address %v", addr))
 	}
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 	family := unix.AF_INET6
@@ -42,69 +164,94 @@ func (d *dialer) dial(ctx context.Context, network string, addr netip.AddrPort) 
 		return os.NewSyscallError("socket", err)
 	}
 	var err error
-	if d.ns != nil {
+	if d.ns != nil && !inNS {
 		err = d.ns.InNetNS(mk)
 	} else {
 		err = mk()
 	}
 	if err != nil {
-		return nil, opErr(err)
+		return -1, false, dialError(network, addr, err)
 	}
-	f := os.NewFile(uintptr(fd), "healthcheck")
-	defer f.Close() // net.FileConn dups it
+	fail := func(err error) (int, bool, error) {
+		unix.Close(fd)
+		return -1, false, dialError(network, addr, err)
+	}
 	if d.mark != 0 {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(d.mark)); err != nil {
-			return nil, opErr(os.NewSyscallError("setsockopt SO_MARK", err))
+			return fail(os.NewSyscallError("setsockopt SO_MARK", err))
 		}
 	}
 	if d.source.IsValid() {
 		if err := unix.Bind(fd, sockaddr(netip.AddrPortFrom(d.source, 0), family)); err != nil {
-			return nil, opErr(os.NewSyscallError("bind", err))
+			return fail(os.NewSyscallError("bind", err))
 		}
 	}
-	if err := connect(ctx, f, sockaddr(addr, family)); err != nil {
-		return nil, opErr(err)
+	cerr := unix.Connect(fd, sockaddr(addr, family))
+	if cerr != nil && cerr != unix.EINPROGRESS {
+		return fail(os.NewSyscallError("connect", cerr))
 	}
-	c, err := net.FileConn(f)
-	if err != nil {
-		return nil, opErr(err)
-	}
-	return c, nil
+	return fd, cerr == nil || peerKnown(fd), nil
 }
 
-// connect connects f's non-blocking socket, waiting for a stream socket's
-// handshake until ctx is done.
-func connect(ctx context.Context, f *os.File, sa unix.Sockaddr) error {
+// finishConnect waits for the connection of startConnect's socket fd to
+// open (or fail) until ctx is done, and returns it registered with the
+// poller; on failure fd is closed.
+func (d *dialer) finishConnect(ctx context.Context, network string, addr netip.AddrPort, fd int) (*os.File, error) {
+	// Still connecting (or refused: waitConnected tells). The socket
+	// joins the poller only now, as one that has not started connecting
+	// polls writable (and hung up), which would end the wait at once.
+	f := os.NewFile(uintptr(fd), "socket")
+	if err := waitConnected(ctx, f); err != nil {
+		f.Close()
+		return nil, dialError(network, addr, err)
+	}
+	return f, nil
+}
+
+// peerKnown reports whether fd is connected, without allocating.
+func peerKnown(fd int) bool {
+	var rsa unix.RawSockaddrAny
+	n := uint32(unix.SizeofSockaddrAny)
+	_, _, errno := unix.Syscall(unix.SYS_GETPEERNAME, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)))
+	return errno == 0
+}
+
+// waitConnected waits until f's stream socket has connected or failed, or
+// ctx is done.
+func waitConnected(ctx context.Context, f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
-	var cerr error
-	if err := rc.Control(func(fd uintptr) { cerr = unix.Connect(int(fd), sa) }); err != nil {
-		return err
-	}
-	if cerr == nil {
-		return nil
-	}
-	if cerr != unix.EINPROGRESS {
-		return os.NewSyscallError("connect", cerr)
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = f.SetWriteDeadline(dl)
-	}
+	// ctx's end, its deadline included, ends the wait: no deadline of
+	// the socket's own (one timer and clock read less per check).
 	stop := context.AfterFunc(ctx, func() { _ = f.SetWriteDeadline(time.Unix(1, 0)) })
-	defer stop()
+	first := true
 	var soErr int
+	var cerr error
 	err = rc.Write(func(fd uintptr) bool {
-		soErr, cerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
-		if cerr != nil || soErr != 0 {
-			return true
+		if first {
+			// Often connected, or refused, already (a local
+			// destination): tell before waiting, as readiness that
+			// came before this call is not kept for the wait.
+			first = false
+			if _, err := unix.Getpeername(int(fd)); err == nil {
+				return true
+			}
+			soErr, cerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
+			return cerr != nil || soErr != 0
 		}
-		return isConnected(int(fd))
+		// Woken: connected (writable) or failed (an error, hung up).
+		soErr, cerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
+		return true
 	})
+	stopped := stop()
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return context.DeadlineExceeded
 		}
 		return err
 	}
@@ -114,15 +261,12 @@ func connect(ctx context.Context, f *os.File, sa unix.Sockaddr) error {
 	if soErr != 0 {
 		return os.NewSyscallError("connect", unix.Errno(soErr))
 	}
-	_ = f.SetWriteDeadline(time.Time{})
+	if !stopped {
+		// ctx ended as the connection opened: the socket's deadline
+		// has passed.
+		return ctx.Err()
+	}
 	return nil
-}
-
-// isConnected reports whether fd has a peer (the poller can report a
-// socket writable before the handshake ends).
-func isConnected(fd int) bool {
-	_, err := unix.Getpeername(fd)
-	return err == nil
 }
 
 func sockaddr(ap netip.AddrPort, family int) unix.Sockaddr {
@@ -130,4 +274,36 @@ func sockaddr(ap netip.AddrPort, family int) unix.Sockaddr {
 		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().Unmap().As4()}
 	}
 	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+}
+
+// sockConn is a connected socket as a net.Conn: the *os.File reads,
+// writes, honours deadlines and closes through the runtime's poller.
+type sockConn struct {
+	*os.File
+	network string
+	raddr   netip.AddrPort
+}
+
+func (c *sockConn) LocalAddr() net.Addr {
+	var sa unix.Sockaddr
+	if rc, err := c.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { sa, _ = unix.Getsockname(int(fd)) })
+	}
+	var ap netip.AddrPort
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		ap = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		ap = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
+	}
+	return c.addr(ap)
+}
+
+func (c *sockConn) RemoteAddr() net.Addr { return c.addr(c.raddr) }
+
+func (c *sockConn) addr(ap netip.AddrPort) net.Addr {
+	if strings.HasPrefix(c.network, "udp") {
+		return net.UDPAddrFromAddrPort(ap)
+	}
+	return net.TCPAddrFromAddrPort(ap)
 }

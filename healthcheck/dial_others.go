@@ -26,3 +26,26 @@ func (d *dialer) dial(ctx context.Context, network string, addr netip.AddrPort) 
 	}
 	return nd.DialContext(ctx, network, addr.String())
 }
+
+func (d *dialer) dialConn(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
+	return d.dial(ctx, network, addr)
+}
+
+func (d *dialer) connectOnly(ctx context.Context, addr netip.AddrPort, graceful bool) error {
+	c, err := d.dial(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	if tc, ok := c.(*net.TCPConn); ok && !graceful {
+		_ = tc.SetLinger(0)
+	}
+	return c.Close()
+}
+
+func (d *dialer) startTCP(addr netip.AddrPort, graceful, _ bool) (func(context.Context) error, error) {
+	return func(ctx context.Context) error { return d.connectOnly(ctx, addr, graceful) }, nil
+}
+
+func (d *dialer) startStream(addr netip.AddrPort, _ bool) (func(context.Context) (net.Conn, error), error) {
+	return func(ctx context.Context) (net.Conn, error) { return d.dial(ctx, "tcp", addr) }, nil
+}

@@ -131,7 +131,10 @@ type sim struct {
 	events []Event
 }
 
-var svc = ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("10.0.1.1"), Port: 80, Scheduler: "rr"}
+var (
+	svc  = ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("10.0.1.1"), Port: 80, Scheduler: "rr"}
+	svc2 = ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("10.0.1.2"), Port: 80, Scheduler: "rr"}
+)
 
 func dest(a string, w int) ipvs.Destination {
 	ap := netip.MustParseAddrPort(a)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,6 +89,30 @@ type Options struct {
 	// it returns.
 	Events  chan<- Event
 	Damping Damping
+	// OnCheck, if set, is called with the result of every check, from
+	// Run's goroutine: it should return quickly.
+	OnCheck func(CheckResult)
+	// MaxInFlight bounds the checks that run at once, 4096 by default.
+	// A due check waits for a free slot, and its Timeout starts when it
+	// runs: on a saturated machine checks run late rather than time out
+	// in a crowd.
+	MaxInFlight int
+}
+
+const defaultMaxInFlight = 4096
+
+// A CheckResult is the outcome of one run of a check, for Options.OnCheck.
+type CheckResult struct {
+	Service     ipvs.Service
+	Destination ipvs.Destination // as configured
+	Check       string           // the check's name
+	// Start is when the check started and Duration how long it took.
+	Start    time.Time
+	Duration time.Duration
+	// Weight is the weight the probe returned (KeepWeight but for dynamic
+	// checks) and Err its error: nil when the check passed.
+	Weight int
+	Err    error
 }
 
 // EventKind is what an Event reports.
@@ -197,6 +222,11 @@ type Monitor struct {
 	checks  int
 	running atomic.Bool
 
+	// dirty are the services to evaluate at the next step (spare is the
+	// other buffer), suppressed the destinations held down by damping.
+	dirty, spare []*svcState
+	suppressed   []*destState
+
 	// now and warmup are the clock and the random warm-up (tests replace
 	// them).
 	now    func() time.Time
@@ -210,6 +240,9 @@ type Monitor struct {
 func New(c Client, services []Service, opts Options) (*Monitor, error) {
 	if c == nil {
 		return nil, invalid("Client", "is nil")
+	}
+	if opts.MaxInFlight < 0 {
+		return nil, invalid("Options.MaxInFlight", "is negative")
 	}
 	if opts.Damping.HalfLife < 0 {
 		return nil, invalid("Options.Damping.HalfLife", "is negative")
@@ -259,7 +292,7 @@ func New(c Client, services []Service, opts Options) (*Monitor, error) {
 			return nil, invalid(f+".DepoolThreshold", "%v is not between 0 and 1", s.DepoolThreshold)
 		}
 		seen[k] = true
-		ss := &svcState{cfg: s}
+		ss := &svcState{cfg: s, idx: len(m.svcs), force: true}
 		ss.cfg.Destinations = nil
 		keys := map[netip.AddrPort]bool{}
 		for j, d := range s.Destinations {
@@ -274,14 +307,14 @@ func New(c Client, services []Service, opts Options) (*Monitor, error) {
 				return nil, invalid(df, "%v is given twice", key)
 			}
 			keys[key] = true
-			ds := &destState{cfg: d, key: key}
+			ds := &destState{cfg: d, key: key, svc: ss}
 			ds.cfg.Checks = nil
 			for k, c := range d.Checks {
 				if err := c.validate(fmt.Sprintf("%s.Checks[%d]", df, k)); err != nil {
 					return nil, err
 				}
 				ds.checks = append(ds.checks, &checkState{
-					cfg: c, name: c.name(), weight: KeepWeight,
+					cfg: c, name: c.name(), weight: KeepWeight, dest: ds,
 					target: c.target(s.Service, d.Destination, m.client),
 				})
 				m.checks++
@@ -320,11 +353,11 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 
 	type result struct {
-		svc    *svcState
-		dest   *destState
 		check  *checkState
 		weight int
 		err    error
+		start  time.Time
+		dur    time.Duration
 	}
 	results := make(chan result, m.checks) // a probe never waits to report
 	probeCtx, cancel := context.WithCancel(ctx)
@@ -333,39 +366,162 @@ func (m *Monitor) Run(ctx context.Context) error {
 		cancel()
 		wg.Wait()
 	}()
-	var retryAt time.Time
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		now := m.now()
-		wake := now.Add(time.Hour)
-		for _, s := range m.svcs {
-			for _, d := range s.dests {
-				for _, c := range d.checks {
-					if c.running {
-						continue
-					}
-					if !c.next.After(now) {
-						c.running = true
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							cctx, cancel := context.WithTimeout(probeCtx, c.cfg.timeout())
-							w, err := c.cfg.Probe.Probe(cctx, c.target)
-							if err == nil && (w < KeepWeight || w > ipvs.MaxWeight) {
-								err = fmt.Errorf("probe returned weight %d", w)
-							}
-							cancel()
-							results <- result{s, d, c, w, err}
-						}()
-						continue
-					}
-					wake = earliest(wake, c.next)
+	timed := m.opts.OnCheck != nil
+	run := func(c *checkState, probe func(context.Context) (int, error), start time.Time) {
+		defer wg.Done()
+		cctx, cancel := context.WithTimeout(probeCtx, c.cfg.timeout())
+		w, err := probe(cctx)
+		cancel()
+		var dur time.Duration
+		if timed {
+			dur = time.Since(start)
+		}
+		results <- result{c, w, err, start, dur}
+	}
+	// take records a result.
+	take := func(c *checkState, w int, err error, start time.Time, dur time.Duration, now time.Time) {
+		if err == nil && (w < KeepWeight || w > ipvs.MaxWeight) {
+			err = fmt.Errorf("probe returned weight %d", w)
+		}
+		if timed {
+			m.opts.OnCheck(CheckResult{
+				Service: c.dest.svc.cfg.Service, Destination: c.dest.cfg.Destination, Check: c.name,
+				Start: start, Duration: dur, Weight: w, Err: err,
+			})
+		}
+		m.record(c.dest, c, w, err, now)
+	}
+	// launch starts a check: a starter's on this goroutine, finished at
+	// once if it can (then it returns the result, with done); the
+	// others, and the starter's wait, on a goroutine.
+	type finished struct {
+		check  *checkState
+		weight int
+		err    error
+		start  time.Time
+		dur    time.Duration
+	}
+	// With OnCheck, the clock is read once per check: a check that
+	// finishes at once starts when the one before it in the batch ended.
+	launch := func(c *checkState, inNS bool, start time.Time) (f finished, done bool) {
+		probe := func(ctx context.Context) (int, error) { return c.cfg.Probe.Probe(ctx, c.target) }
+		if st, ok := c.cfg.Probe.(starter); ok {
+			wait, w, err := st.start(c.target, inNS)
+			if wait == nil {
+				f = finished{check: c, weight: w, err: err, start: start}
+				if timed {
+					f.dur = time.Since(start)
 				}
-				if d.suppressed {
-					wake = earliest(wake, m.damping.reuseAt(d))
+				return f, true
+			}
+			probe = wait
+		}
+		c.running = true
+		wg.Add(1)
+		go run(c, probe, start)
+		return f, false
+	}
+	var due []*checkState
+	var done []finished
+	// launchAll starts the due checks, the starters' sockets all made in
+	// one visit to the Client's namespace.
+	launchAll := func() {
+		start := func(inNS bool) {
+			var clock time.Time
+			if timed {
+				clock = time.Now()
+			}
+			for _, c := range due {
+				if f, ok := launch(c, inNS, clock); ok {
+					done = append(done, f)
+					clock = f.start.Add(f.dur)
 				}
 			}
+		}
+		if m.client.InNetNS(func() error { start(true); return nil }) != nil {
+			start(false) // not started: each check tells the error
+		}
+	}
+	limit := m.opts.MaxInFlight
+	if limit == 0 {
+		limit = defaultMaxInFlight
+	}
+	// The checks that wait, by when they run next.
+	var queue checkQueue
+	for _, s := range m.svcs {
+		for _, d := range s.dests {
+			for _, c := range d.checks {
+				queue.push(c)
+			}
+		}
+	}
+	inFlight := 0
+	var retryAt time.Time
+	step := func() {
+		now := m.now()
+		if !m.step(ctx, now) {
+			retryAt = now.Add(m.retry)
+		} else {
+			retryAt = time.Time{}
+		}
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	// takeResults records the results that came in.
+	takeResults := func(r result) {
+		now := m.now()
+		for {
+			inFlight--
+			take(r.check, r.weight, r.err, r.start, r.dur, now)
+			queue.push(r.check)
+			select {
+			case r = <-results:
+				continue
+			default:
+			}
+			break
+		}
+	}
+	for {
+		// A busy Monitor may not wait in the select below for a long
+		// time: it still stops when ctx is done, and takes the results.
+		if ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case r := <-results:
+			takeResults(r)
+		default:
+		}
+		now := m.now()
+		// The checks due now run, and with them those due within a
+		// small part of their interval: one wake-up starts many.
+		due, done = due[:0], done[:0]
+		for inFlight < limit && len(queue) > 0 && !queue[0].next.After(now.Add(queue[0].cfg.slack())) {
+			due = append(due, queue.pop())
+			inFlight++
+		}
+		if len(due) > 0 {
+			launchAll()
+			clear(due)
+			now := m.now()
+			for _, f := range done {
+				inFlight--
+				take(f.check, f.weight, f.err, f.start, f.dur, now)
+				queue.push(f.check)
+			}
+			if len(done) > 0 {
+				clear(done)
+				step()
+				continue
+			}
+		}
+		wake := now.Add(time.Hour)
+		if inFlight < limit && len(queue) > 0 {
+			wake = queue[0].next
+		}
+		for _, d := range m.suppressed {
+			wake = earliest(wake, m.damping.reuseAt(d))
 		}
 		if !retryAt.IsZero() {
 			wake = earliest(wake, retryAt)
@@ -375,25 +531,10 @@ func (m *Monitor) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case r := <-results:
-			now := m.now()
-			m.record(r.dest, r.check, r.weight, r.err, now)
-		drain:
-			for {
-				select {
-				case r := <-results:
-					m.record(r.dest, r.check, r.weight, r.err, now)
-				default:
-					break drain
-				}
-			}
+			takeResults(r)
 		case <-timer.C:
 		}
-		now = m.now()
-		if !m.step(ctx, now) {
-			retryAt = now.Add(m.retry)
-		} else {
-			retryAt = time.Time{}
-		}
+		step()
 	}
 }
 
@@ -411,17 +552,65 @@ func (m *Monitor) record(d *destState, c *checkState, weight int, err error, now
 	if c.up != was || err != nil && !c.up {
 		d.cause = c
 	}
+	d.markDirty()
+	m.markDirty(d.svc)
 }
 
-// step evaluates every service at now, applies the changes, then emits the
-// events: the transitions, and the changes the kernel refused. It reports
-// whether the kernel took every change.
-func (m *Monitor) step(ctx context.Context, now time.Time) bool {
-	var evs []Event
-	for _, s := range m.svcs {
-		evs = append(evs, s.evaluate(m.damping, now)...)
+// markDirty queues s for the next step.
+func (m *Monitor) markDirty(s *svcState) {
+	if !s.dirty {
+		s.dirty = true
+		m.dirty = append(m.dirty, s)
 	}
-	failed := m.apply(ctx, now)
+}
+
+// step evaluates the services whose checks reported (and those whose
+// damping may release a destination) at now, applies the changes, then
+// emits the events: the transitions, and the changes the kernel refused.
+// It reports whether the kernel took every change.
+func (m *Monitor) step(ctx context.Context, now time.Time) bool {
+	kept := m.suppressed[:0]
+	for _, d := range m.suppressed {
+		if !d.suppressed {
+			d.listed = false
+			continue
+		}
+		kept = append(kept, d)
+		if !m.damping.reuseAt(d).After(now) {
+			d.markDirty()
+			m.markDirty(d.svc)
+		}
+	}
+	clear(m.suppressed[len(kept):])
+	m.suppressed = kept
+	if len(m.dirty) == 0 {
+		return true
+	}
+	svcs := m.dirty
+	m.dirty, m.spare = m.spare[:0], svcs // markDirty during apply goes to the other
+	slices.SortFunc(svcs, func(a, b *svcState) int { return a.idx - b.idx })
+	var evs []Event
+	var full []*svcState
+	for _, s := range svcs {
+		s.dirty = false
+		e, changed := s.evaluate(m.damping, now)
+		evs = append(evs, e...)
+		if changed {
+			full = append(full, s)
+		}
+	}
+	for _, s := range full {
+		if m.damping.halfLife <= 0 {
+			break
+		}
+		for _, d := range s.dests {
+			if d.suppressed && !d.listed {
+				d.listed = true
+				m.suppressed = append(m.suppressed, d)
+			}
+		}
+	}
+	failed := m.apply(ctx, now, full)
 	for _, e := range evs {
 		m.emit(ctx, e)
 	}
@@ -431,14 +620,15 @@ func (m *Monitor) step(ctx context.Context, now time.Time) bool {
 	return len(failed) == 0
 }
 
-// apply sends the changes of every service in one Apply: first those
+// apply sends the changes of the services in one Apply: first those
 // that add capacity, then those that remove some, so that a service is
 // never empty in between (a sorry server comes in before the destinations
 // go, and goes after they are back). It returns an ApplyFailed event per
-// change that failed.
-func (m *Monitor) apply(ctx context.Context, now time.Time) []Event {
+// change that failed; a service with a failed change is evaluated in full
+// at the next step.
+func (m *Monitor) apply(ctx context.Context, now time.Time, svcs []*svcState) []Event {
 	var ps []pending
-	for _, s := range m.svcs {
+	for _, s := range svcs {
 		ps = append(ps, s.changes()...)
 	}
 	if len(ps) == 0 {
@@ -468,6 +658,8 @@ func (m *Monitor) apply(ctx context.Context, now time.Time) []Event {
 		ordered[i].settle(e)
 		if e != nil {
 			failed = append(failed, Event{Time: now, Kind: ApplyFailed, Service: changes[i].Service, Destination: changes[i].Destination, Err: e})
+			ordered[i].svc.force = true
+			m.markDirty(ordered[i].svc)
 		}
 	}
 	return failed
@@ -510,6 +702,9 @@ func (m *Monitor) start(ctx context.Context) error {
 			}
 		}
 	}
+	for _, s := range m.svcs {
+		m.markDirty(s)
+	}
 	m.step(ctx, now)
 	return nil
 }
@@ -535,6 +730,7 @@ func (m *Monitor) initial(s *svcState, have []ipvs.DestinationStats, now time.Ti
 			c.next = now.Add(m.warmup(c.cfg.Warmup))
 		}
 		d.healthy, d.alive, d.pooled = up, up, up
+		d.seenAlive, d.seenWeight = up, d.weight()
 		d.penaltyAt = now
 	}
 	if s.cfg.Sorry != nil {

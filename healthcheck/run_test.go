@@ -3,9 +3,13 @@ package healthcheck
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/netip"
 	"runtime"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -140,4 +144,103 @@ func TestRunTwice(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TCP checks run through the Monitor: one of a listening port (its
+// connection opens within connect(2), so the Monitor finishes it on its
+// own goroutine) and one of a closed port (refused, so it goes on a
+// goroutine to learn why). OnCheck sees every result with its error.
+func TestRunTCPAndOnCheck(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	open := netip.MustParseAddrPort(ln.Addr().String())
+	closed := netip.MustParseAddrPort(closedPort(t, "tcp"))
+	var mu sync.Mutex
+	results := map[netip.AddrPort][]CheckResult{}
+	k := newFakeKernel()
+	m, err := New(k, []Service{{Service: svc, Destinations: []Destination{
+		{Destination: dest(open.String(), 2), Checks: []Check{{Probe: TCP{}, Interval: 10 * time.Millisecond}}},
+		{Destination: dest(closed.String(), 2), Checks: []Check{{Probe: TCP{Graceful: true}, Interval: 10 * time.Millisecond}}},
+	}}}, Options{OnCheck: func(r CheckResult) {
+		mu.Lock()
+		defer mu.Unlock()
+		ap := netip.AddrPortFrom(r.Destination.Address, r.Destination.Port)
+		results[ap] = append(results[ap], r)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(results[open]) < 3 || len(results[closed]) < 3 {
+		t.Fatalf("%d and %d results in 200ms at a 10ms interval, want more", len(results[open]), len(results[closed]))
+	}
+	for _, r := range results[open] {
+		if r.Err != nil || r.Check != "TCP" || r.Weight != KeepWeight || r.Start.IsZero() || r.Duration <= 0 || r.Service != svc {
+			t.Fatalf("result of the open port: %+v", r)
+		}
+	}
+	for _, r := range results[closed] {
+		if !errors.Is(r.Err, syscall.ECONNREFUSED) {
+			t.Fatalf("result of the closed port: %+v, want ECONNREFUSED", r)
+		}
+	}
+	if w := k.weight(svc, open.String()); w != 2 {
+		t.Errorf("open port's weight %d, want 2", w)
+	}
+	if w := k.weight(svc, closed.String()); w != 0 {
+		t.Errorf("closed port's weight %d, want 0", w)
+	}
+}
+
+// A Monitor that always has checks due, all finishing at once (TCP checks
+// of a local port at a tiny interval), still stops when its context ends.
+func TestRunStopsWhenBusy(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	var ds []Destination
+	for i := range 100 {
+		ds = append(ds, Destination{
+			Destination: dest(fmt.Sprintf("10.0.4.%d:80", i+1), 1),
+			Checks:      []Check{{Probe: TCP{}, Interval: time.Nanosecond, Address: netipAddr("127.0.0.1"), Port: uint16(ln.Addr().(*net.TCPAddr).Port)}},
+		})
+	}
+	var n atomic.Int64
+	m, err := New(newFakeKernel(), []Service{{Service: svc, Destinations: ds}}, Options{OnCheck: func(CheckResult) { n.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not return within 2s of its context's end")
+	}
+	t.Logf("%d checks in 100ms", n.Load())
 }

@@ -18,6 +18,7 @@ type checkState struct {
 	cfg    Check
 	name   string
 	target Target
+	dest   *destState
 
 	up      bool
 	fails   int // failures in a row
@@ -79,9 +80,19 @@ type destState struct {
 	penalty    float64 // flap damping's penalty at penaltyAt
 	penaltyAt  time.Time
 	suppressed bool
+	listed     bool // in Monitor.suppressed
 
 	cause   *checkState // the check whose result last changed healthy
 	applied applied
+
+	svc *svcState
+	// dirty: a check reported, or damping may release it, since the last
+	// evaluation (the destination is in svc.dirtyDests).
+	dirty bool
+	// seenAlive and seenWeight are alive and weight() as the last full
+	// evaluation left them.
+	seenAlive  bool
+	seenWeight int
 }
 
 // weight is the weight of the destination when it serves: the lowest
@@ -102,10 +113,26 @@ func (d *destState) weight() int {
 // svcState is one virtual service.
 type svcState struct {
 	cfg      Service
+	idx      int // in Monitor.svcs
 	dests    []*destState
 	quorumUp bool
 	// sorry is what the kernel has of the sorry server.
 	sorry applied
+
+	// dirty: the service is in the Monitor's list to evaluate; dirtyDests
+	// are its destinations to bring up to date. force makes the next
+	// evaluation a full one (at start, and after a change failed).
+	dirty      bool
+	force      bool
+	dirtyDests []*destState
+}
+
+// markDirty queues d for the next evaluation of its service.
+func (d *destState) markDirty() {
+	if !d.dirty {
+		d.dirty = true
+		d.svc.dirtyDests = append(d.svc.dirtyDests, d)
+	}
 }
 
 // damping with the defaults filled in; halfLife 0 turns it off.
@@ -167,38 +194,56 @@ func (s *svcState) liveWeight() int {
 // destinations.
 func (s *svcState) sorryActive() bool { return s.cfg.Sorry != nil && !s.quorumUp }
 
+// update brings d's health and damping up to date at now.
+func (p damping) update(d *destState, now time.Time) {
+	healthy := true
+	for _, c := range d.checks {
+		if !c.up {
+			healthy = false
+		}
+	}
+	p.decay(d, now)
+	if d.healthy && !healthy && p.halfLife > 0 {
+		d.penalty++
+		if d.penalty >= p.suppress {
+			d.suppressed = true
+		}
+	}
+	if d.suppressed && d.penalty < p.reuse {
+		d.suppressed = false
+	}
+	d.healthy = healthy
+	d.alive = healthy && !d.suppressed
+}
+
 // evaluate brings the service's state up to date at now and returns the
-// transitions.
-func (s *svcState) evaluate(p damping, now time.Time) []Event {
-	type before struct{ alive, pooled bool }
-	was := make([]before, len(s.dests))
-	for i, d := range s.dests {
-		was[i] = before{d.alive, d.pooled}
-		healthy := true
-		for _, c := range d.checks {
-			if !c.up {
-				healthy = false
-			}
+// transitions and whether the kernel may need changes. Only the dirty
+// destinations are looked at, unless one of them changed (it was alive
+// and is not, or its weight changed) or force is set: then the depool
+// threshold, the quorum and the events are worked out over them all.
+func (s *svcState) evaluate(p damping, now time.Time) (evs []Event, full bool) {
+	full = s.force
+	s.force = false
+	for _, d := range s.dirtyDests {
+		d.dirty = false
+		p.update(d, now)
+		if d.alive != d.seenAlive || d.weight() != d.seenWeight {
+			full = true
 		}
-		p.decay(d, now)
-		if d.healthy && !healthy && p.halfLife > 0 {
-			d.penalty++
-			if d.penalty >= p.suppress {
-				d.suppressed = true
-			}
-		}
-		if d.suppressed && d.penalty < p.reuse {
-			d.suppressed = false
-		}
-		d.healthy = healthy
-		d.alive = healthy && !d.suppressed
+	}
+	clear(s.dirtyDests)
+	s.dirtyDests = s.dirtyDests[:0]
+	if !full {
+		return nil, false
 	}
 
 	// The depool threshold: at least ceil(threshold × destinations) stay
 	// pooled; the dead ones beyond that are held in, in order.
 	minPooled := int(math.Ceil(s.cfg.DepoolThreshold * float64(len(s.dests))))
+	wasPooled := make([]bool, len(s.dests))
 	pooled := 0
-	for _, d := range s.dests {
+	for i, d := range s.dests {
+		wasPooled[i] = d.pooled
 		if d.alive {
 			d.pooled = true
 		}
@@ -213,7 +258,6 @@ func (s *svcState) evaluate(p damping, now time.Time) []Event {
 		}
 	}
 
-	var evs []Event
 	wasQuorum := s.quorumUp
 	sum, q, h := s.liveWeight(), s.quorum(), s.cfg.Hysteresis
 	switch {
@@ -223,7 +267,9 @@ func (s *svcState) evaluate(p damping, now time.Time) []Event {
 		s.quorumUp = false
 	}
 	for i, d := range s.dests {
-		if was[i].alive == d.alive && was[i].pooled == d.pooled {
+		wasAlive := d.seenAlive
+		d.seenAlive, d.seenWeight = d.alive, d.weight()
+		if wasAlive == d.alive && wasPooled[i] == d.pooled {
 			continue
 		}
 		e := Event{Time: now, Service: s.cfg.Service, Destination: d.cfg.Destination, Kind: Up}
@@ -249,7 +295,7 @@ func (s *svcState) evaluate(p damping, now time.Time) []Event {
 		}
 		evs = append(evs, e)
 	}
-	return evs
+	return evs, true
 }
 
 // desired is the weight d should have in the kernel, or removed.
@@ -265,6 +311,7 @@ func (s *svcState) desired(d *destState) (weight int, removed bool) {
 
 // A pending change and what to remember of the kernel if it succeeds.
 type pending struct {
+	svc    *svcState
 	change ipvs.Change
 	target *applied
 	after  applied
@@ -280,17 +327,17 @@ func (s *svcState) changes() []pending {
 		case !want.present && !a.present:
 		case !want.present:
 			out = append(out, pending{
-				change: ipvs.Change{Kind: ipvs.DeleteDestination, Service: s.cfg.Service, Destination: a.dest},
+				svc: s, change: ipvs.Change{Kind: ipvs.DeleteDestination, Service: s.cfg.Service, Destination: a.dest},
 				target: a, after: applied{},
 			})
 		case !a.present:
 			out = append(out, pending{
-				change: ipvs.Change{Kind: ipvs.CreateDestination, Service: s.cfg.Service, Destination: want.dest},
+				svc: s, change: ipvs.Change{Kind: ipvs.CreateDestination, Service: s.cfg.Service, Destination: want.dest},
 				target: a, after: want, grows: true,
 			})
 		case a.dest != want.dest:
 			out = append(out, pending{
-				change: ipvs.Change{Kind: ipvs.UpdateDestination, Service: s.cfg.Service, Destination: want.dest},
+				svc: s, change: ipvs.Change{Kind: ipvs.UpdateDestination, Service: s.cfg.Service, Destination: want.dest},
 				target: a, after: want, grows: want.dest.Weight > a.dest.Weight,
 			})
 		}

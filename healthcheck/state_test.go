@@ -378,6 +378,7 @@ func TestNewValidates(t *testing.T) {
 		{"Services[0].Sorry", []Service{{Service: svc, Sorry: &sorry, Destinations: []Destination{{Destination: dest("10.0.2.1:80", 1)}}}}, Options{}},
 		{"Services[1]", []Service{{Service: svc}, {Service: svc}}, Options{}},
 		{"Options.Damping", nil, Options{Damping: Damping{HalfLife: time.Second, Suppress: 2, Reuse: 2}}},
+		{"Options.MaxInFlight", nil, Options{MaxInFlight: -1}},
 	} {
 		_, err := New(k, tc.svcs, tc.opts)
 		var e *ipvs.Error

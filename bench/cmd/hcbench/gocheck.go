@@ -40,8 +40,17 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+func sysTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Stime.Nano())
+}
+
 func runGo(srv *servers, cfg config) (result, error) {
 	r := result{name: "healthcheck", n: cfg.n, window: cfg.dur}
+	if cfg.graceful && cfg.kind == "tcp" {
+		r.name = "healthcheck-graceful"
+	}
 	runtime.GC()
 	r.baseRSS = vmRSS("self")
 	var ms runtime.MemStats
@@ -60,23 +69,21 @@ func runGo(srv *servers, cfg config) (result, error) {
 	var checks, failures atomic.Int64
 	var firstErr atomic.Value
 	var lat latencies
-	var probe healthcheck.Probe = healthcheck.TCP{}
+	var probe healthcheck.Probe = healthcheck.TCP{Graceful: cfg.graceful}
 	if cfg.kind == "http" {
 		probe = healthcheck.HTTP{Path: "/"}
 	}
-	counted := healthcheck.Func(func(ctx context.Context, t healthcheck.Target) error {
+	// Every result through OnCheck: the probe runs as a user's would.
+	onCheck := func(r healthcheck.CheckResult) {
 		checks.Add(1)
-		t0 := time.Now()
-		_, err := probe.Probe(ctx, t)
-		lat.add(time.Since(t0))
-		if err != nil {
+		lat.add(r.Duration)
+		if r.Err != nil {
 			if failures.Add(1) == 1 {
-				firstErr.Store(err.Error())
+				firstErr.Store(r.Err.Error())
 			}
 		}
-		return err
-	})
-	check := healthcheck.Check{Probe: counted, Interval: cfg.interval, Timeout: time.Second, Warmup: cfg.interval}
+	}
+	check := healthcheck.Check{Probe: probe, Interval: cfg.interval, Timeout: time.Second, Warmup: cfg.interval}
 	var services []healthcheck.Service
 	for i := 0; i < cfg.n; i++ {
 		if i%perService == 0 {
@@ -91,7 +98,11 @@ func runGo(srv *servers, cfg config) (result, error) {
 		})
 	}
 	var events atomic.Int64
-	m, err := healthcheck.New(client, services, healthcheck.Options{OnEvent: func(healthcheck.Event) { events.Add(1) }})
+	opts := healthcheck.Options{OnEvent: func(healthcheck.Event) { events.Add(1) }}
+	if cfg.onCheck {
+		opts.OnCheck = onCheck
+	}
+	m, err := healthcheck.New(client, services, opts)
 	if err != nil {
 		return r, err
 	}
@@ -120,18 +131,23 @@ func runGo(srv *servers, cfg config) (result, error) {
 		pprof.StartCPUProfile(f)
 	}
 	lat.reset()
-	c0, f0, cpu0 := checks.Load(), failures.Load(), cpuTime()
+	c0, f0, cpu0, sys0 := checks.Load(), failures.Load(), cpuTime(), sysTime()
 	time.Sleep(cfg.dur)
 	if cfg.cpuprofile != "" {
 		pprof.StopCPUProfile()
 	}
-	cpu1, c1, f1 := cpuTime(), checks.Load(), failures.Load()
+	cpu1, sys1, c1, f1 := cpuTime(), sysTime(), checks.Load(), failures.Load()
 	err = srv.stat(&r)
 	r.rss = vmRSS("self")
 	runtime.ReadMemStats(&ms)
 	r.heap = int64(ms.HeapInuse) - baseHeap
-	r.cpu, r.ownChecks, r.failures = cpu1-cpu0, c1-c0, f1-f0
-	r.extra = fmt.Sprintf(" goroutines=%d events=%d check_latency{%s}", runtime.NumGoroutine(), events.Load(), lat.String())
+	r.cpu, r.sys, r.ownChecks, r.failures = cpu1-cpu0, sys1-sys0, c1-c0, f1-f0
+	r.extra = fmt.Sprintf(" goroutines=%d events=%d", runtime.NumGoroutine(), events.Load())
+	if cfg.onCheck {
+		r.extra += fmt.Sprintf(" check_latency{%s}", lat.String())
+	} else {
+		r.ownChecks = -1 // not counted (-oncheck counts them)
+	}
 	if e, ok := firstErr.Load().(string); ok {
 		r.extra += fmt.Sprintf(" first_error=%q", e)
 	}

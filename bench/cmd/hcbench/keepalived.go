@@ -119,6 +119,21 @@ func procCPU(pid string) time.Duration {
 	return time.Duration(u+s) * time.Second / hz
 }
 
+// procSys is stime of /proc/PID/stat, or -1.
+func procSys(pid string) time.Duration {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return -1
+	}
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(s) * time.Second / 100
+}
+
 func runKeepalived(srv *servers, cfg config, bin string) (result, error) {
 	r := result{name: "keepalived", n: cfg.n, window: cfg.dur, heap: -1, ownChecks: -1}
 	dir, err := os.MkdirTemp("", "hcbench-keepalived")
@@ -148,9 +163,9 @@ func runKeepalived(srv *servers, cfg config, bin string) (result, error) {
 	if _, err := srv.call("start"); err != nil {
 		return r, err
 	}
-	cpu0, parent0 := procCPU(k.checker), procCPU(strconv.Itoa(k.cmd.Process.Pid))
+	cpu0, sys0, parent0 := procCPU(k.checker), procSys(k.checker), procCPU(strconv.Itoa(k.cmd.Process.Pid))
 	time.Sleep(cfg.dur)
-	cpu1, parent1 := procCPU(k.checker), procCPU(strconv.Itoa(k.cmd.Process.Pid))
+	cpu1, sys1, parent1 := procCPU(k.checker), procSys(k.checker), procCPU(strconv.Itoa(k.cmd.Process.Pid))
 	if err := srv.stat(&r); err != nil {
 		return r, err
 	}
@@ -158,7 +173,7 @@ func runKeepalived(srv *servers, cfg config, bin string) (result, error) {
 	if cpu0 < 0 || cpu1 < 0 {
 		return r, fmt.Errorf("keepalived's checker exited:\n%s", k.log.String())
 	}
-	r.cpu = cpu1 - cpu0
+	r.cpu, r.sys = cpu1-cpu0, sys1-sys0
 	r.extra = fmt.Sprintf(" parent_cpu=%.2fs", (parent1 - parent0).Seconds())
 	if !cfg.fake {
 		r.extra += fmt.Sprintf(" weight0=%d", zeroWeights(cfg.n))

@@ -39,6 +39,8 @@ func main() {
 		only       = flag.String("only", "", "run only one checker: go or keepalived")
 		serveMode  = flag.Bool("serve", false, "internal: be the server child")
 		cpuprofile = flag.String("cpuprofile", "", "write the Monitor's CPU profile of the window here")
+		onCheck    = flag.Bool("oncheck", false, "count the Monitor's checks, failures and latencies through Options.OnCheck (reads the clock per check)")
+		graceful   = flag.Bool("graceful", false, "tcp: close the Monitor's check connections with a FIN, as keepalived does, instead of a reset")
 	)
 	flag.Parse()
 	log.SetFlags(0)
@@ -61,7 +63,7 @@ func main() {
 	defer srv.stop()
 	fmt.Printf("hcbench: %s checks of %d destinations every %v, window %v after %v warm-up, GOMAXPROCS default, kernel %s\n",
 		*kind, *n, *interval, *dur, *warm, kernelRelease())
-	cfg := config{cpuprofile: *cpuprofile, kind: *kind, n: *n, port: *port, interval: *interval, warm: *warm, dur: *dur, fake: *fake}
+	cfg := config{cpuprofile: *cpuprofile, kind: *kind, n: *n, port: *port, interval: *interval, warm: *warm, dur: *dur, fake: *fake, graceful: *graceful, onCheck: *onCheck}
 	failed := false
 	if *only != "keepalived" {
 		r, err := runGo(srv, cfg)
@@ -91,6 +93,8 @@ type config struct {
 	interval   time.Duration
 	warm, dur  time.Duration
 	fake       bool
+	graceful   bool
+	onCheck    bool
 	cpuprofile string
 }
 
@@ -101,6 +105,7 @@ type result struct {
 	ownChecks     int64 // checks the checker counted itself (-1: unknown)
 	failures      int64
 	cpu           time.Duration // user+sys of the checker in the window
+	sys           time.Duration // of which sys
 	rss, baseRSS  int64         // bytes
 	heap          int64         // Go heap in use, bytes (-1: n/a)
 	missed, stale int64
@@ -124,6 +129,7 @@ func (r result) print() {
 	if r.ownChecks >= 0 {
 		fmt.Printf(" own_checks=%d failed=%d", r.ownChecks, r.failures)
 	}
+	fmt.Printf(" sys=%.2fs", r.sys.Seconds())
 	fmt.Printf(" missed=%d stale=%d maxgap=%.0fms server_cpu=%.2fs%s\n", r.missed, r.stale, r.maxGapMS, r.serverCPU.Seconds(), r.extra)
 }
 

@@ -1,0 +1,225 @@
+package healthcheck
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// The HTTP check speaks just enough HTTP/1.1 for one GET per connection:
+// a request with "Connection: close", then the status line and, when the
+// body is checked, the headers that frame it (Content-Length, chunked
+// Transfer-Encoding, or the end of the connection). net/http's Transport
+// costs several goroutines and many allocations per connection, which a
+// checker of thousands of destinations a second cannot afford.
+
+// maxHead bounds the status line and headers of a response.
+const maxHead = 64 << 10
+
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+func (h *HTTP) exchange(ctx context.Context, conn net.Conn, cfg *tls.Config, host, path string) error {
+	var rw io.ReadWriter = conn
+	if cfg != nil {
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return err
+		}
+		rw = tc
+	}
+	req := make([]byte, 0, 128+len(path)+len(host))
+	req = append(req, "GET "...)
+	req = append(req, path...)
+	req = append(req, " HTTP/1.1\r\nHost: "...)
+	req = append(req, host...)
+	req = append(req, "\r\nUser-Agent: ipvs-healthcheck\r\nAccept: */*\r\nConnection: close\r\n\r\n"...)
+	if _, err := rw.Write(req); err != nil {
+		return err
+	}
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(rw)
+	defer func() {
+		br.Reset(nil)
+		readers.Put(br)
+	}()
+	hr := headReader{br: br}
+	var code int
+	var status string
+	for {
+		line, err := hr.line()
+		if err != nil {
+			return fmt.Errorf("reading the status line: %w", err)
+		}
+		code, status, err = parseStatusLine(line)
+		if err != nil {
+			return err
+		}
+		if code >= 200 || code == 101 {
+			break
+		}
+		// 1xx: its headers, then the real response.
+		if _, _, err := hr.headers(false); err != nil {
+			return err
+		}
+	}
+	if !h.statusOK(code) {
+		return fmt.Errorf("HTTP status %s", status)
+	}
+	if h.BodyMD5 == "" && h.BodyContains == "" {
+		return nil
+	}
+	length, chunked, err := hr.headers(true)
+	if err != nil {
+		return err
+	}
+	var body io.Reader = br
+	switch {
+	case chunked:
+		body = httputil.NewChunkedReader(br)
+	case length >= 0:
+		body = io.LimitReader(br, length)
+	}
+	limit := h.MaxBody
+	if limit == 0 {
+		limit = defaultMaxBody
+	}
+	if length > limit {
+		return fmt.Errorf("body longer than %d bytes", limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(body, limit+1))
+	if err != nil {
+		return fmt.Errorf("reading the body: %w", err)
+	}
+	if int64(len(b)) > limit {
+		return fmt.Errorf("body longer than %d bytes", limit)
+	}
+	if length > 0 && int64(len(b)) < length {
+		return fmt.Errorf("body of %d bytes, %d announced", len(b), length)
+	}
+	if h.BodyMD5 != "" {
+		sum := md5.Sum(b)
+		if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, h.BodyMD5) {
+			return fmt.Errorf("body digest %s, want %s", got, strings.ToLower(h.BodyMD5))
+		}
+	}
+	if h.BodyContains != "" && !bytes.Contains(b, []byte(h.BodyContains)) {
+		return fmt.Errorf("body does not contain %q", h.BodyContains)
+	}
+	return nil
+}
+
+// parseStatusLine parses "HTTP/1.1 200 OK" into 200 and "200 OK".
+func parseStatusLine(line []byte) (int, string, error) {
+	rest, ok := bytes.CutPrefix(line, []byte("HTTP/"))
+	if !ok {
+		return 0, "", fmt.Errorf("not an HTTP response: %q", truncate(line))
+	}
+	_, status, ok := bytes.Cut(rest, []byte(" "))
+	if !ok || len(status) < 3 || (len(status) > 3 && status[3] != ' ') {
+		return 0, "", fmt.Errorf("malformed HTTP status line %q", truncate(line))
+	}
+	code := 0
+	for _, c := range status[:3] {
+		if c < '0' || c > '9' {
+			return 0, "", fmt.Errorf("malformed HTTP status line %q", truncate(line))
+		}
+		code = code*10 + int(c-'0')
+	}
+	if code < 100 {
+		return 0, "", fmt.Errorf("malformed HTTP status line %q", truncate(line))
+	}
+	return code, string(status), nil
+}
+
+// headReader reads the lines of a response's head, at most maxHead bytes
+// in all.
+type headReader struct {
+	br   *bufio.Reader
+	read int
+}
+
+var errHeadTooLong = fmt.Errorf("response head longer than %d bytes", maxHead)
+
+// line returns the next line without its CRLF (or LF); it is valid until
+// the next read.
+func (r *headReader) line() ([]byte, error) {
+	line, err := r.br.ReadSlice('\n')
+	r.read += len(line)
+	if errors.Is(err, bufio.ErrBufferFull) || r.read > maxHead {
+		return nil, errHeadTooLong
+	}
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, nil
+}
+
+// headers reads the header lines up to the empty line and, if framing,
+// returns the body's Content-Length (-1 if none) and whether it is chunked.
+func (r *headReader) headers(framing bool) (length int64, chunked bool, err error) {
+	length = -1
+	for {
+		line, err := r.line()
+		if err != nil {
+			return 0, false, fmt.Errorf("reading the headers: %w", err)
+		}
+		if len(line) == 0 {
+			return length, chunked, nil
+		}
+		if !framing {
+			continue
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return 0, false, fmt.Errorf("malformed header line %q", truncate(line))
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case asciiEqualFold(name, "Content-Length"):
+			n, err := strconv.ParseInt(string(value), 10, 64)
+			if err != nil || n < 0 {
+				return 0, false, fmt.Errorf("bad Content-Length %q", truncate(value))
+			}
+			length = n
+		case asciiEqualFold(name, "Transfer-Encoding"):
+			chunked = asciiEqualFold(value, "chunked")
+		}
+	}
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
