@@ -1,0 +1,227 @@
+package healthcheck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ipvs-go/ipvs"
+)
+
+// Run starts the Monitor and runs it until ctx is done; then it returns
+// nil, and leaves the kernel as it is, so that the next Run continues
+// without a gap. It returns an error only if it cannot start: if reading
+// the kernel's destinations fails. A Monitor runs once at a time.
+//
+// At start, each destination takes its state from the kernel (see
+// Destination.Alpha), the services missing are created, and the
+// destinations are set accordingly; live destinations are not taken out.
+// Then every transition is an Event and a change applied with
+// Client.Apply, all the changes of the results received at once in one
+// call; a change the kernel refused is tried again a second later.
+func (m *Monitor) Run(ctx context.Context) error {
+	if !m.running.CompareAndSwap(false, true) {
+		return errors.New("healthcheck: the Monitor is already running")
+	}
+	defer m.running.Store(false)
+	if m.opts.Events != nil {
+		defer close(m.opts.Events)
+	}
+	if err := m.start(ctx); err != nil {
+		return err
+	}
+
+	type result struct {
+		check  *checkState
+		weight int
+		err    error
+		start  time.Time
+		dur    time.Duration
+	}
+	results := make(chan result, m.checks) // a probe never waits to report
+	probeCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	timed := m.opts.OnCheck != nil
+	run := func(c *checkState, probe func(context.Context) (int, error), start time.Time) {
+		defer wg.Done()
+		cctx, cancel := context.WithTimeout(probeCtx, c.cfg.timeout())
+		w, err := probe(cctx)
+		cancel()
+		var dur time.Duration
+		if timed {
+			dur = time.Since(start)
+		}
+		results <- result{c, w, err, start, dur}
+	}
+	// take records a result.
+	take := func(c *checkState, w int, err error, start time.Time, dur time.Duration, now time.Time) {
+		if err == nil && (w < KeepWeight || w > ipvs.MaxWeight) {
+			err = fmt.Errorf("probe returned weight %d", w)
+		}
+		if timed {
+			m.opts.OnCheck(CheckResult{
+				Service: c.dest.svc.cfg.Service, Destination: c.dest.cfg.Destination, Check: c.name,
+				Start: start, Duration: dur, Weight: w, Err: err,
+			})
+		}
+		m.record(c.dest, c, w, err, now)
+	}
+	// launch starts a check: a starter's on this goroutine, finished at
+	// once if it can (then it returns the result, with done); the
+	// others, and the starter's wait, on a goroutine.
+	type finished struct {
+		check  *checkState
+		weight int
+		err    error
+		start  time.Time
+		dur    time.Duration
+	}
+	// With OnCheck, the clock is read once per check: a check that
+	// finishes at once starts when the one before it in the batch ended.
+	launch := func(c *checkState, inNS bool, start time.Time) (f finished, done bool) {
+		probe := func(ctx context.Context) (int, error) { return c.cfg.Probe.Probe(ctx, c.target) }
+		if st, ok := c.cfg.Probe.(starter); ok {
+			wait, w, err := st.start(c.target, inNS)
+			if wait == nil {
+				f = finished{check: c, weight: w, err: err, start: start}
+				if timed {
+					f.dur = time.Since(start)
+				}
+				return f, true
+			}
+			probe = wait
+		}
+		c.running = true
+		wg.Add(1)
+		go run(c, probe, start)
+		return f, false
+	}
+	var due []*checkState
+	var done []finished
+	// launchAll starts the due checks, the starters' sockets all made in
+	// one visit to the Client's namespace.
+	launchAll := func() {
+		start := func(inNS bool) {
+			var clock time.Time
+			if timed {
+				clock = time.Now()
+			}
+			for _, c := range due {
+				if f, ok := launch(c, inNS, clock); ok {
+					done = append(done, f)
+					clock = f.start.Add(f.dur)
+				}
+			}
+		}
+		if m.client.InNetNS(func() error { start(true); return nil }) != nil {
+			start(false) // not started: each check tells the error
+		}
+	}
+	limit := m.opts.MaxInFlight
+	if limit == 0 {
+		limit = defaultMaxInFlight
+	}
+	// The checks that wait, by when they run next.
+	var queue checkQueue
+	for _, s := range m.svcs {
+		for _, d := range s.dests {
+			for _, c := range d.checks {
+				queue.push(c)
+			}
+		}
+	}
+	inFlight := 0
+	var retryAt time.Time
+	step := func() {
+		now := m.now()
+		if !m.step(ctx, now) {
+			retryAt = now.Add(m.retry)
+		} else {
+			retryAt = time.Time{}
+		}
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	// takeResults records the results that came in.
+	takeResults := func(r result) {
+		now := m.now()
+		for {
+			inFlight--
+			take(r.check, r.weight, r.err, r.start, r.dur, now)
+			queue.push(r.check)
+			select {
+			case r = <-results:
+				continue
+			default:
+			}
+			break
+		}
+	}
+	for {
+		// A busy Monitor may not wait in the select below for a long
+		// time: it still stops when ctx is done, and takes the results.
+		if ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case r := <-results:
+			takeResults(r)
+		default:
+		}
+		now := m.now()
+		// The checks due now run, and with them those due within a
+		// small part of their interval: one wake-up starts many.
+		due, done = due[:0], done[:0]
+		for inFlight < limit && len(queue) > 0 && !queue[0].next.After(now.Add(queue[0].cfg.slack())) {
+			due = append(due, queue.pop())
+			inFlight++
+		}
+		if len(due) > 0 {
+			launchAll()
+			clear(due)
+			now := m.now()
+			for _, f := range done {
+				inFlight--
+				take(f.check, f.weight, f.err, f.start, f.dur, now)
+				queue.push(f.check)
+			}
+			if len(done) > 0 {
+				clear(done)
+				step()
+				continue
+			}
+		}
+		wake := now.Add(time.Hour)
+		if inFlight < limit && len(queue) > 0 {
+			wake = queue[0].next
+		}
+		for _, d := range m.suppressed {
+			wake = earliest(wake, m.damping.reuseAt(d))
+		}
+		if !retryAt.IsZero() {
+			wake = earliest(wake, retryAt)
+		}
+		timer.Reset(max(wake.Sub(now), 0))
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-results:
+			takeResults(r)
+		case <-timer.C:
+		}
+		step()
+	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
