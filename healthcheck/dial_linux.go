@@ -97,24 +97,14 @@ func dialError(network string, addr netip.AddrPort, err error) error {
 // it, connects it to addr, waiting for a TCP handshake until ctx is done,
 // and returns it registered with the runtime's poller.
 func (d *dialer) open(ctx context.Context, network string, addr netip.AddrPort) (*os.File, error) {
-	fd, f, err := d.connectFD(ctx, network, addr)
-	if f == nil && err == nil {
-		f = os.NewFile(uintptr(fd), "socket")
-	}
-	return f, err
-}
-
-// connectFD is open's work. It returns the socket as a descriptor if its
-// connection completed within connect(2), as it does to a local address:
-// then it has not joined the poller (a check of a local destination costs
-// no poller registration); otherwise as a File registered with the poller.
-func (d *dialer) connectFD(ctx context.Context, network string, addr netip.AddrPort) (int, *os.File, error) {
 	fd, connected, err := d.startConnect(network, addr, false)
-	if err != nil || connected {
-		return fd, nil, err
+	if err != nil {
+		return nil, err
 	}
-	f, err := d.finishConnect(ctx, network, addr, fd)
-	return -1, f, err
+	if connected {
+		return os.NewFile(uintptr(fd), "socket"), nil
+	}
+	return d.finishConnect(ctx, network, addr, fd)
 }
 
 // startStream starts opening a TCP connection without waiting, and

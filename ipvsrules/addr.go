@@ -1,13 +1,13 @@
 package ipvsrules
 
 import (
-	"bufio"
 	"io"
 	"net/netip"
 	"strconv"
 	"strings"
 
 	"github.com/ipvs-go/ipvs"
+	"github.com/ipvs-go/ipvs/internal/services"
 )
 
 // parseDecimal parses s as C's strtol(s, &end, 10) with the whole string
@@ -363,40 +363,15 @@ func ServicesFile(r io.Reader) (func(name string, proto ipvs.Protocol) (uint16, 
 		proto ipvs.Protocol
 	}
 	m := map[key]uint16{}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line, _, _ := strings.Cut(sc.Text(), "#")
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		num, protoName, ok := strings.Cut(f[1], "/")
-		if !ok {
-			continue
-		}
-		n, err := strconv.ParseUint(num, 10, 16)
-		if err != nil {
-			continue
-		}
-		var proto ipvs.Protocol
-		switch protoName {
-		case "tcp":
-			proto = ipvs.TCP
-		case "udp":
-			proto = ipvs.UDP
-		case "sctp":
-			proto = ipvs.SCTP
-		default:
-			continue
-		}
-		for _, name := range append([]string{f[0]}, f[2:]...) {
+	err := services.Each(r, func(names []string, port uint16, proto ipvs.Protocol) {
+		for _, name := range names {
 			k := key{name, proto}
 			if _, dup := m[k]; !dup {
-				m[k] = uint16(n)
+				m[k] = port
 			}
 		}
-	}
-	if err := sc.Err(); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
 	return func(name string, proto ipvs.Protocol) (uint16, bool) {

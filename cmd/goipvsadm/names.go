@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ipvs-go/ipvs"
+	"github.com/ipvs-go/ipvs/internal/services"
 )
 
 // A resolver turns addresses and ports into names as ipvsadm does
@@ -46,37 +46,12 @@ func newResolver(numeric bool) *resolver {
 // protocol, as getservbyport(3) answers.
 func readServicesByPort(r io.Reader) map[portKey]string {
 	m := make(map[portKey]string)
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line, _, _ := strings.Cut(sc.Text(), "#")
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		num, proto, ok := strings.Cut(f[1], "/")
-		if !ok {
-			continue
-		}
-		p, err := strconv.ParseUint(num, 10, 16)
-		if err != nil {
-			continue
-		}
-		var pr ipvs.Protocol
-		switch proto {
-		case "tcp":
-			pr = ipvs.TCP
-		case "udp":
-			pr = ipvs.UDP
-		case "sctp":
-			pr = ipvs.SCTP
-		default:
-			continue
-		}
-		k := portKey{uint16(p), pr}
+	_ = services.Each(r, func(names []string, port uint16, proto ipvs.Protocol) {
+		k := portKey{port, proto}
 		if _, dup := m[k]; !dup {
-			m[k] = f[0]
+			m[k] = names[0]
 		}
-	}
+	})
 	return m
 }
 

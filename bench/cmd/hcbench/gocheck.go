@@ -35,15 +35,15 @@ func (fakeClient) Destinations(context.Context, ipvs.Service) ([]ipvs.Destinatio
 }
 
 func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	cpu, _ := cpuTimes()
+	return cpu
 }
 
-func sysTime() time.Duration {
+// cpuTimes is the process's user+sys time and sys time.
+func cpuTimes() (cpu, sys time.Duration) {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), time.Duration(ru.Stime.Nano())
 }
 
 func runGo(srv *servers, cfg config) (result, error) {
@@ -131,12 +131,14 @@ func runGo(srv *servers, cfg config) (result, error) {
 		pprof.StartCPUProfile(f)
 	}
 	lat.reset()
-	c0, f0, cpu0, sys0 := checks.Load(), failures.Load(), cpuTime(), sysTime()
+	c0, f0 := checks.Load(), failures.Load()
+	cpu0, sys0 := cpuTimes()
 	time.Sleep(cfg.dur)
 	if cfg.cpuprofile != "" {
 		pprof.StopCPUProfile()
 	}
-	cpu1, sys1, c1, f1 := cpuTime(), sysTime(), checks.Load(), failures.Load()
+	cpu1, sys1 := cpuTimes()
+	c1, f1 := checks.Load(), failures.Load()
 	err = srv.stat(&r)
 	r.rss = vmRSS("self")
 	runtime.ReadMemStats(&ms)

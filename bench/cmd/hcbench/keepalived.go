@@ -103,35 +103,26 @@ func (k *keepalivedProc) stop() {
 
 // procCPU is utime+stime of /proc/PID/stat, or -1.
 func procCPU(pid string) time.Duration {
+	cpu, _ := procTimes(pid)
+	return cpu
+}
+
+// procTimes is utime+stime and stime of /proc/PID/stat, or -1.
+func procTimes(pid string) (cpu, sys time.Duration) {
 	b, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
-		return -1
+		return -1, -1
 	}
 	i := bytes.LastIndexByte(b, ')')
 	f := strings.Fields(string(b[i+1:]))
 	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
 	if len(f) < 13 {
-		return -1
+		return -1, -1
 	}
 	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
 	const hz = 100 // USER_HZ on Linux x86
-	return time.Duration(u+s) * time.Second / hz
-}
-
-// procSys is stime of /proc/PID/stat, or -1.
-func procSys(pid string) time.Duration {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return -1
-	}
-	i := bytes.LastIndexByte(b, ')')
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return -1
-	}
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(s) * time.Second / 100
+	return time.Duration(u+st) * time.Second / hz, time.Duration(st) * time.Second / hz
 }
 
 func runKeepalived(srv *servers, cfg config, bin string) (result, error) {
@@ -163,9 +154,11 @@ func runKeepalived(srv *servers, cfg config, bin string) (result, error) {
 	if _, err := srv.call("start"); err != nil {
 		return r, err
 	}
-	cpu0, sys0, parent0 := procCPU(k.checker), procSys(k.checker), procCPU(strconv.Itoa(k.cmd.Process.Pid))
+	cpu0, sys0 := procTimes(k.checker)
+	parent0 := procCPU(strconv.Itoa(k.cmd.Process.Pid))
 	time.Sleep(cfg.dur)
-	cpu1, sys1, parent1 := procCPU(k.checker), procSys(k.checker), procCPU(strconv.Itoa(k.cmd.Process.Pid))
+	cpu1, sys1 := procTimes(k.checker)
+	parent1 := procCPU(strconv.Itoa(k.cmd.Process.Pid))
 	if err := srv.stat(&r); err != nil {
 		return r, err
 	}
