@@ -104,3 +104,41 @@ func ExampleCommand() {
 		})},
 	}
 }
+
+// Options.OnCheck sees every check's result: here, failures and slow checks
+// per destination, as a metrics exporter would count them.
+func ExampleOptions_onCheck() {
+	c, err := ipvs.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	failures := map[netip.AddrPort]int{}
+	opts := healthcheck.Options{
+		OnCheck: func(r healthcheck.CheckResult) { // on Run's goroutine: no lock needed
+			if r.Err != nil {
+				failures[netip.AddrPortFrom(r.Destination.Address, r.Destination.Port)]++
+			}
+			if r.Duration > time.Second {
+				log.Printf("%s check of %v took %v", r.Check, r.Destination, r.Duration)
+			}
+		},
+		MaxInFlight: 1024,
+	}
+	m, err := healthcheck.New(c, []healthcheck.Service{{
+		Service: ipvs.Service{Protocol: ipvs.TCP, Address: netip.MustParseAddr("192.0.2.10"), Port: 443, Scheduler: ipvs.RoundRobin},
+		Destinations: []healthcheck.Destination{{
+			Destination: ipvs.Destination{Address: netip.MustParseAddr("10.0.0.1"), Port: 443, Weight: 1, ForwardMethod: ipvs.DR},
+			Checks:      []healthcheck.Check{{Probe: healthcheck.TCP{}, Interval: time.Second, Timeout: time.Second}},
+		}},
+	}}, opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := m.Run(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(failures)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -118,6 +119,10 @@ func (m *Monitor) Run(ctx context.Context) error {
 					clock = f.start.Add(f.dur)
 				}
 			}
+		}
+		if !slices.ContainsFunc(due, func(c *checkState) bool { _, ok := c.cfg.Probe.(starter); return ok }) {
+			start(false) // no socket to make here
+			return
 		}
 		if m.client.InNetNS(func() error { start(true); return nil }) != nil {
 			start(false) // not started: each check tells the error
