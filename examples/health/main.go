@@ -257,17 +257,20 @@ func withChecks(ctx context.Context, l *lab.Lab, t *lab.Topology, c *ipvs.Client
 	}
 
 	l.Section("both servers are back: the sorry server steps aside")
-	back = time.Now()
-	for _, s := range servers {
+	// Each destination's time runs from when its own server is back: a
+	// check that ran between the two starts failed, rightly.
+	backAt := make([]time.Time, len(servers))
+	for i, s := range servers {
+		backAt[i] = time.Now()
 		if err := s.Start(); err != nil {
 			return err
 		}
 	}
-	if _, err := await(healthcheck.QuorumGained, sorry, back, check.Interval+check.Timeout); err != nil {
+	if _, err := await(healthcheck.QuorumGained, sorry, backAt[0], check.Interval+check.Timeout); err != nil {
 		return err
 	}
-	for _, d := range dests {
-		if _, err := await(healthcheck.Up, d, back, check.Interval+check.Timeout); err != nil {
+	for i, d := range dests {
+		if _, err := await(healthcheck.Up, d, backAt[i], check.Interval+check.Timeout); err != nil {
 			return err
 		}
 	}
