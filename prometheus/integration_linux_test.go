@@ -228,7 +228,9 @@ func TestIntegrationExporter(t *testing.T) {
 	daemons := ns.ipvsadm(t, "-Ln", "--daemon")
 	var procStats string
 	if err := ns.do(func() error {
-		b, err := os.ReadFile("/proc/net/ip_vs_stats")
+		// /proc/net is the main thread's namespace's: this thread's is
+		// under /proc/thread-self.
+		b, err := os.ReadFile("/proc/thread-self/net/ip_vs_stats")
 		procStats = string(b)
 		return err
 	}); err != nil {
