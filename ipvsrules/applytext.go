@@ -172,7 +172,7 @@ func (p *Parser) reread(rd *reader, text string, bad SyntaxErrors) {
 		if b == nil && !get() {
 			return
 		}
-		if err := p.parseLine(ls.args, &cmd); err != nil {
+		if err := p.parse(&ls, &cmd); err != nil {
 			// A lookup answered otherwise than in the first reading.
 			b.failed = append(b.failed, &CommandError{Index: i, Line: ls.lineNo, Err: ls.locate(err)})
 			continue
@@ -294,7 +294,7 @@ func (p *Parser) checkLines(text string, first int) (int, SyntaxErrors) {
 	n := 0
 	ls := lines{text: text, lineNo: first}
 	for ls.next() {
-		if err := p.parseLine(ls.args, &cmd); err != nil {
+		if err := p.parse(&ls, &cmd); err != nil {
 			bad = append(bad, ls.locate(err))
 			continue
 		}

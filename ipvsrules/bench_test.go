@@ -49,3 +49,31 @@ func BenchmarkFormat(b *testing.B) {
 		Format(vs, FormatOptions{})
 	}
 }
+
+// BenchmarkCheck is ApplyText's first reading of the workload's text (in
+// one goroutine): every line checked, nothing kept.
+func BenchmarkCheck(b *testing.B) {
+	vs, create := benchTable()
+	var update bytes.Buffer
+	for _, v := range vs {
+		for _, d := range v.Destinations {
+			fmt.Fprintf(&update, "-e -t %s:80 -r %s:8080 -m -w 2\n", v.Service.Address, d.Address)
+		}
+	}
+	for _, w := range []struct {
+		name  string
+		text  string
+		lines int
+	}{{"create", string(create), 10000}, {"update", update.String(), 8000}} {
+		b.Run(w.name, func(b *testing.B) {
+			var p Parser
+			b.SetBytes(int64(len(w.text)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if n, bad := p.checkLines(w.text, 0); n != w.lines || bad != nil {
+					b.Fatal(n, bad)
+				}
+			}
+		})
+	}
+}

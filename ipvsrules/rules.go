@@ -54,7 +54,7 @@ func (p *Parser) parseText(text string, lineNo int, out []Command) (int, SyntaxE
 	ls := lines{text: text, lineNo: lineNo - 1}
 	for ls.next() {
 		c := &out[n]
-		if err := p.parseLine(ls.args, c); err != nil {
+		if err := p.parse(&ls, c); err != nil {
 			errs = append(errs, ls.locate(err))
 			continue
 		}
@@ -68,11 +68,13 @@ func (p *Parser) parseText(text string, lineNo int, out []Command) (int, SyntaxE
 var blank = [256]bool{' ': true, '\t': true, '\r': true}
 
 // lines splits rules text into lines and words, skipping blank and comment
-// lines.
+// lines. A line that starts with "-" is split into words only when asked
+// (split), since the quick parse needs no words.
 type lines struct {
 	text   string // what is left
 	lineNo int    // the line's number
 	line   string // the line
+	split  bool   // args and cols are the line's
 	args   []string
 	cols   []int // each word's column
 }
@@ -88,30 +90,51 @@ func (ls *lines) next() bool {
 		} else {
 			ls.text = ""
 		}
-		ls.line = line
-		args, cols := ls.args[:0], ls.cols[:0]
-		for i := 0; i < len(line); {
-			if blank[line[i]] {
-				i++
-				continue
-			}
-			j := i + 1
-			for j < len(line) && !blank[line[j]] {
-				j++
-			}
-			if w := line[i:j]; w != "ipvsadm" {
-				args = append(args, w)
-				cols = append(cols, i+1)
-			}
-			i = j
+		ls.line, ls.split = line, false
+		if line != "" && line[0] == '-' {
+			return true
 		}
-		ls.args, ls.cols = args, cols
-		if len(args) == 0 || args[0][0] == '#' {
+		ls.words()
+		if len(ls.args) == 0 || ls.args[0][0] == '#' {
 			continue
 		}
 		return true
 	}
 	return false
+}
+
+// words splits the line into args and cols.
+func (ls *lines) words() {
+	line := ls.line
+	args, cols := ls.args[:0], ls.cols[:0]
+	for i := 0; i < len(line); {
+		if blank[line[i]] {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(line) && !blank[line[j]] {
+			j++
+		}
+		if w := line[i:j]; w != "ipvsadm" {
+			args = append(args, w)
+			cols = append(cols, i+1)
+		}
+		i = j
+	}
+	ls.args, ls.cols, ls.split = args, cols, true
+}
+
+// parse parses the line into c, which must be the zero Command, as
+// parseLine does, trying the quick parse first.
+func (p *Parser) parse(ls *lines, c *Command) error {
+	if !ls.split {
+		if p.quick(ls.line, c) {
+			return nil
+		}
+		ls.words()
+	}
+	return p.parseLine(ls.args, c)
 }
 
 // locate sets the line and column in the text of an error of parseLine
