@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -148,11 +149,34 @@ func bootOne(o *options, k *Kernel, base, initBin string, rep *bootReport) {
 			}
 		}
 	}
-	if err := boot(o, k, base, initBin, rep); err != nil {
-		rep.err = err
-		logf("kernel %s: %v", k.Label, err)
+	for attempt := 1; ; attempt++ {
+		err := boot(o, k, base, initBin, rep)
+		var early *earlyBootError
+		if errors.As(err, &early) && attempt < maxBoots {
+			// No job ran: the kernel itself failed to come up (a
+			// TCG guest's boot can oops, rarely, patching its own
+			// code). Boot again; the failure stays in the log.
+			logf("kernel %s: boot %d of %d failed, no job ran; booting again: %v", k.Label, attempt, maxBoots, err)
+			continue
+		}
+		if err != nil {
+			rep.err = err
+			logf("kernel %s: %v", k.Label, err)
+		}
+		return
 	}
 }
+
+// maxBoots is how many times a kernel is booted when it fails before its
+// init starts.
+const maxBoots = 3
+
+// An earlyBootError is a boot that failed before the guest's init
+// started: no job ran.
+type earlyBootError struct{ err error }
+
+func (e *earlyBootError) Error() string { return e.err.Error() }
+func (e *earlyBootError) Unwrap() error { return e.err }
 
 func boot(o *options, k *Kernel, base, initBin string, rep *bootReport) (err error) {
 	stdout := rep.out
@@ -414,6 +438,9 @@ func boot(o *options, k *Kernel, base, initBin string, rep *bootReport) (err err
 					what = "between jobs"
 				}
 				err = fmt.Errorf("guest stopped (qemu: %v) %s; kernel panic? Last console lines:\n%s", e, what, tail(consoleLog, 40))
+				if !sawInit && cur == nil {
+					err = &earlyBootError{err}
+				}
 			}
 		}
 	}
