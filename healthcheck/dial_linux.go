@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -36,7 +38,7 @@ func (d *dialer) dialConn(ctx context.Context, network string, addr netip.AddrPo
 	if err != nil {
 		return nil, err
 	}
-	return &sockConn{File: f, network: network, raddr: addr}, nil
+	return newSockConn(f, network, addr), nil
 }
 
 // connectOnly opens a TCP connection and resets it at once (SO_LINGER 0,
@@ -61,9 +63,9 @@ func (d *dialer) startTCP(addr netip.AddrPort, graceful, inNS bool) (wait func(c
 	}
 	if connected {
 		if !graceful {
-			resetOnClose(uintptr(fd))
+			rawResetOnClose(fd)
 		}
-		return nil, os.NewSyscallError("close", unix.Close(fd))
+		return nil, os.NewSyscallError("close", rawClose(fd))
 	}
 	return func(ctx context.Context) error {
 		f, err := d.finishConnect(ctx, "tcp", addr, fd)
@@ -122,7 +124,7 @@ func (d *dialer) startStream(addr netip.AddrPort, inNS bool) (func(context.Conte
 		} else if f, err = d.finishConnect(ctx, "tcp", addr, fd); err != nil {
 			return nil, err
 		}
-		return &sockConn{File: f, network: "tcp", raddr: addr}, nil
+		return newSockConn(f, "tcp", addr), nil
 	}, nil
 }
 
@@ -147,23 +149,23 @@ func (d *dialer) startConnect(network string, addr netip.AddrPort, inNS bool) (i
 	if addr.Addr().Is4() {
 		family = unix.AF_INET
 	}
-	fd := -1
-	mk := func() error {
-		var err error
-		fd, err = unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		return os.NewSyscallError("socket", err)
-	}
-	var err error
+	var (
+		fd  int
+		err error
+	)
 	if d.ns != nil && !inNS {
-		err = d.ns.InNetNS(mk)
+		err = d.ns.InNetNS(func() error {
+			fd, err = rawSocket(family, typ)
+			return err
+		})
 	} else {
-		err = mk()
+		fd, err = rawSocket(family, typ)
 	}
 	if err != nil {
-		return -1, false, dialError(network, addr, err)
+		return -1, false, dialError(network, addr, os.NewSyscallError("socket", err))
 	}
 	fail := func(err error) (int, bool, error) {
-		unix.Close(fd)
+		_ = rawClose(fd)
 		return -1, false, dialError(network, addr, err)
 	}
 	if d.mark != 0 {
@@ -176,11 +178,69 @@ func (d *dialer) startConnect(network string, addr netip.AddrPort, inNS bool) (i
 			return fail(os.NewSyscallError("bind", err))
 		}
 	}
-	cerr := unix.Connect(fd, sockaddr(addr, family))
-	if cerr != nil && cerr != unix.EINPROGRESS {
+	cerr := rawConnect(fd, addr)
+	if cerr != 0 && cerr != unix.EINPROGRESS {
 		return fail(os.NewSyscallError("connect", cerr))
 	}
-	return fd, cerr == nil || peerKnown(fd), nil
+	return fd, cerr == 0 || peerKnown(fd), nil
+}
+
+// The system calls of a check's socket before it joins the runtime's
+// poller (socket, connect, getpeername, setsockopt, close) are raw: they
+// never wait (the socket is non-blocking, and a reset or a FIN close
+// returns at once), but their kernel work can be long, as the loopback
+// handshake runs inside connect(2): 250 us in a TCG guest. Past 20 us the
+// runtime hands the P of a goroutine in a system call to another thread,
+// which it wakes, and takes it back after: a check paid for that twice. A
+// raw call keeps its P (a stop of the world waits for it) and allocates
+// nothing.
+
+func rawSocket(family, typ int) (int, error) {
+	fd, _, errno := unix.RawSyscall(unix.SYS_SOCKET, uintptr(family), uintptr(typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC), 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(fd), nil
+}
+
+// rawConnect starts connecting fd to addr, whose family is fd's.
+func rawConnect(fd int, addr netip.AddrPort) unix.Errno {
+	var (
+		ptr  unsafe.Pointer
+		size uintptr
+		sa4  unix.RawSockaddrInet4
+		sa6  unix.RawSockaddrInet6
+	)
+	port := (*[2]byte)(unsafe.Pointer(&sa4.Port))
+	if addr.Addr().Is4() {
+		sa4.Family, sa4.Addr = unix.AF_INET, addr.Addr().As4()
+		ptr, size = unsafe.Pointer(&sa4), unix.SizeofSockaddrInet4
+	} else {
+		sa6.Family, sa6.Addr = unix.AF_INET6, addr.Addr().As16()
+		port = (*[2]byte)(unsafe.Pointer(&sa6.Port))
+		ptr, size = unsafe.Pointer(&sa6), unix.SizeofSockaddrInet6
+	}
+	port[0], port[1] = byte(addr.Port()>>8), byte(addr.Port())
+	_, _, errno := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(ptr), size)
+	if errno == unix.EINTR {
+		// The connection goes on: the wait tells how it ends.
+		errno = unix.EINPROGRESS
+	}
+	return errno
+}
+
+// rawResetOnClose is resetOnClose for a socket not in the poller.
+func rawResetOnClose(fd int) {
+	l := unix.Linger{Onoff: 1, Linger: 0}
+	_, _, _ = unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_LINGER, uintptr(unsafe.Pointer(&l)), unsafe.Sizeof(l), 0)
+}
+
+// rawClose closes a socket not in the poller.
+func rawClose(fd int) error {
+	if _, _, errno := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0); errno != 0 && errno != unix.EINTR {
+		return errno
+	}
+	return nil
 }
 
 // finishConnect waits for the connection of startConnect's socket fd to
@@ -202,7 +262,7 @@ func (d *dialer) finishConnect(ctx context.Context, network string, addr netip.A
 func peerKnown(fd int) bool {
 	var rsa unix.RawSockaddrAny
 	n := uint32(unix.SizeofSockaddrAny)
-	_, _, errno := unix.Syscall(unix.SYS_GETPEERNAME, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)))
+	_, _, errno := unix.RawSyscall(unix.SYS_GETPEERNAME, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)))
 	return errno == 0
 }
 
@@ -266,12 +326,93 @@ func sockaddr(ap netip.AddrPort, family int) unix.Sockaddr {
 	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
 }
 
-// sockConn is a connected socket as a net.Conn: the *os.File reads,
-// writes, honours deadlines and closes through the runtime's poller.
+// sockConn is a connected socket as a net.Conn: the *os.File honours
+// deadlines and closes through the runtime's poller; reads and writes are
+// raw system calls (see rawSocket) made through it, waiting in the poller
+// when the socket is not ready.
 type sockConn struct {
 	*os.File
 	network string
 	raddr   netip.AddrPort
+	rc      syscall.RawConn
+	rd, wr  rawIO
+}
+
+// rawIO is a raw read or write: its closure, made once, and its buffer
+// and result.
+type rawIO struct {
+	fn    func(fd uintptr) bool
+	buf   []byte
+	n     int
+	errno unix.Errno
+}
+
+// do makes one read or write (trap) of buf; false asks the poller to wait.
+func (r *rawIO) do(trap, fd uintptr) bool {
+	for {
+		n, _, errno := unix.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)))
+		switch errno {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		r.n, r.errno = int(n), errno
+		return true
+	}
+}
+
+func newSockConn(f *os.File, network string, raddr netip.AddrPort) *sockConn {
+	c := &sockConn{File: f, network: network, raddr: raddr}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return c
+	}
+	c.rc = rc
+	c.rd.fn = func(fd uintptr) bool { return c.rd.do(unix.SYS_READ, fd) }
+	c.wr.fn = func(fd uintptr) bool { return c.wr.do(unix.SYS_WRITE, fd) }
+	return c
+}
+
+func (c *sockConn) Read(b []byte) (int, error) {
+	if c.rc == nil || len(b) == 0 {
+		return c.File.Read(b)
+	}
+	c.rd.buf, c.rd.n, c.rd.errno = b, 0, 0
+	err := c.rc.Read(c.rd.fn)
+	c.rd.buf = nil
+	switch {
+	case err != nil:
+		return 0, &os.PathError{Op: "read", Path: c.Name(), Err: err}
+	case c.rd.errno != 0:
+		return 0, &os.PathError{Op: "read", Path: c.Name(), Err: c.rd.errno}
+	case c.rd.n == 0 && !strings.HasPrefix(c.network, "udp"):
+		return 0, io.EOF
+	}
+	return c.rd.n, nil
+}
+
+func (c *sockConn) Write(b []byte) (int, error) {
+	if c.rc == nil || len(b) == 0 {
+		return c.File.Write(b)
+	}
+	done := 0
+	for done < len(b) {
+		c.wr.buf, c.wr.n, c.wr.errno = b[done:], 0, 0
+		err := c.rc.Write(c.wr.fn)
+		c.wr.buf = nil
+		switch {
+		case err != nil:
+			return done, &os.PathError{Op: "write", Path: c.Name(), Err: err}
+		case c.wr.errno != 0:
+			return done, &os.PathError{Op: "write", Path: c.Name(), Err: c.wr.errno}
+		}
+		done += c.wr.n
+		if strings.HasPrefix(c.network, "udp") {
+			break // a datagram goes whole or not at all
+		}
+	}
+	return done, nil
 }
 
 func (c *sockConn) LocalAddr() net.Addr {

@@ -75,7 +75,13 @@ func closedPort(t *testing.T, network string) string {
 		c.Close()
 		return a
 	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	addr := "127.0.0.1:0"
+	if network == "tcp6" {
+		addr = "[::1]:0"
+	} else {
+		network = "tcp4"
+	}
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +101,30 @@ func TestTCP(t *testing.T) {
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("error %v does not match ECONNREFUSED", err)
 	}
+}
+
+// The same over IPv6 (the socket address is built by hand: the port's
+// byte order and the family must be right for the server to see it).
+func TestTCP6(t *testing.T) {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- struct{}{}
+			c.Close()
+		}
+	}()
+	mustPass(t, TCP{}, ln.Addr().String())
+	select {
+	case <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server saw no connection")
+	}
+	mustFail(t, TCP{Graceful: true}, closedPort(t, "tcp6"), "connection refused")
 }
 
 // The check's Source is the socket's local address; an address the host
