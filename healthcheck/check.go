@@ -75,7 +75,10 @@ type Check struct {
 	Probe Probe
 
 	// Interval is the time between checks (keepalived's delay_loop),
-	// 60s by default.
+	// 60s by default: between their starts, so that the time a check
+	// takes does not slow the rate (keepalived counts it from the end of
+	// the previous check); a check that takes longer is followed by the
+	// next at once.
 	Interval time.Duration
 	// Timeout bounds each check (connect_timeout), 5s by default.
 	Timeout time.Duration

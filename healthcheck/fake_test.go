@@ -186,6 +186,7 @@ func (s *sim) result(a string, i int, err error) { s.resultW(a, i, KeepWeight, e
 func (s *sim) resultW(a string, i int, w int, err error) {
 	s.t.Helper()
 	d, c := s.check(0, a, i)
+	c.began = s.now
 	s.m.record(d, c, w, err, s.now)
 	s.m.step(context.Background(), s.now)
 }

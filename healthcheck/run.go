@@ -184,7 +184,16 @@ func (m *Monitor) Run(ctx context.Context) error {
 		// small part of their interval: one wake-up starts many.
 		due, done = due[:0], done[:0]
 		for inFlight < limit && len(queue) > 0 && !queue[0].next.After(now.Add(queue[0].cfg.slack())) {
-			due = append(due, queue.pop())
+			c := queue.pop()
+			// A check begins, for its schedule, when it was due: the
+			// next one is due Interval after that, wherever in the
+			// slack, or however late, this one started; but a check
+			// more than an interval late starts a new schedule.
+			c.began = c.next
+			if now.Sub(c.next) >= c.cfg.interval() {
+				c.began = now
+			}
+			due = append(due, c)
 			inFlight++
 		}
 		if len(due) > 0 {

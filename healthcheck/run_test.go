@@ -244,3 +244,58 @@ func TestRunStopsWhenBusy(t *testing.T) {
 	}
 	t.Logf("%d checks in 100ms", n.Load())
 }
+
+// Checks begin Interval apart, however long each takes: a probe that
+// takes 60% of the interval does not stretch the period to 1.6 intervals
+// (it did when the next check was scheduled from the end of the last). A
+// probe slower than the interval is followed by the next at once.
+func TestRunKeepsTheRate(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		takes  time.Duration
+		period time.Duration // the period expected
+	}{
+		{"slow", interval * 6 / 10, interval},
+		{"slower than the interval", interval * 3 / 2, interval * 3 / 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newFakeKernel()
+			var mu sync.Mutex
+			var starts []time.Time
+			probe := Func(func(ctx context.Context, _ Target) error {
+				mu.Lock()
+				starts = append(starts, time.Now())
+				mu.Unlock()
+				time.Sleep(tc.takes)
+				return nil
+			})
+			m, err := New(k, []Service{{Service: svc, Destinations: []Destination{
+				{Destination: dest("10.0.2.1:80", 3), Checks: []Check{{Probe: probe, Interval: interval, Timeout: time.Second}}},
+			}}}, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- m.Run(ctx) }()
+			time.Sleep(20*tc.period + tc.period/2)
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(starts) < 10 {
+				t.Fatalf("%d checks", len(starts))
+			}
+			// The mean period over the run, from the second check (the
+			// first one's start is the Monitor's).
+			n := len(starts) - 2
+			mean := starts[len(starts)-1].Sub(starts[1]) / time.Duration(n)
+			if mean < tc.period*95/100 || mean > tc.period*115/100 {
+				t.Errorf("%d checks, mean period %v, want %v", len(starts), mean, tc.period)
+			}
+		})
+	}
+}

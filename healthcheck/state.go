@@ -26,12 +26,14 @@ type checkState struct {
 	weight  int // the last weight the probe set, or KeepWeight
 	lastErr error
 	next    time.Time // when the check runs next
+	began   time.Time // when the check last started (its batch's time)
 	running bool
 }
 
 // record takes a result at now and schedules the next check, with
 // keepalived's rules: a passing check goes down after Retries+1 failures in
-// a row, RetryDelay apart; a failed one passes again after Rise successes.
+// a row, RetryDelay apart (from each failure); a failed one passes again
+// after Rise successes. Otherwise checks begin Interval apart.
 func (c *checkState) record(weight int, err error, now time.Time) {
 	c.running = false
 	if err == nil {
@@ -44,7 +46,7 @@ func (c *checkState) record(weight int, err error, now time.Time) {
 		if !c.up && c.oks >= c.cfg.rise() {
 			c.up = true
 		}
-		c.next = now.Add(c.cfg.interval())
+		c.next = c.nextRun(now)
 		return
 	}
 	c.oks = 0
@@ -57,7 +59,18 @@ func (c *checkState) record(weight int, err error, now time.Time) {
 	if c.up {
 		c.up = false
 	}
-	c.next = now.Add(c.cfg.interval())
+	c.next = c.nextRun(now)
+}
+
+// nextRun is when the check runs next after a result at now: Interval
+// after it began, so that the time a check takes (and the time the
+// Monitor takes to start it) does not add up from one check to the next;
+// at once if it took longer than that.
+func (c *checkState) nextRun(now time.Time) time.Time {
+	if next := c.began.Add(c.cfg.interval()); next.After(now) {
+		return next
+	}
+	return now
 }
 
 // applied is what the kernel has of a destination, as far as the monitor
