@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -191,6 +193,32 @@ func connRounds(b *testing.B, bc *ipvs.Client, ns *netNS, n int) {
 			w, u, s := programFloor(b, ns, args...)
 			return connTiming{w, u, s}
 		}})
+		if args[0] == path && strings.HasSuffix(path, "cat") {
+			// The same while another CPU runs a loop that makes no
+			// system call and touches no shared memory: what a
+			// decoder on another CPU costs the kernel's formatting
+			// in this guest, whatever the decoder does.
+			steps = append(steps, step{fmt.Sprint("floor program ", args, " with a busy loop on another CPU"), func() connTiming {
+				var stop atomic.Bool
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					runtime.LockOSThread()
+					defer runtime.UnlockOSThread()
+					x := uint64(1)
+					for !stop.Load() {
+						for range 1000 {
+							x = x*6364136223846793005 + 1442695040888963407
+						}
+					}
+					_ = x
+				}()
+				w, u, s := programFloor(b, ns, args...)
+				stop.Store(true)
+				<-done
+				return connTiming{w, u, s}
+			}})
+		}
 	}
 	for _, v := range []struct {
 		name string
