@@ -293,7 +293,10 @@ func TestRunKeepsTheRate(t *testing.T) {
 			// first one's start is the Monitor's).
 			n := len(starts) - 2
 			mean := starts[len(starts)-1].Sub(starts[1]) / time.Duration(n)
-			if mean < tc.period*95/100 || mean > tc.period*115/100 {
+			// The old schedule gave 1.6 periods (slow) and 1.67
+			// (slower); a loaded host's late timers and sleeps stay
+			// well within 1.3.
+			if mean < tc.period*95/100 || mean > tc.period*130/100 {
 				t.Errorf("%d checks, mean period %v, want %v", len(starts), mean, tc.period)
 			}
 		})
