@@ -87,6 +87,9 @@
 //
 // # Timing
 //
+// A check begins Interval after the previous one began (as it was due),
+// whatever each takes, so that a slow check or a busy Monitor does not lower
+// the rate; keepalived counts delay_loop from the end of the previous check.
 // A destination that fails is down after the next check and Retries more,
 // RetryDelay apart: at most Interval + Retries×RetryDelay + (Retries+1)×Timeout
 // after it stopped. A failed check passes again after Rise successes,
