@@ -6,17 +6,19 @@ import (
 	"io"
 	"iter"
 	"os"
+	"time"
 )
 
 // connections streams the table from ip_vs_conn_sync, or from ip_vs_conn
 // when pe is set or the kernel lacks ip_vs_conn_sync.
 func (c *client) connections(ctx context.Context, pe bool) iter.Seq2[Connection, error] {
-	return c.connectionsWith(ctx, pe, true)
+	return c.connectionsWith(ctx, pe, true, connRawReadMax)
 }
 
 // connectionsWith is connections, decoding what a goroutine of its own
-// reads (pipe, connPipe) or reading and decoding in turn.
-func (c *client) connectionsWith(ctx context.Context, pe, pipe bool) iter.Seq2[Connection, error] {
+// reads (pipe, connPipe, with raw reads while they take at most rawMax)
+// or reading and decoding in turn.
+func (c *client) connectionsWith(ctx context.Context, pe, pipe bool, rawMax time.Duration) iter.Seq2[Connection, error] {
 	return func(yield func(Connection, error) bool) {
 		if err := ctx.Err(); err != nil {
 			yield(Connection{}, &Error{Op: connOp, Err: err})
@@ -38,7 +40,7 @@ func (c *client) connectionsWith(ctx context.Context, pe, pipe bool) iter.Seq2[C
 		defer f.Close()
 		var r io.Reader = ctxReader{ctx, f}
 		if pipe {
-			p := startConnPipe(ctx, f)
+			p := startConnPipe(ctx, f, rawMax)
 			defer p.close()
 			r = p
 		}

@@ -3,10 +3,12 @@ package ipvs
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"iter"
 	"math"
+	"math/bits"
 	"net/netip"
 	"os"
 	"time"
@@ -45,6 +47,9 @@ type connScanner struct {
 	br   *bufio.Reader
 	line int
 	sync bool // the ip_vs_conn_sync format
+	// noQuick turns connQuickHead off: for the tests that hold it to
+	// the general parse.
+	noQuick bool
 }
 
 func newConnScanner(r io.Reader) *connScanner {
@@ -136,28 +141,35 @@ func connField(b *[]byte) []byte {
 // parse decodes one entry line.
 func (s *connScanner) parse(b []byte) (Connection, error) {
 	var cn Connection
-	rest := b
-	proto := connField(&rest)
-	p, ok := parseConnProtocol(proto)
+	var rest []byte
+	ok := false
+	if !s.noQuick {
+		rest, ok = connQuickHead(b, &cn)
+	}
 	if !ok {
-		return cn, s.errorf("unknown protocol %q", connTruncate(proto))
-	}
-	cn.Protocol = p
-	var addrs [3]netip.AddrPort
-	for i, name := range [3]string{"client", "virtual", "destination"} {
-		a := connField(&rest)
-		addr, ok := parseConnAddr(a)
+		rest = b
+		proto := connField(&rest)
+		p, ok := parseConnProtocol(proto)
 		if !ok {
-			return cn, s.errorf("bad %s address %q", name, connTruncate(a))
+			return cn, s.errorf("unknown protocol %q", connTruncate(proto))
 		}
-		pt := connField(&rest)
-		port, ok := connHex16(pt)
-		if !ok {
-			return cn, s.errorf("bad %s port %q", name, connTruncate(pt))
+		cn.Protocol = p
+		var addrs [3]netip.AddrPort
+		for i, name := range [3]string{"client", "virtual", "destination"} {
+			a := connField(&rest)
+			addr, ok := parseConnAddr(a)
+			if !ok {
+				return cn, s.errorf("bad %s address %q", name, connTruncate(a))
+			}
+			pt := connField(&rest)
+			port, ok := connHex16(pt)
+			if !ok {
+				return cn, s.errorf("bad %s port %q", name, connTruncate(pt))
+			}
+			addrs[i] = netip.AddrPortFrom(addr, port)
 		}
-		addrs[i] = netip.AddrPortFrom(addr, port)
+		cn.Client, cn.Virtual, cn.Destination = addrs[0], addrs[1], addrs[2]
 	}
-	cn.Client, cn.Virtual, cn.Destination = addrs[0], addrs[1], addrs[2]
 	st := connField(&rest)
 	if len(st) == 0 {
 		return cn, s.errorf("no state")
@@ -221,6 +233,71 @@ func (s *connScanner) parse(b []byte) (Connection, error) {
 		cn.Virtual = netip.AddrPort{}
 	}
 	return cn, nil
+}
+
+// connQuickHead decodes the head of the commonest line, a TCP or UDP entry
+// of IPv4 addresses as the kernel prints it ("%-3s %08X %04X %08X %04X
+// %08X %04X", upper-case digits, one space apart), at fixed places and
+// without a field split, into cn; it returns the rest of the line, from
+// the space before the state. Any other line is not ok, and goes to the
+// general parse, which decodes what this one takes the same way.
+func connQuickHead(b []byte, cn *Connection) ([]byte, bool) {
+	const head = 45 // "TCP " + 3 * "AAAAAAAA PPPP " - the last space
+	if len(b) <= head || b[3] != ' ' || b[12] != ' ' || b[17] != ' ' || b[26] != ' ' ||
+		b[31] != ' ' || b[40] != ' ' || b[head] != ' ' {
+		return nil, false
+	}
+	switch string(b[:3]) {
+	case "TCP":
+		cn.Protocol = TCP
+	case "UDP":
+		cn.Protocol = UDP
+	default:
+		return nil, false
+	}
+	a1, p1 := connHex8(b[4:12]), connHex4(b[13:17])
+	a2, p2 := connHex8(b[18:26]), connHex4(b[27:31])
+	a3, p3 := connHex8(b[32:40]), connHex4(b[41:45])
+	if (a1|p1|a2|p2|a3|p3)>>32 != 0 {
+		cn.Protocol = 0
+		return nil, false
+	}
+	ap := func(a, p uint64) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), uint16(p))
+	}
+	cn.Client, cn.Virtual, cn.Destination = ap(a1, p1), ap(a2, p2), ap(a3, p3)
+	return b[head:], true
+}
+
+// connHex8 decodes 8 digits 0-9 A-F, all at once in a 64-bit word: the
+// value, or bit 32 set if a byte is not such a digit.
+func connHex8(b []byte) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	x := binary.LittleEndian.Uint64(b) // the first digit in the low byte
+	hi, lo := x>>4&(0x0f*ones), x&(0x0f*ones)
+	// Per byte, bit 7 set when hi or lo (at most 15) is at least k; a
+	// byte is zero when it is not at least 1.
+	atLeast := func(v, k uint64) uint64 { return (v + (0x80-k)*ones) & highs }
+	digit := ^atLeast(hi^0x03*ones, 1) & ^atLeast(lo, 10) & highs
+	letter := ^atLeast(hi^0x04*ones, 1) & atLeast(lo, 1) & ^atLeast(lo, 7) & highs
+	if digit|letter != highs {
+		return 1 << 32
+	}
+	v := lo + (letter>>7)*9 // each byte its digit's value
+	// Pairs of digits into bytes, then the four bytes together, the first
+	// digit the highest.
+	v = (v<<4 | v>>8) & 0x00ff00ff00ff00ff
+	v = (v | v>>8) & 0x0000ffff0000ffff
+	v = (v | v>>16) & 0xffffffff
+	return uint64(bits.ReverseBytes32(uint32(v)))
+}
+
+// connHex4 is connHex8 for 4 digits.
+func connHex4(b []byte) uint64 {
+	var w [8]byte
+	copy(w[:], "0000")
+	copy(w[4:], b[:4])
+	return connHex8(w[:])
 }
 
 // parseConnProtocol maps ip_vs_proto_name's names to protocol numbers.

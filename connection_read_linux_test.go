@@ -13,8 +13,12 @@ import (
 )
 
 // connReadVariants are the ways connectionsWith can read: with a
-// goroutine of its own (the default) or inline.
-var connReadVariants = []bool{true, false}
+// goroutine of its own (the default), there with every read but the first
+// through the scheduler (as after a slow one), or inline.
+var connReadVariants = []struct {
+	pipe   bool
+	rawMax time.Duration
+}{{true, connRawReadMax}, {true, -1}, {false, 0}}
 
 // genConnFile writes n generated entries to a file and returns a Client
 // whose net/ip_vs_conn_sync it is.
@@ -44,9 +48,9 @@ func TestConnectionsReadVariants(t *testing.T) {
 		t.Fatalf("Connections: %d entries, want %d", len(want), n)
 	}
 	for _, o := range connReadVariants {
-		t.Run(fmt.Sprintf("pipe=%v", o), func(t *testing.T) {
+		t.Run(fmt.Sprintf("pipe=%v,rawMax=%v", o.pipe, o.rawMax), func(t *testing.T) {
 			var got []Connection
-			for cn, err := range c.c.connectionsWith(context.Background(), false, o) {
+			for cn, err := range c.c.connectionsWith(context.Background(), false, o.pipe, o.rawMax) {
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -69,11 +73,11 @@ func TestConnectionsReadVariants(t *testing.T) {
 func TestConnectionsReadStop(t *testing.T) {
 	c := genConnFile(t, 20000)
 	for _, o := range connReadVariants {
-		t.Run(fmt.Sprintf("pipe=%v", o), func(t *testing.T) {
+		t.Run(fmt.Sprintf("pipe=%v,rawMax=%v", o.pipe, o.rawMax), func(t *testing.T) {
 			before := runtime.NumGoroutine()
 			for range 3 {
 				m := 0
-				for _, err := range c.c.connectionsWith(context.Background(), false, o) {
+				for _, err := range c.c.connectionsWith(context.Background(), false, o.pipe, o.rawMax) {
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -95,7 +99,7 @@ func TestConnectionsReadStop(t *testing.T) {
 			defer cancel()
 			m, after := 0, 0
 			var last error
-			for _, err := range c.c.connectionsWith(ctx, false, o) {
+			for _, err := range c.c.connectionsWith(ctx, false, o.pipe, o.rawMax) {
 				if m++; m == 10 {
 					cancel()
 				}
@@ -124,7 +128,7 @@ func TestConnectionsReadAllocs(t *testing.T) {
 		allocs := func(c *Client, n int) float64 {
 			return testing.AllocsPerRun(5, func() {
 				m := 0
-				for _, err := range c.c.connectionsWith(context.Background(), false, o) {
+				for _, err := range c.c.connectionsWith(context.Background(), false, o.pipe, o.rawMax) {
 					if err != nil {
 						t.Fatal(err)
 					}

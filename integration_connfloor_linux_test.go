@@ -158,11 +158,13 @@ func connRounds(b *testing.B, bc *ipvs.Client, ns *netNS, n int) {
 	}
 	inProcess := func(fn func()) connTiming {
 		runtime.GC()
+		th0 := taskStats()
 		u0, s0 := cpu()
 		t0 := time.Now()
 		fn()
 		wall := time.Since(t0)
 		u1, s1 := cpu()
+		logTaskStats(b, th0, taskStats())
 		return connTiming{wall, u1 - u0, s1 - s0}
 	}
 	var steps []step
@@ -246,6 +248,21 @@ func connRounds(b *testing.B, bc *ipvs.Client, ns *netNS, n int) {
 		w, u, s := runIpvsadm(b, ns, "")
 		return connTiming{w, u, s}
 	}})
+	// IPVS_CONN_BENCH_STEPS, when set, keeps only the steps whose names
+	// contain one of its parts separated by "|" (and ipvsadm's).
+	if only := os.Getenv("IPVS_CONN_BENCH_STEPS"); only != "" {
+		steps = slices.DeleteFunc(steps, func(st step) bool {
+			if st.name == "ipvsadm -Lcn" {
+				return false
+			}
+			for part := range strings.SplitSeq(only, "|") {
+				if strings.Contains(st.name, part) {
+					return false
+				}
+			}
+			return true
+		})
+	}
 	got := make([][]connTiming, len(steps))
 	for r := range rounds {
 		for i, st := range steps {
@@ -261,4 +278,70 @@ func connRounds(b *testing.B, bc *ipvs.Client, ns *netNS, n int) {
 		b.Logf("MEDIAN n=%d %s: %v (user %v sys %v), min %v max %v", n, st.name, m.wall.Round(time.Millisecond), m.user.Round(time.Millisecond), m.sys.Round(time.Millisecond),
 			ts[0].wall.Round(time.Millisecond), ts[len(ts)-1].wall.Round(time.Millisecond))
 	}
+}
+
+// taskStat is a thread's CPU time and context switches so far.
+type taskStat struct {
+	user, sys   time.Duration
+	vol, nonvol int
+}
+
+// taskStats reads every thread's taskStat from /proc/self/task.
+func taskStats() map[int]taskStat {
+	m := map[int]taskStat{}
+	ents, _ := os.ReadDir("/proc/self/task")
+	for _, e := range ents {
+		var tid int
+		if _, err := fmt.Sscan(e.Name(), &tid); err != nil {
+			continue
+		}
+		var ts taskStat
+		if b, err := os.ReadFile("/proc/self/task/" + e.Name() + "/stat"); err == nil {
+			if i := strings.LastIndexByte(string(b), ')'); i >= 0 {
+				f := strings.Fields(string(b[i+1:]))
+				// utime and stime are fields 14 and 15, in clock ticks
+				// (100 a second); f[0] is field 3.
+				if len(f) > 12 {
+					var u, s int64
+					fmt.Sscan(f[11], &u)
+					fmt.Sscan(f[12], &s)
+					ts.user, ts.sys = time.Duration(u)*10*time.Millisecond, time.Duration(s)*10*time.Millisecond
+				}
+			}
+		}
+		if b, err := os.ReadFile("/proc/self/task/" + e.Name() + "/status"); err == nil {
+			for line := range strings.SplitSeq(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+					fmt.Sscan(strings.TrimSpace(v), &ts.vol)
+				}
+				if v, ok := strings.CutPrefix(line, "nonvoluntary_ctxt_switches:"); ok {
+					fmt.Sscan(strings.TrimSpace(v), &ts.nonvol)
+				}
+			}
+		}
+		m[tid] = ts
+	}
+	return m
+}
+
+// logTaskStats logs what each thread that did something spent between two
+// taskStats: which of the process's threads the system time goes to.
+func logTaskStats(b *testing.B, before, after map[int]taskStat) {
+	tids := slices.Sorted(func(yield func(int) bool) {
+		for tid := range after {
+			if !yield(tid) {
+				return
+			}
+		}
+	})
+	var parts []string
+	for _, tid := range tids {
+		a, p := after[tid], before[tid]
+		d := taskStat{a.user - p.user, a.sys - p.sys, a.vol - p.vol, a.nonvol - p.nonvol}
+		if d.user+d.sys < 20*time.Millisecond && d.vol+d.nonvol < 200 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("tid %d: user %v sys %v cs %d/%d", tid, d.user, d.sys, d.vol, d.nonvol))
+	}
+	b.Logf("    threads: %s", strings.Join(parts, "; "))
 }

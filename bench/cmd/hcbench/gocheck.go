@@ -132,19 +132,21 @@ func runGo(srv *servers, cfg config) (result, error) {
 	}
 	lat.reset()
 	c0, f0 := checks.Load(), failures.Load()
+	th0 := taskStats("self")
 	cpu0, sys0 := cpuTimes()
 	time.Sleep(cfg.dur)
 	if cfg.cpuprofile != "" {
 		pprof.StopCPUProfile()
 	}
 	cpu1, sys1 := cpuTimes()
+	th1 := taskStats("self")
 	c1, f1 := checks.Load(), failures.Load()
 	err = srv.stat(&r)
 	r.rss = vmRSS("self")
 	runtime.ReadMemStats(&ms)
 	r.heap = int64(ms.HeapInuse) - baseHeap
 	r.cpu, r.sys, r.ownChecks, r.failures = cpu1-cpu0, sys1-sys0, c1-c0, f1-f0
-	r.extra = fmt.Sprintf(" goroutines=%d events=%d", runtime.NumGoroutine(), events.Load())
+	r.extra = fmt.Sprintf(" goroutines=%d events=%d", runtime.NumGoroutine(), events.Load()) + threadReport(th0, th1, r.checks)
 	if cfg.onCheck {
 		r.extra += fmt.Sprintf(" check_latency{%s}", lat.String())
 	} else {

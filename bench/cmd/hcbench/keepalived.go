@@ -154,10 +154,12 @@ func runKeepalived(srv *servers, cfg config, bin string) (result, error) {
 	if _, err := srv.call("start"); err != nil {
 		return r, err
 	}
+	th0 := taskStats(k.checker)
 	cpu0, sys0 := procTimes(k.checker)
 	parent0 := procCPU(strconv.Itoa(k.cmd.Process.Pid))
 	time.Sleep(cfg.dur)
 	cpu1, sys1 := procTimes(k.checker)
+	th1 := taskStats(k.checker)
 	parent1 := procCPU(strconv.Itoa(k.cmd.Process.Pid))
 	if err := srv.stat(&r); err != nil {
 		return r, err
@@ -167,7 +169,7 @@ func runKeepalived(srv *servers, cfg config, bin string) (result, error) {
 		return r, fmt.Errorf("keepalived's checker exited:\n%s", k.log.String())
 	}
 	r.cpu, r.sys = cpu1-cpu0, sys1-sys0
-	r.extra = fmt.Sprintf(" parent_cpu=%.2fs", (parent1 - parent0).Seconds())
+	r.extra = fmt.Sprintf(" parent_cpu=%.2fs", (parent1-parent0).Seconds()) + threadReport(th0, th1, r.checks)
 	if !cfg.fake {
 		r.extra += fmt.Sprintf(" weight0=%d", zeroWeights(cfg.n))
 	}
