@@ -44,7 +44,9 @@
 // A Monitor keeps the waiting checks in a timer heap and takes each result
 // by looking only at the destination that reported, so a check costs the
 // same with 10 or 10 000 destinations. The checks due together start
-// together: their sockets are made in one visit to the Client's namespace,
+// together (Options.Coalesce: by default those due within a 20th of their
+// interval, at most 50 ms, start at once, so that a second of 1000 checks
+// is 20 wake-ups): their sockets are made in one visit to the Client's namespace,
 // and a TCP check whose connection opens within connect(2) (a local
 // destination) finishes there; the others run on goroutines, at most
 // Options.MaxInFlight at once. A TCP check is a few system calls (socket,
@@ -90,6 +92,8 @@
 // A check begins Interval after the previous one began (as it was due),
 // whatever each takes, so that a slow check or a busy Monitor does not lower
 // the rate; keepalived counts delay_loop from the end of the previous check.
+// A check may start up to Options.Coalesce early, which does not move the
+// next.
 // A destination that fails is down after the next check and Retries more,
 // RetryDelay apart: at most Interval + Retries×RetryDelay + (Retries+1)×Timeout
 // after it stopped. A failed check passes again after Rise successes,

@@ -29,7 +29,26 @@ const maxHead = 64 << 10
 
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
-func (h *HTTP) exchange(ctx context.Context, conn net.Conn, cfg *tls.Config, host, path string) error {
+// httpResume is where an HTTP check started on the Monitor's goroutine
+// left off: the part of the request not written yet and the part of the
+// response read (plain HTTP only).
+type httpResume struct {
+	req, pre []byte
+}
+
+// request is the GET request of path from host.
+func httpRequest(host, path string) []byte {
+	req := make([]byte, 0, 128+len(path)+len(host))
+	req = append(req, "GET "...)
+	req = append(req, path...)
+	req = append(req, " HTTP/1.1\r\nHost: "...)
+	req = append(req, host...)
+	req = append(req, "\r\nUser-Agent: ipvs-healthcheck\r\nAccept: */*\r\nConnection: close\r\n\r\n"...)
+	return req
+}
+
+// exchange makes the GET over conn, or goes on from resume.
+func (h *HTTP) exchange(ctx context.Context, conn net.Conn, cfg *tls.Config, host, path string, resume *httpResume) error {
 	var rw io.ReadWriter = conn
 	if cfg != nil {
 		tc := tls.Client(conn, cfg)
@@ -38,21 +57,30 @@ func (h *HTTP) exchange(ctx context.Context, conn net.Conn, cfg *tls.Config, hos
 		}
 		rw = tc
 	}
-	req := make([]byte, 0, 128+len(path)+len(host))
-	req = append(req, "GET "...)
-	req = append(req, path...)
-	req = append(req, " HTTP/1.1\r\nHost: "...)
-	req = append(req, host...)
-	req = append(req, "\r\nUser-Agent: ipvs-healthcheck\r\nAccept: */*\r\nConnection: close\r\n\r\n"...)
-	if _, err := rw.Write(req); err != nil {
-		return err
+	var r io.Reader = rw
+	req := httpRequest(host, path)
+	if resume != nil {
+		req = resume.req
+		if len(resume.pre) > 0 {
+			r = io.MultiReader(bytes.NewReader(resume.pre), rw)
+		}
+	}
+	if len(req) > 0 {
+		if _, err := rw.Write(req); err != nil {
+			return err
+		}
 	}
 	br := readers.Get().(*bufio.Reader)
-	br.Reset(rw)
+	br.Reset(r)
 	defer func() {
 		br.Reset(nil)
 		readers.Put(br)
 	}()
+	return h.response(br)
+}
+
+// response reads and judges the response from br.
+func (h *HTTP) response(br *bufio.Reader) error {
 	hr := headReader{br: br}
 	var code int
 	var status string

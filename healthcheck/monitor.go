@@ -96,6 +96,13 @@ type Options struct {
 	// runs: on a saturated machine checks run late rather than time out
 	// in a crowd.
 	MaxInFlight int
+	// Coalesce is how early a check may start, so that the checks due
+	// close together start in one wake-up of the Monitor: by default a
+	// 20th of the check's interval, at most 50 ms. A check that starts
+	// early does not move its schedule (Check.Interval). It is never
+	// more than a quarter of the check's interval. Each wake-up costs
+	// CPU time; a larger Coalesce makes fewer, larger bursts of checks.
+	Coalesce time.Duration
 }
 
 const defaultMaxInFlight = 4096

@@ -33,15 +33,15 @@ func (p TCP) Probe(ctx context.Context, t Target) (int, error) {
 }
 
 // start begins the check without waiting (see starter).
-func (p TCP) start(t Target, inNS bool) (wait func(context.Context) (int, error), weight int, err error) {
+func (p TCP) start(t Target, inNS bool) (started, int, error) {
 	if t.d == nil {
-		return nil, KeepWeight, fmt.Errorf("healthcheck: dial %s: target has no dialer", t.Addr)
+		return started{}, KeepWeight, fmt.Errorf("healthcheck: dial %s: target has no dialer", t.Addr)
 	}
 	w, err := t.d.startTCP(t.Addr, p.Graceful, inNS)
 	if w == nil {
-		return nil, KeepWeight, err
+		return started{}, KeepWeight, err
 	}
-	return func(ctx context.Context) (int, error) { return KeepWeight, w(ctx) }, KeepWeight, nil
+	return started{wait: func(ctx context.Context) (int, error) { return KeepWeight, w(ctx) }}, KeepWeight, nil
 }
 
 // A starter is a probe that can often finish without waiting, such as a
@@ -49,10 +49,19 @@ func (p TCP) start(t Target, inNS bool) (wait func(context.Context) (int, error)
 // connect(2). The Monitor calls start on its own goroutine, for many
 // checks at once, with inNS if the thread is in the Client's namespace
 // (one namespace check for them all): it returns the result, or the rest
-// of the check to run on a goroutine of its own (wait, with the check's
-// timeout). start must not block.
+// of the check (started). start must not block.
 type starter interface {
-	start(t Target, inNS bool) (wait func(context.Context) (int, error), weight int, err error)
+	start(t Target, inNS bool) (p started, weight int, err error)
+}
+
+// started is the rest of a started check: nothing when wait is nil (the
+// check is done); else try, if set, which the Monitor calls on its own
+// goroutine once the batch has started, and which finishes the check if it
+// can without waiting, and wait, which runs on a goroutine of its own with
+// the check's timeout if try did not finish.
+type started struct {
+	try  func() (done bool, weight int, err error)
+	wait func(context.Context) (int, error)
 }
 
 // A StatusRange is a range of HTTP status codes, Min to Max inclusive.
@@ -122,39 +131,59 @@ func (h *HTTP) get(ctx context.Context, t Target) error {
 	if err != nil {
 		return err
 	}
-	return h.over(ctx, t, conn)
+	return h.over(ctx, t, conn, nil)
 }
 
 // start begins the check without waiting (see starter): the connection
-// starts opening at once.
-func (h HTTP) start(t Target, inNS bool) (wait func(context.Context) (int, error), weight int, err error) {
+// starts opening at once. A plain GET of a destination whose connection
+// opened within connect(2) also sends its request at once, and its try
+// reads the answer later without waiting (the Monitor tries once the batch
+// has started): an answer complete by then is judged there, with no
+// goroutine, no registration with the runtime's poller and no timer.
+func (h HTTP) start(t Target, inNS bool) (started, int, error) {
 	if t.d == nil {
-		return nil, KeepWeight, fmt.Errorf("healthcheck: dial %s: target has no dialer", t.Addr)
+		return started{}, KeepWeight, fmt.Errorf("healthcheck: dial %s: target has no dialer", t.Addr)
+	}
+	if !h.TLS {
+		if p, ok, err := h.startPlain(t, inNS); ok {
+			return p, KeepWeight, err
+		}
 	}
 	open, err := t.d.startStream(t.Addr, inNS)
 	if err != nil {
-		return nil, KeepWeight, err
+		return started{}, KeepWeight, err
 	}
-	return func(ctx context.Context) (int, error) {
+	return started{wait: func(ctx context.Context) (int, error) {
 		conn, err := open(ctx)
 		if err != nil {
 			return KeepWeight, err
 		}
-		return KeepWeight, h.over(ctx, t, conn)
-	}, KeepWeight, nil
+		return KeepWeight, h.over(ctx, t, conn, nil)
+	}}, KeepWeight, nil
 }
 
-// over makes the GET over conn, and closes it.
-func (h *HTTP) over(ctx context.Context, t Target, conn net.Conn) error {
-	defer conn.Close()
-	path := h.Path
+// errReader fails every read with err.
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// hostPath is the request's Host header and path.
+func (h *HTTP) hostPath(t Target) (host, path string) {
+	path = h.Path
 	if path == "" {
 		path = "/"
 	}
-	host := h.Host
+	host = h.Host
 	if host == "" {
 		host = t.Addr.String()
 	}
+	return host, path
+}
+
+// over makes the GET over conn, or goes on from resume, and closes conn.
+func (h *HTTP) over(ctx context.Context, t Target, conn net.Conn, resume *httpResume) error {
+	defer conn.Close()
+	host, path := h.hostPath(t)
 	var cfg *tls.Config
 	if h.TLS {
 		if h.TLSConfig != nil {
@@ -179,7 +208,7 @@ func (h *HTTP) over(ctx context.Context, t Target, conn net.Conn) error {
 	// the socket's own (one timer and clock read less per check).
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	err := h.exchange(ctx, conn, cfg, host, path)
+	err := h.exchange(ctx, conn, cfg, host, path, resume)
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("%w (%v)", ctx.Err(), err)
 	}

@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -162,7 +163,63 @@ func TestTCPSourceAndMark(t *testing.T) {
 	}
 }
 
+// viaStart runs a starter probe as a Monitor does: start, then try (up to
+// tries times, pause apart) while it has one, then wait.
+type viaStart struct {
+	p     Probe
+	tries int
+	pause time.Duration
+	// inline counts the checks that try finished.
+	inline *atomic.Int64
+}
+
+func (v viaStart) validate(field string) error {
+	if x, ok := v.p.(interface{ validate(string) error }); ok {
+		return x.validate(field)
+	}
+	return nil
+}
+
+func (v viaStart) Probe(ctx context.Context, t Target) (int, error) {
+	s, w, err := v.p.(starter).start(t, false)
+	if s.wait == nil {
+		return w, err
+	}
+	if s.try != nil {
+		for i := 0; i < v.tries && ctx.Err() == nil; i++ {
+			if ok, w, err := s.try(); ok {
+				v.inline.Add(1)
+				return w, err
+			}
+			time.Sleep(v.pause)
+		}
+	}
+	return s.wait(ctx)
+}
+
+// TestHTTP runs every case through Probe, and through start as a Monitor
+// does: waiting at once; trying once at once, then waiting; trying until
+// the answer is in (finished on the Monitor's goroutine).
 func TestHTTP(t *testing.T) {
+	var inline atomic.Int64
+	for _, mode := range []struct {
+		name string
+		wrap func(HTTP) Probe
+	}{
+		{"Probe", func(h HTTP) Probe { return h }},
+		{"start+wait", func(h HTTP) Probe { return viaStart{p: h, inline: &inline} }},
+		{"start+try+wait", func(h HTTP) Probe { return viaStart{p: h, tries: 1, inline: &inline} }},
+		{"start+tries", func(h HTTP) Probe { return viaStart{p: h, tries: 200, pause: 5 * time.Millisecond, inline: &inline} }},
+	} {
+		t.Run(mode.name, func(t *testing.T) { testHTTP(t, mode.wrap) })
+	}
+	// The tries finished the checks that answered in time.
+	if n := inline.Load(); n < 8 {
+		t.Errorf("%d checks finished by their try, want at least 8", n)
+	}
+}
+
+func testHTTP(t *testing.T, wrap func(HTTP) Probe) {
 	big := strings.Repeat("x", 2<<20)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "all good\n") })
@@ -180,19 +237,19 @@ func TestHTTP(t *testing.T) {
 	a := srv.Listener.Addr().String()
 	sum := md5.Sum([]byte("all good\n"))
 
-	mustPass(t, HTTP{Path: "/ok"}, a)
-	mustPass(t, HTTP{Path: "/ok", BodyMD5: hex.EncodeToString(sum[:])}, a)
-	mustPass(t, HTTP{Path: "/ok", BodyContains: "good"}, a)
-	mustPass(t, HTTP{Path: "/host", Host: "www.example.com", BodyContains: "host=www.example.com"}, a)
-	mustPass(t, HTTP{Path: "/teapot", Status: []StatusRange{{200, 299}, {418, 418}}}, a)
-	mustFail(t, HTTP{Path: "/teapot"}, a, "HTTP status 418")
-	mustFail(t, HTTP{Path: "/missing"}, a, "HTTP status 404")
-	mustFail(t, HTTP{Path: "/ok", BodyMD5: strings.Repeat("0", 32)}, a, "body digest")
-	mustFail(t, HTTP{Path: "/ok", BodyContains: "bad"}, a, "does not contain")
-	mustFail(t, HTTP{Path: "/big", BodyContains: "y"}, a, "body longer than")
-	mustPass(t, HTTP{Path: "/big", BodyContains: "x", MaxBody: 4 << 20}, a)
-	mustFail(t, HTTP{Path: "/slow"}, a, "deadline exceeded")
-	mustFail(t, HTTP{Path: "/ok"}, closedPort(t, "tcp"), "connection refused")
+	mustPass(t, wrap(HTTP{Path: "/ok"}), a)
+	mustPass(t, wrap(HTTP{Path: "/ok", BodyMD5: hex.EncodeToString(sum[:])}), a)
+	mustPass(t, wrap(HTTP{Path: "/ok", BodyContains: "good"}), a)
+	mustPass(t, wrap(HTTP{Path: "/host", Host: "www.example.com", BodyContains: "host=www.example.com"}), a)
+	mustPass(t, wrap(HTTP{Path: "/teapot", Status: []StatusRange{{200, 299}, {418, 418}}}), a)
+	mustFail(t, wrap(HTTP{Path: "/teapot"}), a, "HTTP status 418")
+	mustFail(t, wrap(HTTP{Path: "/missing"}), a, "HTTP status 404")
+	mustFail(t, wrap(HTTP{Path: "/ok", BodyMD5: strings.Repeat("0", 32)}), a, "body digest")
+	mustFail(t, wrap(HTTP{Path: "/ok", BodyContains: "bad"}), a, "does not contain")
+	mustFail(t, wrap(HTTP{Path: "/big", BodyContains: "y"}), a, "body longer than")
+	mustPass(t, wrap(HTTP{Path: "/big", BodyContains: "x", MaxBody: 4 << 20}), a)
+	mustFail(t, wrap(HTTP{Path: "/slow"}), a, "deadline exceeded")
+	mustFail(t, wrap(HTTP{Path: "/ok"}), closedPort(t, "tcp"), "connection refused")
 
 	// Accept and hang: the connection opens, no answer ever comes.
 	hang, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -209,7 +266,7 @@ func TestHTTP(t *testing.T) {
 			defer c.Close()
 		}
 	}()
-	mustFail(t, HTTP{}, hang.Addr().String(), "deadline exceeded")
+	mustFail(t, wrap(HTTP{}), hang.Addr().String(), "deadline exceeded")
 
 	// Reset: the server closes at once with an RST.
 	rst, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -227,7 +284,7 @@ func TestHTTP(t *testing.T) {
 			c.Close()
 		}
 	}()
-	if _, err := probe(t, HTTP{}, Check{}, rst.Addr().String(), 2*time.Second); err == nil {
+	if _, err := probe(t, wrap(HTTP{}), Check{}, rst.Addr().String(), 2*time.Second); err == nil {
 		t.Errorf("HTTP against a server that resets passed")
 	}
 }

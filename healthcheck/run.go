@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -85,47 +86,109 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 	// With OnCheck, the clock is read once per check: a check that
 	// finishes at once starts when the one before it in the batch ended.
+	spawn := func(c *checkState, probe func(context.Context) (int, error), start time.Time) {
+		c.running = true
+		wg.Add(1)
+		go run(c, probe, start)
+	}
+	// A trial is a started check that may finish without waiting (its
+	// try) once the batch has started.
+	type trial struct {
+		check *checkState
+		p     started
+		start time.Time
+		tried bool
+	}
+	var trials []trial
 	launch := func(c *checkState, inNS bool, start time.Time) (f finished, done bool) {
 		probe := func(ctx context.Context) (int, error) { return c.cfg.Probe.Probe(ctx, c.target) }
 		if st, ok := c.cfg.Probe.(starter); ok {
-			wait, w, err := st.start(c.target, inNS)
-			if wait == nil {
+			p, w, err := st.start(c.target, inNS)
+			if p.wait == nil {
 				f = finished{check: c, weight: w, err: err, start: start}
 				if timed {
 					f.dur = time.Since(start)
 				}
 				return f, true
 			}
-			probe = wait
+			if p.try != nil {
+				trials = append(trials, trial{check: c, p: p, start: start})
+				return f, false
+			}
+			probe = p.wait
 		}
-		c.running = true
-		wg.Add(1)
-		go run(c, probe, start)
+		spawn(c, probe, start)
 		return f, false
 	}
 	var due []*checkState
 	var done []finished
-	// launchAll starts the due checks, the starters' sockets all made in
-	// one visit to the Client's namespace.
-	launchAll := func() {
-		start := func(inNS bool) {
-			var clock time.Time
-			if timed {
-				clock = time.Now()
+	// sweep tries the first n trials not tried yet (all of them, if
+	// last): those that finish are done; if last, the others go on on
+	// goroutines of their own. A trial is tried at most twice: after the
+	// next part of the batch has started, and at its end.
+	sweep := func(n int, last bool) {
+		kept := trials[:0]
+		for i, tr := range trials {
+			if !last && (tr.tried || i >= n) {
+				kept = append(kept, tr)
+				continue
 			}
-			for _, c := range due {
-				if f, ok := launch(c, inNS, clock); ok {
-					done = append(done, f)
-					clock = f.start.Add(f.dur)
+			if ok, w, err := tr.p.try(); ok {
+				f := finished{check: tr.check, weight: w, err: err, start: tr.start}
+				if timed {
+					f.dur = time.Since(tr.start)
+				}
+				done = append(done, f)
+				continue
+			}
+			if last {
+				spawn(tr.check, tr.p.wait, tr.start)
+				continue
+			}
+			tr.tried = true
+			kept = append(kept, tr)
+		}
+		clear(trials[len(kept):])
+		trials = kept
+	}
+	// launchAll starts the due checks, the starters' sockets made in one
+	// visit to the Client's namespace per part of launchPart checks.
+	launchAll := func() {
+		for len(due) > 0 {
+			part := due[:min(len(due), launchPart)]
+			due = due[len(part):]
+			start := func(inNS bool) {
+				var clock time.Time
+				if timed {
+					clock = time.Now()
+				}
+				for _, c := range part {
+					if f, ok := launch(c, inNS, clock); ok {
+						done = append(done, f)
+						clock = f.start.Add(f.dur)
+					}
 				}
 			}
+			tried := len(trials)
+			if !slices.ContainsFunc(part, func(c *checkState) bool { _, ok := c.cfg.Probe.(starter); return ok }) {
+				start(false) // no socket to make here
+			} else if m.client.InNetNS(func() error { start(true); return nil }) != nil {
+				start(false) // not started: each check tells the error
+			}
+			if len(due) > 0 {
+				if tried > 0 {
+					sweep(tried, false) // the earlier parts'
+				}
+				// A long batch yields between parts, outside the
+				// namespace visit (which locks the thread): the
+				// runtime would otherwise preempt it with a signal
+				// every 10 ms, and a locked goroutine's preemption
+				// wakes two threads.
+				runtime.Gosched()
+			}
 		}
-		if !slices.ContainsFunc(due, func(c *checkState) bool { _, ok := c.cfg.Probe.(starter); return ok }) {
-			start(false) // no socket to make here
-			return
-		}
-		if m.client.InNetNS(func() error { start(true); return nil }) != nil {
-			start(false) // not started: each check tells the error
+		if len(trials) > 0 {
+			sweep(len(trials), true)
 		}
 	}
 	limit := m.opts.MaxInFlight
@@ -183,7 +246,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 		// The checks due now run, and with them those due within a
 		// small part of their interval: one wake-up starts many.
 		due, done = due[:0], done[:0]
-		for inFlight < limit && len(queue) > 0 && !queue[0].next.After(now.Add(queue[0].cfg.slack())) {
+		for inFlight < limit && len(queue) > 0 && !queue[0].next.After(now.Add(queue[0].cfg.slack(m.opts.Coalesce))) {
 			c := queue.pop()
 			// A check begins, for its schedule, when it was due: the
 			// next one is due Interval after that, wherever in the
@@ -197,8 +260,10 @@ func (m *Monitor) Run(ctx context.Context) error {
 			inFlight++
 		}
 		if len(due) > 0 {
+			batch := due
 			launchAll()
-			clear(due)
+			clear(batch)
+			due = batch
 			now := m.now()
 			for _, f := range done {
 				inFlight--
@@ -232,6 +297,10 @@ func (m *Monitor) Run(ctx context.Context) error {
 		step()
 	}
 }
+
+// launchPart is how many due checks start in one visit to the Client's
+// namespace, between yields.
+const launchPart = 16
 
 func earliest(a, b time.Time) time.Time {
 	if b.Before(a) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -300,5 +301,106 @@ func TestRunKeepsTheRate(t *testing.T) {
 				t.Errorf("%d checks, mean period %v, want %v", len(starts), mean, tc.period)
 			}
 		})
+	}
+}
+
+// HTTP checks of many local destinations at once, started in several parts
+// of a batch: those answered by the time the batch has started finish on
+// the Monitor's goroutine, the others on goroutines of their own; every
+// result is right either way, and the destinations that stop answering go
+// to weight 0.
+func TestRunHTTPBatch(t *testing.T) {
+	const n = 3*launchPart + 5
+	var good, bad []netip.AddrPort
+	for i := range n {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ap := netip.MustParseAddrPort(ln.Addr().String())
+		if i%4 >= 2 {
+			// Answers 500, at once or after a while: a failure that
+			// arrives while the batch starts, or after.
+			go serveHTTP(ln, time.Duration(i%4-2)*20*time.Millisecond, "500 Internal Server Error")
+			bad = append(bad, ap)
+			continue
+		}
+		go serveHTTP(ln, 0, "200 OK")
+		good = append(good, ap)
+	}
+	var dests []Destination
+	for _, ap := range append(append([]netip.AddrPort(nil), good...), bad...) {
+		dests = append(dests, Destination{Destination: dest(ap.String(), 3), Checks: []Check{{Probe: HTTP{BodyContains: "hello"}, Interval: 30 * time.Millisecond, Timeout: time.Second}}})
+	}
+	var mu sync.Mutex
+	results := map[netip.AddrPort][]error{}
+	k := newFakeKernel()
+	m, err := New(k, []Service{{Service: svc, Destinations: dests}}, Options{OnCheck: func(r CheckResult) {
+		mu.Lock()
+		defer mu.Unlock()
+		ap := netip.AddrPortFrom(r.Destination.Address, r.Destination.Port)
+		results[ap] = append(results[ap], r.Err)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, ap := range good {
+		if len(results[ap]) < 3 {
+			t.Fatalf("%v: %d results in 500ms at a 30ms interval", ap, len(results[ap]))
+		}
+		for _, err := range results[ap] {
+			if err != nil {
+				t.Fatalf("%v: %v, want a pass", ap, err)
+			}
+		}
+		if w := k.weight(svc, ap.String()); w != 3 {
+			t.Errorf("%v: weight %d, want 3", ap, w)
+		}
+	}
+	for _, ap := range bad {
+		if len(results[ap]) < 2 {
+			t.Fatalf("%v: %d results", ap, len(results[ap]))
+		}
+		for _, err := range results[ap] {
+			if err == nil || !strings.Contains(err.Error(), "HTTP status 500") {
+				t.Fatalf("%v: %v, want HTTP status 500", ap, err)
+			}
+		}
+		if w := k.weight(svc, ap.String()); w != 0 {
+			t.Errorf("%v: weight %d, want 0", ap, w)
+		}
+	}
+}
+
+// serveHTTP answers every connection of ln with status and "hello" after
+// delay, then closes it.
+func serveHTTP(ln net.Listener, delay time.Duration, status string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 4096)
+			got := 0
+			for !strings.Contains(string(buf[:got]), "\r\n\r\n") {
+				n, err := c.Read(buf[got:])
+				if err != nil {
+					return
+				}
+				got += n
+			}
+			time.Sleep(delay)
+			fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello", status)
+		}()
 	}
 }

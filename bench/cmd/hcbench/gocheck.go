@@ -51,6 +51,9 @@ func runGo(srv *servers, cfg config) (result, error) {
 	if cfg.graceful && cfg.kind == "tcp" {
 		r.name = "healthcheck-graceful"
 	}
+	if cfg.coalesce > 0 {
+		r.name += "-coalesce" + cfg.coalesce.String()
+	}
 	runtime.GC()
 	r.baseRSS = vmRSS("self")
 	var ms runtime.MemStats
@@ -98,7 +101,7 @@ func runGo(srv *servers, cfg config) (result, error) {
 		})
 	}
 	var events atomic.Int64
-	opts := healthcheck.Options{OnEvent: func(healthcheck.Event) { events.Add(1) }}
+	opts := healthcheck.Options{OnEvent: func(healthcheck.Event) { events.Add(1) }, Coalesce: cfg.coalesce}
 	if cfg.onCheck {
 		opts.OnCheck = onCheck
 	}

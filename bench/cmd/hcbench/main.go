@@ -40,6 +40,7 @@ func main() {
 		serveMode  = flag.Bool("serve", false, "internal: be the server child")
 		cpuprofile = flag.String("cpuprofile", "", "write the Monitor's CPU profile of the window here")
 		onCheck    = flag.Bool("oncheck", false, "count the Monitor's checks, failures and latencies through Options.OnCheck (reads the clock per check)")
+		coalesce   = flag.Duration("coalesce", 0, "the Monitor's Options.Coalesce (0: its default)")
 		graceful   = flag.Bool("graceful", false, "tcp: close the Monitor's check connections with a FIN, as keepalived does, instead of a reset")
 	)
 	flag.Parse()
@@ -63,7 +64,7 @@ func main() {
 	defer srv.stop()
 	fmt.Printf("hcbench: %s checks of %d destinations every %v, window %v after %v warm-up, GOMAXPROCS default, kernel %s\n",
 		*kind, *n, *interval, *dur, *warm, kernelRelease())
-	cfg := config{cpuprofile: *cpuprofile, kind: *kind, n: *n, port: *port, interval: *interval, warm: *warm, dur: *dur, fake: *fake, graceful: *graceful, onCheck: *onCheck}
+	cfg := config{cpuprofile: *cpuprofile, kind: *kind, n: *n, port: *port, interval: *interval, warm: *warm, dur: *dur, fake: *fake, graceful: *graceful, onCheck: *onCheck, coalesce: *coalesce}
 	failed := false
 	if *only != "keepalived" {
 		r, err := runGo(srv, cfg)
@@ -96,6 +97,7 @@ type config struct {
 	graceful   bool
 	onCheck    bool
 	cpuprofile string
+	coalesce   time.Duration
 }
 
 type result struct {

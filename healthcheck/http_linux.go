@@ -1,0 +1,124 @@
+//go:build linux
+
+package healthcheck
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// startPlain starts a plain GET (see HTTP.start); ok is false where it
+// cannot (never on Linux).
+func (h HTTP) startPlain(t Target, inNS bool) (p started, ok bool, err error) {
+	fd, connected, err := t.d.startConnect("tcp", t.Addr, inNS)
+	if err != nil {
+		return started{}, true, err
+	}
+	if !connected {
+		return started{wait: func(ctx context.Context) (int, error) {
+			f, err := t.d.finishConnect(ctx, "tcp", t.Addr, fd)
+			if err != nil {
+				return KeepWeight, err
+			}
+			return KeepWeight, h.over(ctx, t, newSockConn(f, "tcp", t.Addr), nil)
+		}}, true, nil
+	}
+	g := &httpInline{h: &h, t: t, fd: fd}
+	host, path := h.hostPath(t)
+	g.resume.req = httpRequest(host, path)
+	g.write()
+	return started{try: g.try, wait: g.wait}, true, nil
+}
+
+// httpInline is a plain HTTP check connected within connect(2), on the
+// Monitor's goroutine until it goes to a goroutine of its own (wait).
+type httpInline struct {
+	h      *HTTP
+	t      Target
+	fd     int
+	resume httpResume
+	err    error // a write or read failed: the answer is what was read, then err
+	eof    bool
+}
+
+// write writes what it can of the request without waiting.
+func (g *httpInline) write() {
+	for len(g.resume.req) > 0 {
+		b := g.resume.req
+		n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(g.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		switch errno {
+		case 0:
+			g.resume.req = b[n:]
+			continue
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+		default:
+			g.err = &os.PathError{Op: "write", Path: "socket", Err: errno}
+		}
+		return
+	}
+}
+
+// try reads what has come without waiting: done once the server has
+// closed (it answers "Connection: close"), or a read failed; then the
+// socket is closed.
+func (g *httpInline) try() (done bool, weight int, err error) {
+	if g.err == nil && len(g.resume.req) > 0 {
+		g.write()
+	}
+	limit := maxHead + defaultMaxBody
+	if g.h.MaxBody > 0 {
+		limit = maxHead + int(g.h.MaxBody)
+	}
+	for g.err == nil && !g.eof && len(g.resume.req) == 0 {
+		if len(g.resume.pre) == cap(g.resume.pre) {
+			if len(g.resume.pre) > limit {
+				break // too long for here: the goroutine reads on
+			}
+			g.resume.pre = append(g.resume.pre, make([]byte, max(2048, len(g.resume.pre)))...)[:len(g.resume.pre)]
+		}
+		b := g.resume.pre[len(g.resume.pre):cap(g.resume.pre)]
+		n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(g.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		switch {
+		case errno == unix.EINTR:
+			continue
+		case errno == unix.EAGAIN:
+			return false, KeepWeight, nil
+		case errno != 0:
+			g.err = &os.PathError{Op: "read", Path: "socket", Err: errno}
+		case n == 0:
+			g.eof = true
+		default:
+			g.resume.pre = g.resume.pre[:len(g.resume.pre)+int(n)]
+		}
+	}
+	if g.err == nil && !g.eof {
+		return false, KeepWeight, nil
+	}
+	_ = rawClose(g.fd)
+	g.fd = -1
+	var r io.Reader = bytes.NewReader(g.resume.pre)
+	if g.err != nil {
+		r = io.MultiReader(r, errReader{g.err})
+	}
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(r)
+	err = g.h.response(br)
+	br.Reset(nil)
+	readers.Put(br)
+	return true, KeepWeight, err
+}
+
+// wait goes on from where try left off, on a goroutine, until ctx is done.
+func (g *httpInline) wait(ctx context.Context) (int, error) {
+	f := os.NewFile(uintptr(g.fd), "socket")
+	g.fd = -1
+	return KeepWeight, g.h.over(ctx, g.t, newSockConn(f, "tcp", g.t.Addr), &g.resume)
+}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package healthcheck
+
+// startPlain is HTTP.start's path for a plain GET on Linux: elsewhere the
+// standard library dials.
+func (h HTTP) startPlain(Target, bool) (started, bool, error) { return started{}, false, nil }
