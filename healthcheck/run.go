@@ -92,14 +92,30 @@ func (m *Monitor) Run(ctx context.Context) error {
 		go run(c, probe, start)
 	}
 	// A trial is a started check that may finish without waiting (its
-	// try) once the batch has started.
+	// try) once the batch has started, until a little later.
 	type trial struct {
 		check *checkState
 		p     started
 		start time.Time
+		until time.Time // then it goes on on a goroutine
 		tried bool
 	}
 	var trials []trial
+	defer func() {
+		cancel()
+		for _, tr := range trials {
+			// Cancelled: each closes its socket at once.
+			_, _ = tr.p.wait(probeCtx)
+		}
+	}()
+	// trialsDue is when the first trial is due.
+	trialsDue := func() time.Time {
+		t := trials[0].until
+		for _, tr := range trials[1:] {
+			t = earliest(t, tr.until)
+		}
+		return t
+	}
 	launch := func(c *checkState, inNS bool, start time.Time) (f finished, done bool) {
 		probe := func(ctx context.Context) (int, error) { return c.cfg.Probe.Probe(ctx, c.target) }
 		if st, ok := c.cfg.Probe.(starter); ok {
@@ -112,7 +128,8 @@ func (m *Monitor) Run(ctx context.Context) error {
 				return f, true
 			}
 			if p.try != nil {
-				trials = append(trials, trial{check: c, p: p, start: start})
+				until := m.now().Add(min(trialWait, c.cfg.timeout()/2))
+				trials = append(trials, trial{check: c, p: p, start: start, until: until})
 				return f, false
 			}
 			probe = p.wait
@@ -122,14 +139,15 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 	var due []*checkState
 	var done []finished
-	// sweep tries the first n trials not tried yet (all of them, if
-	// last): those that finish are done; if last, the others go on on
-	// goroutines of their own. A trial is tried at most twice: after the
-	// next part of the batch has started, and at its end.
-	sweep := func(n int, last bool) {
+	// sweep tries the first n trials not tried yet, and every trial due
+	// by now (non-zero): those that finish are done; the due ones that do
+	// not go on on goroutines of their own. A trial is tried after the
+	// next part of its batch has started, and when due.
+	sweep := func(n int, now time.Time) {
 		kept := trials[:0]
 		for i, tr := range trials {
-			if !last && (tr.tried || i >= n) {
+			due := !now.IsZero() && !now.Before(tr.until)
+			if !due && (tr.tried || i >= n) {
 				kept = append(kept, tr)
 				continue
 			}
@@ -141,7 +159,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 				done = append(done, f)
 				continue
 			}
-			if last {
+			if due {
 				spawn(tr.check, tr.p.wait, tr.start)
 				continue
 			}
@@ -177,7 +195,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 			}
 			if len(due) > 0 {
 				if tried > 0 {
-					sweep(tried, false) // the earlier parts'
+					sweep(tried, time.Time{}) // the earlier parts'
 				}
 				// A long batch yields between parts, outside the
 				// namespace visit (which locks the thread): the
@@ -186,9 +204,6 @@ func (m *Monitor) Run(ctx context.Context) error {
 				// wakes two threads.
 				runtime.Gosched()
 			}
-		}
-		if len(trials) > 0 {
-			sweep(len(trials), true)
 		}
 	}
 	limit := m.opts.MaxInFlight
@@ -243,6 +258,22 @@ func (m *Monitor) Run(ctx context.Context) error {
 		default:
 		}
 		now := m.now()
+		if len(trials) > 0 && !now.Before(trialsDue()) {
+			done = done[:0]
+			sweep(0, now)
+			if len(done) > 0 {
+				now := m.now()
+				for _, f := range done {
+					inFlight--
+					take(f.check, f.weight, f.err, f.start, f.dur, now)
+					queue.push(f.check)
+				}
+				clear(done)
+				done = done[:0]
+				step()
+				continue
+			}
+		}
 		// The checks due now run, and with them those due within a
 		// small part of their interval: one wake-up starts many.
 		due, done = due[:0], done[:0]
@@ -286,6 +317,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 		if !retryAt.IsZero() {
 			wake = earliest(wake, retryAt)
 		}
+		if len(trials) > 0 {
+			wake = earliest(wake, trialsDue())
+		}
 		timer.Reset(max(wake.Sub(now), 0))
 		select {
 		case <-ctx.Done():
@@ -301,6 +335,12 @@ func (m *Monitor) Run(ctx context.Context) error {
 // launchPart is how many due checks start in one visit to the Client's
 // namespace, between yields.
 const launchPart = 16
+
+// trialWait is how long after it started a check that can finish without
+// waiting (a plain HTTP GET of a local destination) is tried before it
+// goes on on a goroutine of its own (at most half its timeout): long
+// enough for a local server to answer, short beside any interval.
+const trialWait = 5 * time.Millisecond
 
 func earliest(a, b time.Time) time.Time {
 	if b.Before(a) {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -402,5 +404,62 @@ func serveHTTP(ln net.Listener, delay time.Duration, status string) {
 			time.Sleep(delay)
 			fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello", status)
 		}()
+	}
+}
+
+// A Monitor stopped while plain HTTP checks wait for their answer closes
+// their sockets: no descriptor is left behind.
+func TestRunHTTPStopCloses(t *testing.T) {
+	hang, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hang.Close()
+	var conns sync.WaitGroup
+	go func() {
+		for {
+			c, err := hang.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() { // read the request, never answer, close at EOF
+				defer conns.Done()
+				defer c.Close()
+				_, _ = io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip(err)
+		}
+		return len(ents)
+	}
+	ap := hang.Addr().String()
+	var dests []Destination
+	for i := range 20 {
+		dests = append(dests, Destination{Destination: dest(fmt.Sprintf("127.0.0.%d:%s", i+1, ap[len("127.0.0.1:"):]), 1),
+			Checks: []Check{{Probe: HTTP{}, Address: netip.MustParseAddr("127.0.0.1"), Interval: time.Hour, Timeout: time.Hour}}})
+	}
+	before := fds()
+	for i := range 10 {
+		m, err := New(newFakeKernel(), []Service{{Service: svc, Destinations: dests}}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i)*time.Millisecond)
+		if err := m.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for fds() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := fds(); n > before {
+		t.Fatalf("%d descriptors before, %d after", before, n)
 	}
 }
