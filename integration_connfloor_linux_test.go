@@ -226,7 +226,11 @@ func connRounds(b *testing.B, bc *ipvs.Client, ns *netNS, n int) {
 		name string
 		seq  func(*ipvs.Client, context.Context) iter.Seq2[ipvs.Connection, error]
 	}{
-		{"Connections", (*ipvs.Client).Connections},
+		{"Connections (ip_vs_conn_sync)", (*ipvs.Client).Connections},
+		// ConnectionsWithPE reads ip_vs_conn, the file ipvsadm -Lcn
+		// reads, and yields what ipvsadm prints: the like-for-like
+		// measure against it.
+		{"ConnectionsWithPE (ip_vs_conn)", (*ipvs.Client).ConnectionsWithPE},
 		{"Connections, read and decoded in turn (before)", ipvs.ConnectionsInline},
 	} {
 		steps = append(steps, step{v.name, func() connTiming {

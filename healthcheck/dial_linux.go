@@ -45,38 +45,120 @@ func (d *dialer) dialConn(ctx context.Context, network string, addr netip.AddrPo
 // so that neither end keeps the connection in TIME_WAIT), or closes it
 // normally if graceful.
 func (d *dialer) connectOnly(ctx context.Context, addr netip.AddrPort, graceful bool) error {
-	wait, err := d.startTCP(addr, graceful, false)
-	if wait == nil {
+	p, err := d.startTCP(addr, graceful, false)
+	if p == nil {
 		return err
 	}
-	return wait(ctx)
+	_, err = p.wait(ctx)
+	return err
 }
 
 // startTCP starts connectOnly without waiting. It is done, with err, if
 // the connection opened at once (as it does to a local address);
-// otherwise it returns the wait, which must be called.
-// With inNS, the calling thread is in d's namespace already.
-func (d *dialer) startTCP(addr netip.AddrPort, graceful, inNS bool) (wait func(context.Context) error, err error) {
+// otherwise it returns the rest, whose try (until done), expire or wait
+// must be called. With inNS, the calling thread is in d's namespace
+// already.
+func (d *dialer) startTCP(addr netip.AddrPort, graceful, inNS bool) (*tcpPending, error) {
 	fd, connected, err := d.startConnect("tcp", addr, inNS)
 	if err != nil {
 		return nil, err
 	}
 	if connected {
-		if !graceful {
-			rawResetOnClose(fd)
-		}
-		return nil, os.NewSyscallError("close", rawClose(fd))
+		return nil, closeChecked(fd, graceful)
 	}
-	return func(ctx context.Context) error {
-		f, err := d.finishConnect(ctx, "tcp", addr, fd)
-		if err != nil {
-			return err
-		}
-		if rc, err := f.SyscallConn(); err == nil && !graceful { // (f.Fd would make it blocking)
-			_ = rc.Control(resetOnClose)
-		}
-		return f.Close()
-	}, nil
+	return &tcpPending{connecting{d, addr, fd}, graceful}, nil
+}
+
+// closeChecked closes the socket of a TCP check: it resets the connection
+// unless graceful.
+func closeChecked(fd int, graceful bool) error {
+	if !graceful {
+		rawResetOnClose(fd)
+	}
+	return os.NewSyscallError("close", rawClose(fd))
+}
+
+// connecting is a socket whose connection did not open within
+// connect(2): the handshake goes on.
+type connecting struct {
+	d    *dialer
+	addr netip.AddrPort
+	fd   int
+}
+
+// opened tells, without waiting, whether the connection has opened (done,
+// nil) or failed (done, the error; the socket is closed).
+func (c *connecting) opened() (done bool, err error) {
+	var soErr int32
+	n := uint32(unsafe.Sizeof(soErr))
+	_, _, errno := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(c.fd), unix.SOL_SOCKET, unix.SO_ERROR, uintptr(unsafe.Pointer(&soErr)), uintptr(unsafe.Pointer(&n)), 0)
+	switch {
+	case errno != 0:
+		err = os.NewSyscallError("getsockopt", errno)
+	case soErr != 0:
+		err = os.NewSyscallError("connect", unix.Errno(soErr))
+	case peerKnown(c.fd):
+		return true, nil
+	default:
+		return false, nil
+	}
+	_ = rawClose(c.fd)
+	c.fd = -1
+	return true, dialError("tcp", c.addr, err)
+}
+
+// expire gives up at the check's timeout: it closes the socket.
+func (c *connecting) expire() error {
+	_ = rawClose(c.fd)
+	c.fd = -1
+	return dialError("tcp", c.addr, context.DeadlineExceeded)
+}
+
+// finish waits for the connection on a goroutine, until ctx is done (see
+// finishConnect).
+func (c *connecting) finish(ctx context.Context) (*os.File, error) {
+	fd := c.fd
+	c.fd = -1
+	return c.d.finishConnect(ctx, "tcp", c.addr, fd)
+}
+
+// tcpPending is a TCP check whose connection is opening.
+type tcpPending struct {
+	c        connecting
+	graceful bool
+}
+
+func (p *tcpPending) try() (bool, int, error) {
+	done, err := p.c.opened()
+	if !done {
+		return false, KeepWeight, nil
+	}
+	if err == nil {
+		err = closeChecked(p.c.fd, p.graceful)
+		p.c.fd = -1
+	}
+	return true, KeepWeight, err
+}
+
+// poll: the socket is writable once the connection opens.
+func (p *tcpPending) poll() (int, bool) { return p.c.fd, true }
+
+func (p *tcpPending) expire() error { return p.c.expire() }
+
+func (p *tcpPending) wait(ctx context.Context) (int, error) {
+	f, err := p.c.finish(ctx)
+	if err != nil {
+		return KeepWeight, err
+	}
+	if rc, err := f.SyscallConn(); err == nil && !p.graceful { // (f.Fd would make it blocking)
+		_ = rc.Control(resetOnClose)
+	}
+	return KeepWeight, f.Close()
+}
+
+// started is the rest of the check, for the Monitor.
+func (p *tcpPending) started() started {
+	return started{try: p.try, wait: p.wait, poll: p.poll, expire: p.expire}
 }
 
 // resetOnClose makes close(2) reset the connection (SO_LINGER 0).

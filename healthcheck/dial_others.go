@@ -42,8 +42,21 @@ func (d *dialer) connectOnly(ctx context.Context, addr netip.AddrPort, graceful 
 	return c.Close()
 }
 
-func (d *dialer) startTCP(addr netip.AddrPort, graceful, _ bool) (func(context.Context) error, error) {
-	return func(ctx context.Context) error { return d.connectOnly(ctx, addr, graceful) }, nil
+// tcpPending is the whole TCP check, on a goroutine.
+type tcpPending struct {
+	d        *dialer
+	addr     netip.AddrPort
+	graceful bool
+}
+
+func (d *dialer) startTCP(addr netip.AddrPort, graceful, _ bool) (*tcpPending, error) {
+	return &tcpPending{d, addr, graceful}, nil
+}
+
+func (p *tcpPending) started() started {
+	return started{wait: func(ctx context.Context) (int, error) {
+		return KeepWeight, p.d.connectOnly(ctx, p.addr, p.graceful)
+	}}
 }
 
 func (d *dialer) startStream(addr netip.AddrPort, _ bool) (func(context.Context) (net.Conn, error), error) {

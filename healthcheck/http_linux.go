@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"unsafe"
@@ -20,31 +21,28 @@ func (h HTTP) startPlain(t Target, inNS bool) (p started, ok bool, err error) {
 	if err != nil {
 		return started{}, true, err
 	}
-	if !connected {
-		return started{wait: func(ctx context.Context) (int, error) {
-			f, err := t.d.finishConnect(ctx, "tcp", t.Addr, fd)
-			if err != nil {
-				return KeepWeight, err
-			}
-			return KeepWeight, h.over(ctx, t, newSockConn(f, "tcp", t.Addr), nil)
-		}}, true, nil
-	}
 	g := &httpInline{h: &h, t: t, fd: fd}
 	host, path := h.hostPath(t)
 	g.resume.req = httpRequest(host, path)
-	g.write()
-	return started{try: g.try, wait: g.wait}, true, nil
+	if connected {
+		g.write()
+	} else {
+		g.conn = &connecting{t.d, t.Addr, fd}
+	}
+	return started{try: g.try, wait: g.wait, poll: g.poll, expire: g.expire}, true, nil
 }
 
-// httpInline is a plain HTTP check connected within connect(2), on the
-// Monitor's goroutine until it goes to a goroutine of its own (wait).
+// httpInline is a plain HTTP check on the Monitor's goroutine, until it
+// goes to a goroutine of its own (wait).
 type httpInline struct {
 	h      *HTTP
 	t      Target
 	fd     int
+	conn   *connecting // the connection is opening
 	resume httpResume
 	err    error // a write or read failed: the answer is what was read, then err
 	eof    bool
+	full   bool // read as much as try reads: the rest is wait's
 }
 
 // write writes what it can of the request without waiting.
@@ -70,6 +68,17 @@ func (g *httpInline) write() {
 // closed (it answers "Connection: close"), or a read failed; then the
 // socket is closed.
 func (g *httpInline) try() (done bool, weight int, err error) {
+	if g.conn != nil {
+		done, err := g.conn.opened()
+		if !done {
+			return false, KeepWeight, nil
+		}
+		g.conn = nil
+		if err != nil {
+			g.fd = -1 // closed
+			return true, KeepWeight, err
+		}
+	}
 	if g.err == nil && len(g.resume.req) > 0 {
 		g.write()
 	}
@@ -80,6 +89,7 @@ func (g *httpInline) try() (done bool, weight int, err error) {
 	for g.err == nil && !g.eof && len(g.resume.req) == 0 {
 		if len(g.resume.pre) == cap(g.resume.pre) {
 			if len(g.resume.pre) > limit {
+				g.full = true
 				break // too long for here: the goroutine reads on
 			}
 			g.resume.pre = append(g.resume.pre, make([]byte, max(2048, len(g.resume.pre)))...)[:len(g.resume.pre)]
@@ -116,9 +126,43 @@ func (g *httpInline) try() (done bool, weight int, err error) {
 	return true, KeepWeight, err
 }
 
+// poll is the socket to wait on for try to go on, until writable while
+// the connection opens, or -1 where only wait can go on (the request is not
+// all written, or try has read its most).
+func (g *httpInline) poll() (int, bool) {
+	if g.conn != nil {
+		return g.fd, true
+	}
+	if g.fd < 0 || g.err != nil || g.full || len(g.resume.req) > 0 {
+		return -1, false
+	}
+	return g.fd, false
+}
+
+// expire ends the check at its timeout: it closes the socket.
+func (g *httpInline) expire() error {
+	if g.conn != nil {
+		g.fd = -1
+		return g.conn.expire()
+	}
+	if g.fd >= 0 {
+		_ = rawClose(g.fd)
+		g.fd = -1
+	}
+	return fmt.Errorf("%w (no complete answer: %d bytes read)", context.DeadlineExceeded, len(g.resume.pre))
+}
+
 // wait goes on from where try left off, on a goroutine, until ctx is done.
 func (g *httpInline) wait(ctx context.Context) (int, error) {
-	f := os.NewFile(uintptr(g.fd), "socket")
+	var f *os.File
+	if g.conn != nil {
+		var err error
+		if f, err = g.conn.finish(ctx); err != nil {
+			return KeepWeight, err
+		}
+	} else {
+		f = os.NewFile(uintptr(g.fd), "socket")
+	}
 	g.fd = -1
 	return KeepWeight, g.h.over(ctx, g.t, newSockConn(f, "tcp", g.t.Addr), &g.resume)
 }

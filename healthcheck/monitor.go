@@ -240,6 +240,9 @@ type Monitor struct {
 	// retry is how long to wait to apply again after the kernel refused
 	// a change.
 	retry time.Duration
+	// spawned counts the checks Run sent to goroutines of their own
+	// (for tests, once Run has returned).
+	spawned int
 }
 
 // New validates the services and returns a Monitor of them; Run starts it.

@@ -41,7 +41,7 @@ func (p TCP) start(t Target, inNS bool) (started, int, error) {
 	if w == nil {
 		return started{}, KeepWeight, err
 	}
-	return started{wait: func(ctx context.Context) (int, error) { return KeepWeight, w(ctx) }}, KeepWeight, nil
+	return w.started(), KeepWeight, nil
 }
 
 // A starter is a probe that can often finish without waiting, such as a
@@ -59,9 +59,16 @@ type starter interface {
 // goroutine once the batch has started, and which finishes the check if it
 // can without waiting, and wait, which runs on a goroutine of its own with
 // the check's timeout if try did not finish.
+//
+// poll, if set, is the socket on which the Monitor may wait, in its own
+// poller, for try to go on: until it is writable (out) or readable (-1:
+// it may not wait there; wait goes on); expire then ends the check at its
+// timeout and tells why it failed.
 type started struct {
-	try  func() (done bool, weight int, err error)
-	wait func(context.Context) (int, error)
+	try    func() (done bool, weight int, err error)
+	wait   func(context.Context) (int, error)
+	poll   func() (fd int, out bool)
+	expire func() error
 }
 
 // A StatusRange is a range of HTTP status codes, Min to Max inclusive.

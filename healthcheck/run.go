@@ -88,26 +88,61 @@ func (m *Monitor) Run(ctx context.Context) error {
 	// finishes at once starts when the one before it in the batch ended.
 	spawn := func(c *checkState, probe func(context.Context) (int, error), start time.Time) {
 		c.running = true
+		m.spawned++
 		wg.Add(1)
 		go run(c, probe, start)
 	}
 	// A trial is a started check that may finish without waiting (its
 	// try) once the batch has started, until a little later.
 	type trial struct {
-		check *checkState
-		p     started
-		start time.Time
-		until time.Time // then it goes on on a goroutine
-		tried bool
+		check    *checkState
+		p        started
+		start    time.Time
+		until    time.Time // then it waits in the poller, or on a goroutine
+		deadline time.Time // its timeout
+		tried    bool
+		out      bool // in the poller until writable
 	}
 	var trials []trial
+	// The trials that wait in the Monitor's poller (pl, made when first
+	// needed), by socket.
+	var pl *poller
+	waiting := map[int]trial{}
 	defer func() {
 		cancel()
 		for _, tr := range trials {
 			// Cancelled: each closes its socket at once.
 			_, _ = tr.p.wait(probeCtx)
 		}
+		for _, tr := range waiting {
+			_ = tr.p.expire()
+		}
+		if pl != nil {
+			pl.close()
+		}
 	}()
+	// poll puts a trial not finished by its time in the poller; false if
+	// it cannot wait there.
+	poll := func(tr trial) bool {
+		if tr.p.poll == nil {
+			return false
+		}
+		fd, out := tr.p.poll()
+		if fd < 0 {
+			return false
+		}
+		if pl == nil {
+			if pl = newPoller(); pl == nil {
+				return false
+			}
+		}
+		if !pl.add(fd, out) {
+			return false
+		}
+		tr.until, tr.out = tr.deadline, out
+		waiting[fd] = tr
+		return true
+	}
 	// trialsDue is when the first trial is due.
 	trialsDue := func() time.Time {
 		t := trials[0].until
@@ -128,8 +163,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 				return f, true
 			}
 			if p.try != nil {
-				until := m.now().Add(min(trialWait, c.cfg.timeout()/2))
-				trials = append(trials, trial{check: c, p: p, start: start, until: until})
+				now := m.now()
+				trials = append(trials, trial{check: c, p: p, start: start,
+					until: now.Add(min(trialWait, c.cfg.timeout()/2)), deadline: now.Add(c.cfg.timeout())})
 				return f, false
 			}
 			probe = p.wait
@@ -141,8 +177,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 	var done []finished
 	// sweep tries the first n trials not tried yet, and every trial due
 	// by now (non-zero): those that finish are done; the due ones that do
-	// not go on on goroutines of their own. A trial is tried after the
-	// next part of its batch has started, and when due.
+	// not wait in the poller or, if they cannot, go on on goroutines of
+	// their own. A trial is tried after the next part of its batch has
+	// started, and when due.
 	sweep := func(n int, now time.Time) {
 		kept := trials[:0]
 		for i, tr := range trials {
@@ -160,7 +197,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 				continue
 			}
 			if due {
-				spawn(tr.check, tr.p.wait, tr.start)
+				if !poll(tr) {
+					spawn(tr.check, tr.p.wait, tr.start)
+				}
 				continue
 			}
 			tr.tried = true
@@ -229,6 +268,88 @@ func (m *Monitor) Run(ctx context.Context) error {
 			retryAt = time.Time{}
 		}
 	}
+	// finish records a trial's result.
+	finish := func(tr trial, w int, err error) {
+		f := finished{check: tr.check, weight: w, err: err, start: tr.start}
+		if timed {
+			f.dur = time.Since(tr.start)
+		}
+		done = append(done, f)
+	}
+	// takeReady goes on with the trials whose sockets are ready.
+	takeReady := func() {
+		pl.take(func(fd int) {
+			tr, ok := waiting[fd]
+			if !ok {
+				pl.remove(fd)
+				return
+			}
+			if ok, w, err := tr.p.try(); ok {
+				delete(waiting, fd) // and closed: out of the poller
+				finish(tr, w, err)
+				return
+			}
+			switch nfd, out := tr.p.poll(); {
+			case nfd < 0:
+				// An answer longer than try reads: a goroutine
+				// reads on.
+				delete(waiting, fd)
+				pl.remove(fd)
+				spawn(tr.check, tr.p.wait, tr.start)
+			case out != tr.out:
+				// Connected: now for the answer.
+				if !pl.modify(fd, out) {
+					delete(waiting, fd)
+					pl.remove(fd)
+					spawn(tr.check, tr.p.wait, tr.start)
+					return
+				}
+				tr.out = out
+				waiting[fd] = tr
+			}
+		})
+	}
+	// expire ends the trials in the poller whose timeout has passed by
+	// now.
+	expire := func(now time.Time) {
+		for fd, tr := range waiting {
+			if now.Before(tr.deadline) {
+				continue
+			}
+			delete(waiting, fd)
+			if ok, w, err := tr.p.try(); ok {
+				finish(tr, w, err)
+				continue
+			}
+			finish(tr, KeepWeight, tr.p.expire())
+		}
+	}
+	// waitDue is when the first trial in the poller times out.
+	waitDue := func() time.Time {
+		var t time.Time
+		for _, tr := range waiting {
+			if t.IsZero() || tr.deadline.Before(t) {
+				t = tr.deadline
+			}
+		}
+		return t
+	}
+	// takeDone records the finished checks, if any, and applies.
+	takeDone := func() bool {
+		if len(done) == 0 {
+			return false
+		}
+		now := m.now()
+		for _, f := range done {
+			inFlight--
+			take(f.check, f.weight, f.err, f.start, f.dur, now)
+			queue.push(f.check)
+		}
+		clear(done)
+		done = done[:0]
+		step()
+		return true
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	// takeResults records the results that came in.
@@ -257,22 +378,21 @@ func (m *Monitor) Run(ctx context.Context) error {
 			takeResults(r)
 		default:
 		}
+		done = done[:0]
+		select {
+		case <-pl.readyC():
+			takeReady()
+		default:
+		}
 		now := m.now()
 		if len(trials) > 0 && !now.Before(trialsDue()) {
-			done = done[:0]
 			sweep(0, now)
-			if len(done) > 0 {
-				now := m.now()
-				for _, f := range done {
-					inFlight--
-					take(f.check, f.weight, f.err, f.start, f.dur, now)
-					queue.push(f.check)
-				}
-				clear(done)
-				done = done[:0]
-				step()
-				continue
-			}
+		}
+		if len(waiting) > 0 && !now.Before(waitDue()) {
+			expire(now)
+		}
+		if takeDone() {
+			continue
 		}
 		// The checks due now run, and with them those due within a
 		// small part of their interval: one wake-up starts many.
@@ -295,15 +415,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 			launchAll()
 			clear(batch)
 			due = batch
-			now := m.now()
-			for _, f := range done {
-				inFlight--
-				take(f.check, f.weight, f.err, f.start, f.dur, now)
-				queue.push(f.check)
-			}
-			if len(done) > 0 {
-				clear(done)
-				step()
+			if takeDone() {
 				continue
 			}
 		}
@@ -320,12 +432,20 @@ func (m *Monitor) Run(ctx context.Context) error {
 		if len(trials) > 0 {
 			wake = earliest(wake, trialsDue())
 		}
+		if len(waiting) > 0 {
+			wake = earliest(wake, waitDue())
+		}
 		timer.Reset(max(wake.Sub(now), 0))
 		select {
 		case <-ctx.Done():
 			return nil
 		case r := <-results:
 			takeResults(r)
+		case <-pl.readyC():
+			takeReady()
+			if takeDone() {
+				continue
+			}
 		case <-timer.C:
 		}
 		step()
@@ -338,8 +458,9 @@ const launchPart = 16
 
 // trialWait is how long after it started a check that can finish without
 // waiting (a plain HTTP GET of a local destination) is tried before it
-// goes on on a goroutine of its own (at most half its timeout): long
-// enough for a local server to answer, short beside any interval.
+// waits in the Monitor's poller, or where it cannot on a goroutine of its
+// own (at most half its timeout): long enough for a local server to
+// answer, short beside any interval.
 const trialWait = 5 * time.Millisecond
 
 func earliest(a, b time.Time) time.Time {

@@ -460,3 +460,123 @@ func TestRunHTTPStopCloses(t *testing.T) {
 		t.Fatalf("%d descriptors before, %d after", before, n)
 	}
 }
+
+// Plain HTTP checks answered after the trial's wait go on in the Monitor's
+// poller, not on goroutines: late answers pass, a server that never
+// answers fails at the check's timeout, and only an answer longer than a
+// trial reads goes on on a goroutine.
+func TestRunHTTPPoller(t *testing.T) {
+	listen := func(serve func(net.Conn)) netip.AddrPort {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					buf := make([]byte, 4096)
+					got := 0
+					for !strings.Contains(string(buf[:got]), "\r\n\r\n") {
+						n, err := c.Read(buf[got:])
+						if err != nil {
+							return
+						}
+						got += n
+					}
+					serve(c)
+				}()
+			}
+		}()
+		return netip.MustParseAddrPort(ln.Addr().String())
+	}
+	var late []netip.AddrPort
+	for range 12 {
+		late = append(late, listen(func(c net.Conn) {
+			time.Sleep(3 * trialWait)
+			// The answer in two parts, apart.
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n")
+			time.Sleep(trialWait)
+			fmt.Fprintf(c, "Connection: close\r\n\r\nhello")
+		}))
+	}
+	hung := listen(func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	huge := listen(func(c net.Conn) {
+		time.Sleep(2 * trialWait)
+		body := strings.Repeat("x", 256<<10)
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+	})
+	const interval, timeout = 100 * time.Millisecond, 80 * time.Millisecond
+	check := func(h HTTP) []Check {
+		return []Check{{Probe: h, Interval: interval, Timeout: timeout}}
+	}
+	var dests []Destination
+	for _, ap := range late {
+		dests = append(dests, Destination{Destination: dest(ap.String(), 2), Checks: check(HTTP{BodyContains: "hello"})})
+	}
+	dests = append(dests,
+		Destination{Destination: dest(hung.String(), 2), Checks: check(HTTP{})},
+		Destination{Destination: dest(huge.String(), 2), Checks: check(HTTP{BodyContains: "hello", MaxBody: 1 << 10})})
+	var mu sync.Mutex
+	results := map[netip.AddrPort][]CheckResult{}
+	m, err := New(newFakeKernel(), []Service{{Service: svc, Destinations: dests}}, Options{OnCheck: func(r CheckResult) {
+		mu.Lock()
+		defer mu.Unlock()
+		ap := netip.AddrPortFrom(r.Destination.Address, r.Destination.Port)
+		results[ap] = append(results[ap], r)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	defer cancel()
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, ap := range late {
+		if len(results[ap]) < 3 {
+			t.Fatalf("%v: %d results in 600ms at a %v interval", ap, len(results[ap]), interval)
+		}
+		for _, r := range results[ap] {
+			if r.Err != nil {
+				t.Fatalf("%v: %v, want a pass", ap, r.Err)
+			}
+			// Taken when the answer came (after 4 trialWaits), not
+			// at the timeout.
+			if r.Duration >= timeout*3/4 {
+				t.Errorf("%v: passed after %v, want about %v", ap, r.Duration, 4*trialWait)
+			}
+		}
+	}
+	if len(results[hung]) < 3 {
+		t.Fatalf("never answered: %d results", len(results[hung]))
+	}
+	for _, r := range results[hung] {
+		if !errors.Is(r.Err, context.DeadlineExceeded) {
+			t.Fatalf("never answered: %v, want a deadline exceeded", r.Err)
+		}
+		// Timed out at the timeout, give or take the machine's delays.
+		if r.Duration < timeout || r.Duration > timeout+40*time.Millisecond {
+			t.Errorf("never answered: failed after %v, want about %v", r.Duration, timeout)
+		}
+	}
+	if len(results[huge]) == 0 {
+		t.Fatal("long answer: no result")
+	}
+	for _, r := range results[huge] {
+		if r.Err == nil || !strings.Contains(r.Err.Error(), "body") {
+			t.Fatalf("long answer: %v, want a failure for its body", r.Err)
+		}
+	}
+	// Only the long answers went on on goroutines.
+	if m.spawned != len(results[huge]) {
+		t.Errorf("%d checks went on on goroutines, want %d (the long answers)", m.spawned, len(results[huge]))
+	}
+}
