@@ -158,7 +158,7 @@ func (p *tcpPending) wait(ctx context.Context) (int, error) {
 
 // started is the rest of the check, for the Monitor.
 func (p *tcpPending) started() started {
-	return started{try: p.try, wait: p.wait, poll: p.poll, expire: p.expire}
+	return started{p: p}
 }
 
 // resetOnClose makes close(2) reset the connection (SO_LINGER 0).
@@ -231,18 +231,7 @@ func (d *dialer) startConnect(network string, addr netip.AddrPort, inNS bool) (i
 	if addr.Addr().Is4() {
 		family = unix.AF_INET
 	}
-	var (
-		fd  int
-		err error
-	)
-	if d.ns != nil && !inNS {
-		err = d.ns.InNetNS(func() error {
-			fd, err = rawSocket(family, typ)
-			return err
-		})
-	} else {
-		fd, err = rawSocket(family, typ)
-	}
+	fd, err := d.socket(family, typ, inNS)
 	if err != nil {
 		return -1, false, dialError(network, addr, os.NewSyscallError("socket", err))
 	}
@@ -265,6 +254,26 @@ func (d *dialer) startConnect(network string, addr netip.AddrPort, inNS bool) (i
 		return fail(os.NewSyscallError("connect", cerr))
 	}
 	return fd, cerr == 0 || peerKnown(fd), nil
+}
+
+// socket makes a socket in d's namespace; with inNS, the calling thread
+// is in it already.
+func (d *dialer) socket(family, typ int, inNS bool) (int, error) {
+	if d.ns == nil || inNS {
+		return rawSocket(family, typ)
+	}
+	return d.socketInNS(family, typ)
+}
+
+// socketInNS is socket from another namespace (apart, so that only this
+// path pays for the closure and its captured variables on the heap).
+func (d *dialer) socketInNS(family, typ int) (fd int, err error) {
+	err = d.ns.InNetNS(func() error {
+		var e error
+		fd, e = rawSocket(family, typ)
+		return e
+	})
+	return fd, err
 }
 
 // The system calls of a check's socket before it joins the runtime's

@@ -48,12 +48,18 @@
 // interval, at most 50 ms, start at once, so that a second of 1000 checks
 // is 20 wake-ups): their sockets are made in one visit to the Client's namespace,
 // and a TCP check whose connection opens within connect(2) (a local
-// destination) finishes there; the others run on goroutines, at most
-// Options.MaxInFlight at once. A TCP check is a few system calls (socket,
-// connect, close; a remote destination adds the poller's registration and
-// wait) and is reset once open; an HTTP check is one GET over its own
-// connection, read only as far as the check needs (the status line, or the
-// body when it is checked). BENCHMARKS.md compares the Monitor with
+// destination) finishes there. TCP checks and plain HTTP GETs that must
+// wait (for a remote handshake, for an answer) wait, as keepalived's do, in
+// one epoll instance of the Monitor's, whose descriptor alone is in the Go
+// runtime's poller: no goroutine, timer or context per check. The other
+// checks (HTTPS, UDP, DNS, commands, Func) run on goroutines. At most
+// Options.MaxInFlight checks are under way at once. A TCP check is a few
+// system calls (socket, connect, close; a remote destination adds its
+// registration in the epoll instance) and is reset once open; an HTTP
+// check is one GET over its own connection, judged by its status line and,
+// when set, its body (a plain GET that waits reads its answer to the
+// server's close, at most 64 KiB of head and MaxBody of body, before a
+// goroutine takes over). BENCHMARKS.md compares the Monitor with
 // keepalived's checker.
 //
 // # Checking through the forwarding path

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -21,28 +22,47 @@ func (h HTTP) startPlain(t Target, inNS bool) (p started, ok bool, err error) {
 	if err != nil {
 		return started{}, true, err
 	}
-	g := &httpInline{h: &h, t: t, fd: fd}
-	host, path := h.hostPath(t)
-	g.resume.req = httpRequest(host, path)
+	g := inlines.Get().(*httpInline)
+	g.h, g.t, g.fd = h, t, fd
+	g.opening, g.conn = !connected, connecting{t.d, t.Addr, fd}
+	g.err, g.eof, g.full = nil, false, false
+	g.resume.req = g.h.appendRequest(g.reqBuf[:0], t)
+	g.resume.pre = g.preBuf[:0]
 	if connected {
 		g.write()
-	} else {
-		g.conn = &connecting{t.d, t.Addr, fd}
 	}
-	return started{try: g.try, wait: g.wait, poll: g.poll, expire: g.expire}, true, nil
+	return started{p: g}, true, nil
 }
 
 // httpInline is a plain HTTP check on the Monitor's goroutine, until it
-// goes to a goroutine of its own (wait).
+// goes to a goroutine of its own (wait). Its request and the first part of
+// its answer are in buffers of its own, and it goes back to inlines when it
+// ends there: a check that ends on the Monitor's goroutine costs no
+// allocation.
 type httpInline struct {
-	h      *HTTP
-	t      Target
-	fd     int
-	conn   *connecting // the connection is opening
-	resume httpResume
-	err    error // a write or read failed: the answer is what was read, then err
-	eof    bool
-	full   bool // read as much as try reads: the rest is wait's
+	h       HTTP
+	t       Target
+	fd      int
+	opening bool // the connection is opening: conn
+	conn    connecting
+	resume  httpResume
+	err     error // a write or read failed: the answer is what was read, then err
+	eof     bool
+	full    bool // read as much as try reads: the rest is wait's
+	rd      bytes.Reader
+	reqBuf  [192]byte
+	preBuf  [2048]byte
+}
+
+// inlines holds the httpInlines of the checks that ended.
+var inlines = sync.Pool{New: func() any { return new(httpInline) }}
+
+// release puts g back in inlines: g is not used after.
+func (g *httpInline) release() {
+	g.h, g.t, g.conn, g.err = HTTP{}, Target{}, connecting{}, nil
+	g.resume = httpResume{}
+	g.rd.Reset(nil)
+	inlines.Put(g)
 }
 
 // write writes what it can of the request without waiting.
@@ -68,14 +88,15 @@ func (g *httpInline) write() {
 // closed (it answers "Connection: close"), or a read failed; then the
 // socket is closed.
 func (g *httpInline) try() (done bool, weight int, err error) {
-	if g.conn != nil {
+	if g.opening {
 		done, err := g.conn.opened()
 		if !done {
 			return false, KeepWeight, nil
 		}
-		g.conn = nil
+		g.opening = false
 		if err != nil {
 			g.fd = -1 // closed
+			g.release()
 			return true, KeepWeight, err
 		}
 	}
@@ -114,7 +135,8 @@ func (g *httpInline) try() (done bool, weight int, err error) {
 	}
 	_ = rawClose(g.fd)
 	g.fd = -1
-	var r io.Reader = bytes.NewReader(g.resume.pre)
+	g.rd.Reset(g.resume.pre)
+	var r io.Reader = &g.rd
 	if g.err != nil {
 		r = io.MultiReader(r, errReader{g.err})
 	}
@@ -123,6 +145,7 @@ func (g *httpInline) try() (done bool, weight int, err error) {
 	err = g.h.response(br)
 	br.Reset(nil)
 	readers.Put(br)
+	g.release()
 	return true, KeepWeight, err
 }
 
@@ -130,7 +153,7 @@ func (g *httpInline) try() (done bool, weight int, err error) {
 // the connection opens, or -1 where only wait can go on (the request is not
 // all written, or try has read its most).
 func (g *httpInline) poll() (int, bool) {
-	if g.conn != nil {
+	if g.opening {
 		return g.fd, true
 	}
 	if g.fd < 0 || g.err != nil || g.full || len(g.resume.req) > 0 {
@@ -141,21 +164,25 @@ func (g *httpInline) poll() (int, bool) {
 
 // expire ends the check at its timeout: it closes the socket.
 func (g *httpInline) expire() error {
-	if g.conn != nil {
+	if g.opening {
 		g.fd = -1
-		return g.conn.expire()
+		err := g.conn.expire()
+		g.release()
+		return err
 	}
 	if g.fd >= 0 {
 		_ = rawClose(g.fd)
 		g.fd = -1
 	}
-	return fmt.Errorf("%w (no complete answer: %d bytes read)", context.DeadlineExceeded, len(g.resume.pre))
+	err := fmt.Errorf("%w (no complete answer: %d bytes read)", context.DeadlineExceeded, len(g.resume.pre))
+	g.release()
+	return err
 }
 
 // wait goes on from where try left off, on a goroutine, until ctx is done.
 func (g *httpInline) wait(ctx context.Context) (int, error) {
 	var f *os.File
-	if g.conn != nil {
+	if g.opening {
 		var err error
 		if f, err = g.conn.finish(ctx); err != nil {
 			return KeepWeight, err

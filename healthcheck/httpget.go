@@ -36,6 +36,24 @@ type httpResume struct {
 	req, pre []byte
 }
 
+// appendRequest appends the GET request of the check of t to b: what
+// httpRequest(h.hostPath(t)) returns.
+func (h *HTTP) appendRequest(b []byte, t Target) []byte {
+	path := h.Path
+	if path == "" {
+		path = "/"
+	}
+	b = append(b, "GET "...)
+	b = append(b, path...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	if h.Host != "" {
+		b = append(b, h.Host...)
+	} else {
+		b = t.Addr.AppendTo(b)
+	}
+	return append(b, "\r\nUser-Agent: ipvs-healthcheck\r\nAccept: */*\r\nConnection: close\r\n\r\n"...)
+}
+
 // request is the GET request of path from host.
 func httpRequest(host, path string) []byte {
 	req := make([]byte, 0, 128+len(path)+len(host))
@@ -83,7 +101,7 @@ func (h *HTTP) exchange(ctx context.Context, conn net.Conn, cfg *tls.Config, hos
 func (h *HTTP) response(br *bufio.Reader) error {
 	hr := headReader{br: br}
 	var code int
-	var status string
+	var status []byte
 	for {
 		line, err := hr.line()
 		if err != nil {
@@ -111,13 +129,6 @@ func (h *HTTP) response(br *bufio.Reader) error {
 	if err != nil {
 		return err
 	}
-	var body io.Reader = br
-	switch {
-	case chunked:
-		body = httputil.NewChunkedReader(br)
-	case length >= 0:
-		body = io.LimitReader(br, length)
-	}
 	limit := h.MaxBody
 	if limit == 0 {
 		limit = defaultMaxBody
@@ -125,7 +136,25 @@ func (h *HTTP) response(br *bufio.Reader) error {
 	if length > limit {
 		return fmt.Errorf("body longer than %d bytes", limit)
 	}
-	b, err := io.ReadAll(io.LimitReader(body, limit+1))
+	bp := bodies.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 64<<10 {
+			bodies.Put(bp)
+		}
+	}()
+	var b []byte
+	if chunked {
+		b, err = readBody(httputil.NewChunkedReader(br), limit+1, (*bp)[:0])
+	} else {
+		// Read from br itself: a reader of its own would be one
+		// allocation more.
+		n := limit + 1
+		if length >= 0 {
+			n = min(n, length)
+		}
+		b, err = readBody(br, n, (*bp)[:0])
+	}
+	*bp = b[:0]
 	if err != nil {
 		return fmt.Errorf("reading the body: %w", err)
 	}
@@ -147,27 +176,49 @@ func (h *HTTP) response(br *bufio.Reader) error {
 	return nil
 }
 
-// parseStatusLine parses "HTTP/1.1 200 OK" into 200 and "200 OK".
-func parseStatusLine(line []byte) (int, string, error) {
+// bodies holds buffers for the bodies checks read.
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// readBody appends to b what r has, until EOF or n bytes in all.
+func readBody(r io.Reader, n int64, b []byte) ([]byte, error) {
+	for int64(len(b)) < n {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		m, err := r.Read(b[len(b):min(int64(cap(b)), n)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
+// parseStatusLine parses "HTTP/1.1 200 OK" into 200 and "200 OK" (a part
+// of line).
+func parseStatusLine(line []byte) (int, []byte, error) {
 	rest, ok := bytes.CutPrefix(line, []byte("HTTP/"))
 	if !ok {
-		return 0, "", fmt.Errorf("not an HTTP response: %q", truncate(line))
+		return 0, nil, fmt.Errorf("not an HTTP response: %q", truncate(line))
 	}
 	_, status, ok := bytes.Cut(rest, []byte(" "))
 	if !ok || len(status) < 3 || (len(status) > 3 && status[3] != ' ') {
-		return 0, "", fmt.Errorf("malformed HTTP status line %q", truncate(line))
+		return 0, nil, fmt.Errorf("malformed HTTP status line %q", truncate(line))
 	}
 	code := 0
 	for _, c := range status[:3] {
 		if c < '0' || c > '9' {
-			return 0, "", fmt.Errorf("malformed HTTP status line %q", truncate(line))
+			return 0, nil, fmt.Errorf("malformed HTTP status line %q", truncate(line))
 		}
 		code = code*10 + int(c-'0')
 	}
 	if code < 100 {
-		return 0, "", fmt.Errorf("malformed HTTP status line %q", truncate(line))
+		return 0, nil, fmt.Errorf("malformed HTTP status line %q", truncate(line))
 	}
-	return code, string(status), nil
+	return code, status, nil
 }
 
 // headReader reads the lines of a response's head, at most maxHead bytes

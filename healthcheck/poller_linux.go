@@ -63,7 +63,7 @@ func (p *poller) wait() {
 	defer close(p.done)
 	var one [1]unix.EpollEvent
 	pending := func(fd uintptr) bool {
-		n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, fd, uintptr(unsafe.Pointer(&one[0])), 1, 0, 0, 0)
+		n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&one[0])), 1, 0, 0, 0)
 		return errno == 0 && n > 0
 	}
 	for {
@@ -110,7 +110,7 @@ func (p *poller) remove(fd int) {
 // goroutine look again.
 func (p *poller) take(fn func(fd int)) {
 	for {
-		n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(p.epfd), uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
+		n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.epfd), uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
 		if errno == unix.EINTR {
 			continue
 		}

@@ -54,21 +54,26 @@ type starter interface {
 	start(t Target, inNS bool) (p started, weight int, err error)
 }
 
-// started is the rest of a started check: nothing when wait is nil (the
-// check is done); else try, if set, which the Monitor calls on its own
-// goroutine once the batch has started, and which finishes the check if it
-// can without waiting, and wait, which runs on a goroutine of its own with
-// the check's timeout if try did not finish.
-//
-// poll, if set, is the socket on which the Monitor may wait, in its own
-// poller, for try to go on: until it is writable (out) or readable (-1:
-// it may not wait there; wait goes on); expire then ends the check at its
-// timeout and tells why it failed.
+// started is the rest of a started check: nothing when both are nil (the
+// check is done); else a check the Monitor drives (p), or the rest to run
+// on a goroutine of its own with the check's timeout (wait).
 type started struct {
-	try    func() (done bool, weight int, err error)
-	wait   func(context.Context) (int, error)
-	poll   func() (fd int, out bool)
-	expire func() error
+	p    driven
+	wait func(context.Context) (int, error)
+}
+
+// driven is a started check that the Monitor drives from its own
+// goroutine. try finishes it if it can without waiting (the Monitor calls
+// it once the batch has started, and when poll's socket is ready). poll is
+// the socket on which the Monitor may wait, in its own poller, for try to
+// go on: until it is writable (out) or readable; -1 if it may not wait
+// there. expire ends the check at its timeout, and tells why it failed.
+// wait goes on, on a goroutine of its own, from where try left off.
+type driven interface {
+	try() (done bool, weight int, err error)
+	poll() (fd int, out bool)
+	expire() error
+	wait(context.Context) (int, error)
 }
 
 // A StatusRange is a range of HTTP status codes, Min to Max inclusive.
@@ -156,6 +161,13 @@ func (h HTTP) start(t Target, inNS bool) (started, int, error) {
 			return p, KeepWeight, err
 		}
 	}
+	return h.startConn(t, inNS)
+}
+
+// startConn starts the connection of a GET that a goroutine of its own
+// makes (apart from start, so that only this path puts h and t on the
+// heap).
+func (h HTTP) startConn(t Target, inNS bool) (started, int, error) {
 	open, err := t.d.startStream(t.Addr, inNS)
 	if err != nil {
 		return started{}, KeepWeight, err

@@ -12,6 +12,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
+
+	"github.com/ipvs-go/ipvs"
+	"golang.org/x/sys/unix"
 )
 
 // A handshake that does not complete within connect(2): the listener's
@@ -166,5 +170,114 @@ func TestRunSlowHandshake(t *testing.T) {
 	}
 	if m.spawned != 0 {
 		t.Errorf("once accepted: %d checks went on on goroutines, want none", m.spawned)
+	}
+}
+
+// A TCP check, and a plain HTTP GET answered by the time it is tried, cost
+// no allocation when they end on the Monitor's goroutine. The server here
+// is raw system calls on a listener in this goroutine, so that nothing
+// else allocates meanwhile.
+func TestStartedChecksAllocateNothing(t *testing.T) {
+	lfd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(lfd)
+	if err := syscall.Bind(lfd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(lfd, 16); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(lfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*syscall.SockaddrInet4).Port))
+	c := Check{}
+	tg := c.target(svc, ipvs.Destination{Address: ap.Addr(), Port: ap.Port(), Weight: 1}, nil)
+	buf := make([]byte, 4096)
+	reply := []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+	// serve accepts one connection, and answers its request if answer.
+	serve := func(answer bool) {
+		nfd, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_CLOEXEC, 0, 0)
+		if errno != 0 {
+			if !answer {
+				return // a connection reset in the queue may be gone
+			}
+			panic(errno)
+		}
+		fd := int(nfd)
+		if answer {
+			// The request is in: the check wrote it within start.
+			if _, _, errno := syscall.RawSyscall(syscall.SYS_READ, nfd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf))); errno != 0 {
+				panic(errno)
+			}
+			if _, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, nfd, uintptr(unsafe.Pointer(&reply[0])), uintptr(len(reply))); errno != 0 {
+				panic(errno)
+			}
+		}
+		_, _, _ = syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0)
+	}
+	for _, tc := range []struct {
+		name string
+		p    starter
+	}{
+		{"TCP", TCP{}},
+		{"TCP graceful", TCP{Graceful: true}},
+		{"HTTP", HTTP{}},
+		{"HTTP with a body check", HTTP{BodyContains: "hello", Path: "/health"}},
+	} {
+		_, isHTTP := tc.p.(HTTP)
+		var failed error
+		allocs := testing.AllocsPerRun(200, func() {
+			s, _, err := tc.p.start(tg, false)
+			switch {
+			case err != nil:
+				failed = err
+			case !isHTTP && (s.p != nil || s.wait != nil):
+				failed = errors.New("a local TCP check did not end within start")
+			case isHTTP && s.p == nil:
+				failed = errors.New("a local plain GET is not driven by the Monitor")
+			}
+			serve(isHTTP)
+			if failed != nil || !isHTTP {
+				return
+			}
+			ok, _, err := s.p.try()
+			if !ok || err != nil {
+				failed = fmt.Errorf("try: done %v, %v; want a pass", ok, err)
+			}
+		})
+		if failed != nil {
+			t.Fatalf("%s: %v", tc.name, failed)
+		}
+		switch {
+		case allocs != 0 && raceEnabled:
+			t.Logf("%s: %v allocations per check (the race detector drops pooled objects)", tc.name, allocs)
+		case allocs != 0:
+			t.Errorf("%s: %v allocations per check, want 0", tc.name, allocs)
+		}
+	}
+}
+
+// The request a plain GET writes from its own buffer is the one the
+// goroutine path writes.
+func TestAppendRequest(t *testing.T) {
+	for _, tc := range []struct {
+		h    HTTP
+		addr string
+	}{
+		{HTTP{}, "10.0.0.1:80"},
+		{HTTP{Path: "/health?x=1"}, "10.0.0.1:8080"},
+		{HTTP{Host: "www.example.com"}, "[2001:db8::1]:443"},
+		{HTTP{}, "[2001:db8::1]:80"},
+	} {
+		tg := Target{Addr: netip.MustParseAddrPort(tc.addr)}
+		host, path := tc.h.hostPath(tg)
+		want := httpRequest(host, path)
+		if got := tc.h.appendRequest([]byte("x"), tg); string(got[1:]) != string(want) || got[0] != 'x' {
+			t.Errorf("%+v %s: appendRequest %q, want %q", tc.h, tc.addr, got, want)
+		}
 	}
 }

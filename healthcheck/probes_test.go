@@ -182,19 +182,20 @@ func (v viaStart) validate(field string) error {
 
 func (v viaStart) Probe(ctx context.Context, t Target) (int, error) {
 	s, w, err := v.p.(starter).start(t, false)
-	if s.wait == nil {
+	if s.p == nil && s.wait == nil {
 		return w, err
 	}
-	if s.try != nil {
-		for i := 0; i < v.tries && ctx.Err() == nil; i++ {
-			if ok, w, err := s.try(); ok {
-				v.inline.Add(1)
-				return w, err
-			}
-			time.Sleep(v.pause)
-		}
+	if s.p == nil {
+		return s.wait(ctx)
 	}
-	return s.wait(ctx)
+	for i := 0; i < v.tries && ctx.Err() == nil; i++ {
+		if ok, w, err := s.p.try(); ok {
+			v.inline.Add(1)
+			return w, err
+		}
+		time.Sleep(v.pause)
+	}
+	return s.p.wait(ctx)
 }
 
 // TestHTTP runs every case through Probe, and through start as a Monitor

@@ -96,7 +96,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 	// try) once the batch has started, until a little later.
 	type trial struct {
 		check    *checkState
-		p        started
+		p        driven
 		start    time.Time
 		until    time.Time // then it waits in the poller, or on a goroutine
 		deadline time.Time // its timeout
@@ -124,9 +124,6 @@ func (m *Monitor) Run(ctx context.Context) error {
 	// poll puts a trial not finished by its time in the poller; false if
 	// it cannot wait there.
 	poll := func(tr trial) bool {
-		if tr.p.poll == nil {
-			return false
-		}
 		fd, out := tr.p.poll()
 		if fd < 0 {
 			return false
@@ -152,25 +149,26 @@ func (m *Monitor) Run(ctx context.Context) error {
 		return t
 	}
 	launch := func(c *checkState, inNS bool, start time.Time) (f finished, done bool) {
-		probe := func(ctx context.Context) (int, error) { return c.cfg.Probe.Probe(ctx, c.target) }
-		if st, ok := c.cfg.Probe.(starter); ok {
-			p, w, err := st.start(c.target, inNS)
-			if p.wait == nil {
-				f = finished{check: c, weight: w, err: err, start: start}
-				if timed {
-					f.dur = time.Since(start)
-				}
-				return f, true
-			}
-			if p.try != nil {
-				now := m.now()
-				trials = append(trials, trial{check: c, p: p, start: start,
-					until: now.Add(min(trialWait, c.cfg.timeout()/2)), deadline: now.Add(c.cfg.timeout())})
-				return f, false
-			}
-			probe = p.wait
+		st, ok := c.cfg.Probe.(starter)
+		if !ok {
+			spawn(c, func(ctx context.Context) (int, error) { return c.cfg.Probe.Probe(ctx, c.target) }, start)
+			return f, false
 		}
-		spawn(c, probe, start)
+		p, w, err := st.start(c.target, inNS)
+		switch {
+		case p.p != nil:
+			now := m.now()
+			trials = append(trials, trial{check: c, p: p.p, start: start,
+				until: now.Add(min(trialWait, c.cfg.timeout()/2)), deadline: now.Add(c.cfg.timeout())})
+		case p.wait != nil:
+			spawn(c, p.wait, start)
+		default:
+			f = finished{check: c, weight: w, err: err, start: start}
+			if timed {
+				f.dur = time.Since(start)
+			}
+			return f, true
+		}
 		return f, false
 	}
 	var due []*checkState

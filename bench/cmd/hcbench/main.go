@@ -21,6 +21,7 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +42,8 @@ func main() {
 		cpuprofile = flag.String("cpuprofile", "", "write the Monitor's CPU profile of the window here")
 		onCheck    = flag.Bool("oncheck", false, "count the Monitor's checks, failures and latencies through Options.OnCheck (reads the clock per check)")
 		coalesce   = flag.Duration("coalesce", 0, "the Monitor's Options.Coalesce (0: its default)")
+		delay      = flag.Duration("answer-delay", 0, "http: the servers answer this long after the request (so that every check waits for its answer)")
+		procs      = flag.Int("gomaxprocs", 0, "the checker process's GOMAXPROCS, set after the servers have started (0: the default)")
 		graceful   = flag.Bool("graceful", false, "tcp: close the Monitor's check connections with a FIN, as keepalived does, instead of a reset")
 	)
 	flag.Parse()
@@ -48,7 +51,7 @@ func main() {
 	log.SetPrefix("hcbench: ")
 	gap := *interval * 3 / 2
 	if *serveMode {
-		if err := serve(*kind, *port, *n, gap); err != nil {
+		if err := serve(*kind, *port, *n, gap, *delay); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -57,13 +60,16 @@ func main() {
 		log.Fatalf("-check %q: want tcp or http", *kind)
 	}
 	raiseNofile()
-	srv, err := startServers(*kind, *port, *n, gap)
+	srv, err := startServers(*kind, *port, *n, gap, *delay)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer srv.stop()
-	fmt.Printf("hcbench: %s checks of %d destinations every %v, window %v after %v warm-up, GOMAXPROCS default, kernel %s\n",
-		*kind, *n, *interval, *dur, *warm, kernelRelease())
+	if *procs > 0 {
+		runtime.GOMAXPROCS(*procs)
+	}
+	fmt.Printf("hcbench: %s checks of %d destinations every %v, window %v after %v warm-up, GOMAXPROCS %d, kernel %s\n",
+		*kind, *n, *interval, *dur, *warm, runtime.GOMAXPROCS(0), kernelRelease())
 	cfg := config{cpuprofile: *cpuprofile, kind: *kind, n: *n, port: *port, interval: *interval, warm: *warm, dur: *dur, fake: *fake, graceful: *graceful, onCheck: *onCheck, coalesce: *coalesce}
 	failed := false
 	if *only != "keepalived" {
@@ -142,8 +148,8 @@ type servers struct {
 	out *bufio.Reader
 }
 
-func startServers(kind string, port, n int, gap time.Duration) (*servers, error) {
-	cmd := exec.Command("/proc/self/exe", "-serve", "-check", kind, "-port", fmt.Sprint(port), "-n", fmt.Sprint(n), "-interval", (gap * 2 / 3).String())
+func startServers(kind string, port, n int, gap, delay time.Duration) (*servers, error) {
+	cmd := exec.Command("/proc/self/exe", "-serve", "-check", kind, "-port", fmt.Sprint(port), "-n", fmt.Sprint(n), "-interval", (gap * 2 / 3).String(), "-answer-delay", delay.String())
 	cmd.Stderr = os.Stderr
 	w, err := cmd.StdinPipe()
 	if err != nil {

@@ -12,16 +12,17 @@ import (
 
 // serve is the server child: it listens on 127.0.0.1 ports base to
 // base+n-1 and answers every connection (TCP: accept and close; HTTP: read
-// the request head, answer 200 "ok", close). It counts connections, and per
-// port the gaps between two connections longer than gap (a missed interval
-// seen from the server, the same measure for every checker). Commands on
-// stdin, one per line, each answered with one line on stdout:
+// the request head, answer 200 "ok" after delay, close). It counts
+// connections, and per port the gaps between two connections longer than
+// gap (a missed interval seen from the server, the same measure for every
+// checker). Commands on stdin, one per line, each answered with one line on
+// stdout:
 //
 //	start: open the window (reset the counters)
 //	stat:  "conns missed maxgap_ms stale cpu_ns" since start, where stale is
 //	       the ports without a connection for longer than gap, and cpu_ns the
 //	       servers' own CPU time
-func serve(kind string, base, n int, gap time.Duration) error {
+func serve(kind string, base, n int, gap, delay time.Duration) error {
 	raiseNofile()
 	var conns atomic.Int64
 	var missed atomic.Int64
@@ -60,7 +61,7 @@ func serve(kind string, base, n int, gap time.Duration) error {
 				}
 				last[i].Store(now)
 				if kind == "http" {
-					go answerHTTP(c)
+					go answerHTTP(c, delay)
 				} else {
 					c.Close()
 				}
@@ -99,7 +100,7 @@ func serve(kind string, base, n int, gap time.Duration) error {
 
 const httpReply = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
-func answerHTTP(c net.Conn) {
+func answerHTTP(c net.Conn, delay time.Duration) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	r := bufio.NewReaderSize(c, 1024)
@@ -111,6 +112,9 @@ func answerHTTP(c net.Conn) {
 		if len(line) <= 2 { // the empty line that ends the head
 			break
 		}
+	}
+	if delay > 0 {
+		time.Sleep(delay)
 	}
 	c.Write([]byte(httpReply))
 }

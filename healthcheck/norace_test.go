@@ -1,0 +1,5 @@
+//go:build !race
+
+package healthcheck
+
+const raceEnabled = false
