@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -45,7 +46,7 @@ func (d *dialer) dialConn(ctx context.Context, network string, addr netip.AddrPo
 // so that neither end keeps the connection in TIME_WAIT), or closes it
 // normally if graceful.
 func (d *dialer) connectOnly(ctx context.Context, addr netip.AddrPort, graceful bool) error {
-	p, err := d.startTCP(addr, graceful, false)
+	p, err := d.startTCP(addr, graceful, false, nil)
 	if p == nil {
 		return err
 	}
@@ -57,16 +58,22 @@ func (d *dialer) connectOnly(ctx context.Context, addr netip.AddrPort, graceful 
 // the connection opened at once (as it does to a local address);
 // otherwise it returns the rest, whose try (until done), expire or wait
 // must be called. With inNS, the calling thread is in d's namespace
-// already.
-func (d *dialer) startTCP(addr netip.AddrPort, graceful, inNS bool) (*tcpPending, error) {
-	fd, connected, err := d.startConnect("tcp", addr, inNS)
+// already. With sp (the Monitor's goroutine only), the socket may be a
+// spare one, and goes back to sp when the check passes without waiting on
+// a goroutine.
+func (d *dialer) startTCP(addr netip.AddrPort, graceful, inNS bool, sp *spares) (*tcpPending, error) {
+	if graceful {
+		sp = nil // a FIN close: the socket is closed
+	}
+	fd, connected, err := d.startConnect("tcp", addr, inNS, sp)
 	if err != nil {
 		return nil, err
 	}
+	c := connecting{d, addr, fd, sp}
 	if connected {
-		return nil, closeChecked(fd, graceful)
+		return nil, c.done(graceful)
 	}
-	return &tcpPending{connecting{d, addr, fd}, graceful}, nil
+	return &tcpPending{c, graceful}, nil
 }
 
 // closeChecked closes the socket of a TCP check: it resets the connection
@@ -78,12 +85,28 @@ func closeChecked(fd int, graceful bool) error {
 	return os.NewSyscallError("close", rawClose(fd))
 }
 
+// spare tells whether the connection's socket may go back to the spares
+// when its check passes.
+func (c *connecting) spare() bool { return c.sp != nil && !c.d.source.IsValid() }
+
+// done ends a TCP check whose connection opened: its socket goes back to
+// the spares, the connection reset, or is closed (reset unless graceful).
+func (c *connecting) done(graceful bool) error {
+	fd := c.fd
+	c.fd = -1
+	if !graceful && c.spare() {
+		return c.sp.put(fd, !c.addr.Addr().Unmap().Is4(), c.d.mark)
+	}
+	return closeChecked(fd, graceful)
+}
+
 // connecting is a socket whose connection did not open within
 // connect(2): the handshake goes on.
 type connecting struct {
 	d    *dialer
 	addr netip.AddrPort
 	fd   int
+	sp   *spares // nil: the socket is closed at the end
 }
 
 // opened tells, without waiting, whether the connection has opened (done,
@@ -134,8 +157,7 @@ func (p *tcpPending) try() (bool, int, error) {
 		return false, KeepWeight, nil
 	}
 	if err == nil {
-		err = closeChecked(p.c.fd, p.graceful)
-		p.c.fd = -1
+		err = p.c.done(p.graceful)
 	}
 	return true, KeepWeight, err
 }
@@ -181,7 +203,7 @@ func dialError(network string, addr netip.AddrPort, err error) error {
 // it, connects it to addr, waiting for a TCP handshake until ctx is done,
 // and returns it registered with the runtime's poller.
 func (d *dialer) open(ctx context.Context, network string, addr netip.AddrPort) (*os.File, error) {
-	fd, connected, err := d.startConnect(network, addr, false)
+	fd, connected, err := d.startConnect(network, addr, false, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +217,7 @@ func (d *dialer) open(ctx context.Context, network string, addr netip.AddrPort) 
 // returns the rest, which must be called. With inNS, the calling thread is
 // in d's namespace already.
 func (d *dialer) startStream(addr netip.AddrPort, inNS bool) (func(context.Context) (net.Conn, error), error) {
-	fd, connected, err := d.startConnect("tcp", addr, inNS)
+	fd, connected, err := d.startConnect("tcp", addr, inNS, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -210,10 +232,11 @@ func (d *dialer) startStream(addr netip.AddrPort, inNS bool) (func(context.Conte
 	}, nil
 }
 
-// startConnect makes the socket and starts connecting it, without
-// waiting: connected reports whether the connection is open already. With
-// inNS, the calling thread is in d's namespace already.
-func (d *dialer) startConnect(network string, addr netip.AddrPort, inNS bool) (int, bool, error) {
+// startConnect makes the socket, or takes a spare one from sp (TCP, no
+// Source), and starts connecting it, without waiting: connected reports
+// whether the connection is open already. With inNS, the calling thread is
+// in d's namespace already.
+func (d *dialer) startConnect(network string, addr netip.AddrPort, inNS bool, sp *spares) (int, bool, error) {
 	var typ int
 	switch network {
 	case "tcp", "tcp4", "tcp6":
@@ -230,6 +253,17 @@ func (d *dialer) startConnect(network string, addr netip.AddrPort, inNS bool) (i
 	family := unix.AF_INET6
 	if addr.Addr().Is4() {
 		family = unix.AF_INET
+	}
+	if sp != nil && typ == unix.SOCK_STREAM && !d.source.IsValid() {
+		if fd := sp.take(family == unix.AF_INET6, d.mark); fd >= 0 {
+			cerr := rawConnect(fd, addr)
+			if cerr == 0 || cerr == unix.EINPROGRESS {
+				sp.reused++
+				return fd, cerr == 0 || peerKnown(fd), nil
+			}
+			// Not as a new socket would: a new one tells.
+			_ = rawClose(fd)
+		}
 	}
 	fd, err := d.socket(family, typ, inNS)
 	if err != nil {
@@ -274,6 +308,56 @@ func (d *dialer) socketInNS(family, typ int) (fd int, err error) {
 		return e
 	})
 	return fd, err
+}
+
+// take returns a spare socket of the family, marked mark, or -1.
+func (s *spares) take(v6 bool, mark uint32) int {
+	for i := len(s.free) - 1; i >= 0; i-- {
+		sk := s.free[i]
+		if sk.v6 != v6 {
+			continue
+		}
+		s.free = slices.Delete(s.free, i, i+1)
+		if sk.mark != mark {
+			_, _, errno := unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(sk.fd), unix.SOL_SOCKET, unix.SO_MARK, uintptr(unsafe.Pointer(&mark)), 4, 0)
+			if errno != 0 {
+				_ = rawClose(sk.fd)
+				return -1
+			}
+		}
+		return sk.fd
+	}
+	return -1
+}
+
+// put resets the connection of a check that passed and keeps its socket
+// for the next check, or closes it (reset) when there are enough. Its
+// error is close's.
+func (s *spares) put(fd int, v6 bool, mark uint32) error {
+	if len(s.free) >= maxSpares || !rawDisconnect(fd) {
+		return closeChecked(fd, false)
+	}
+	s.free = append(s.free, spareSock{fd, v6, mark})
+	return nil
+}
+
+// close closes the spare sockets.
+func (s *spares) close() {
+	for _, sk := range s.free {
+		_ = rawClose(sk.fd)
+	}
+	s.free = nil
+}
+
+// rawDisconnect resets fd's connection and leaves the socket ready to
+// connect again (connect(2) to AF_UNSPEC: tcp_disconnect, which sends a
+// reset from any open state). The reset leaves ECONNRESET as the socket's
+// pending error, which the next connect(2) clears before its SYN
+// (TestIntegrationSpareSockets checks it on each kernel).
+func rawDisconnect(fd int) bool {
+	sa := unix.RawSockaddr{Family: unix.AF_UNSPEC}
+	_, _, errno := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
+	return errno == 0
 }
 
 // The system calls of a check's socket before it joins the runtime's

@@ -49,7 +49,7 @@ type tcpPending struct {
 	graceful bool
 }
 
-func (d *dialer) startTCP(addr netip.AddrPort, graceful, _ bool) (*tcpPending, error) {
+func (d *dialer) startTCP(addr netip.AddrPort, graceful, _ bool, _ *spares) (*tcpPending, error) {
 	return &tcpPending{d, addr, graceful}, nil
 }
 
@@ -62,3 +62,6 @@ func (p *tcpPending) started() started {
 func (d *dialer) startStream(addr netip.AddrPort, _ bool) (func(context.Context) (net.Conn, error), error) {
 	return func(ctx context.Context) (net.Conn, error) { return d.dial(ctx, "tcp", addr) }, nil
 }
+
+// close: outside Linux the Monitor keeps no spare sockets.
+func (s *spares) close() {}

@@ -16,15 +16,17 @@ import (
 )
 
 // startPlain starts a plain GET (see HTTP.start); ok is false where it
-// cannot (never on Linux).
-func (h HTTP) startPlain(t Target, inNS bool) (p started, ok bool, err error) {
-	fd, connected, err := t.d.startConnect("tcp", t.Addr, inNS)
+// cannot (never on Linux). With sp, the socket may be a spare one, and
+// goes back to sp if the server closed the connection after its answer
+// (the connection is then reset, see spares).
+func (h HTTP) startPlain(t Target, inNS bool, sp *spares) (p started, ok bool, err error) {
+	fd, connected, err := t.d.startConnect("tcp", t.Addr, inNS, sp)
 	if err != nil {
 		return started{}, true, err
 	}
 	g := inlines.Get().(*httpInline)
 	g.h, g.t, g.fd = h, t, fd
-	g.opening, g.conn = !connected, connecting{t.d, t.Addr, fd}
+	g.opening, g.conn = !connected, connecting{t.d, t.Addr, fd, sp}
 	g.err, g.eof, g.full = nil, false, false
 	g.resume.req = g.h.appendRequest(g.reqBuf[:0], t)
 	g.resume.pre = g.preBuf[:0]
@@ -133,7 +135,11 @@ func (g *httpInline) try() (done bool, weight int, err error) {
 	if g.err == nil && !g.eof {
 		return false, KeepWeight, nil
 	}
-	_ = rawClose(g.fd)
+	if g.err == nil && g.conn.spare() {
+		_ = g.conn.sp.put(g.fd, !g.t.Addr.Addr().Unmap().Is4(), g.t.d.mark)
+	} else {
+		_ = rawClose(g.fd)
+	}
 	g.fd = -1
 	g.rd.Reset(g.resume.pre)
 	var r io.Reader = &g.rd

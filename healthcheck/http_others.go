@@ -4,4 +4,6 @@ package healthcheck
 
 // startPlain is HTTP.start's path for a plain GET on Linux: elsewhere the
 // standard library dials.
-func (h HTTP) startPlain(Target, bool) (started, bool, error) { return started{}, false, nil }
+func (h HTTP) startPlain(Target, bool, *spares) (started, bool, error) {
+	return started{}, false, nil
+}

@@ -243,6 +243,9 @@ type Monitor struct {
 	// spawned counts the checks Run sent to goroutines of their own
 	// (for tests, once Run has returned).
 	spawned int
+	// spares are the last Run's spare sockets (for tests, once Run has
+	// returned: how many checks reused one).
+	spares *spares
 }
 
 // New validates the services and returns a Monitor of them; Run starts it.

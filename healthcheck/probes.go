@@ -16,10 +16,14 @@ import (
 )
 
 // TCP passes when a TCP connection to the target opens (keepalived's
-// TCP_CHECK). The connection is reset as soon as it is open (SO_LINGER 0,
-// as HAProxy's checks do), so that the load balancer keeps no TIME_WAIT
-// entry per check (at 10 000 checks a second, 600 000 of them, beyond the
-// kernel's limit); Graceful closes it normally instead, as keepalived does.
+// TCP_CHECK). The connection is reset as soon as it is open (as HAProxy's
+// checks do), so that the load balancer keeps no TIME_WAIT entry per check
+// (at 10 000 checks a second, 600 000 of them, beyond the kernel's limit);
+// Graceful closes it normally instead, as keepalived does. The Monitor
+// resets the connection of a check that passed with connect(2) to
+// AF_UNSPEC, which leaves the socket open, and connects it again for its
+// next check, where keepalived makes and closes a socket per check; a check
+// alone (Probe) closes its socket with SO_LINGER 0.
 type TCP struct {
 	Graceful bool
 }
@@ -33,11 +37,11 @@ func (p TCP) Probe(ctx context.Context, t Target) (int, error) {
 }
 
 // start begins the check without waiting (see starter).
-func (p TCP) start(t Target, inNS bool) (started, int, error) {
+func (p TCP) start(t Target, inNS bool, sp *spares) (started, int, error) {
 	if t.d == nil {
 		return started{}, KeepWeight, fmt.Errorf("healthcheck: dial %s: target has no dialer", t.Addr)
 	}
-	w, err := t.d.startTCP(t.Addr, p.Graceful, inNS)
+	w, err := t.d.startTCP(t.Addr, p.Graceful, inNS, sp)
 	if w == nil {
 		return started{}, KeepWeight, err
 	}
@@ -48,10 +52,11 @@ func (p TCP) start(t Target, inNS bool) (started, int, error) {
 // TCP check of a local destination, whose connection opens within
 // connect(2). The Monitor calls start on its own goroutine, for many
 // checks at once, with inNS if the thread is in the Client's namespace
-// (one namespace check for them all): it returns the result, or the rest
-// of the check (started). start must not block.
+// (one namespace check for them all), and the Monitor's spare sockets: it
+// returns the result, or the rest of the check (started). start must not
+// block.
 type starter interface {
-	start(t Target, inNS bool) (p started, weight int, err error)
+	start(t Target, inNS bool, sp *spares) (p started, weight int, err error)
 }
 
 // started is the rest of a started check: nothing when both are nil (the
@@ -81,7 +86,11 @@ type StatusRange struct{ Min, Max int }
 
 // HTTP passes when a GET of the target answers with an expected status and,
 // if set, the expected body (keepalived's HTTP_GET and, with TLS, SSL_GET).
-// Every check opens a new connection.
+// Every check opens a new connection, and asks the server to close it
+// ("Connection: close"). The Monitor resets the connection of a plain GET
+// once the server has closed it, and connects the same socket for a next
+// check (see TCP): the server's end, closed already, keeps no TIME_WAIT
+// entry either.
 type HTTP struct {
 	// Path is the request's path and query, "/" by default.
 	Path string
@@ -152,12 +161,12 @@ func (h *HTTP) get(ctx context.Context, t Target) error {
 // reads the answer later without waiting (the Monitor tries once the batch
 // has started): an answer complete by then is judged there, with no
 // goroutine, no registration with the runtime's poller and no timer.
-func (h HTTP) start(t Target, inNS bool) (started, int, error) {
+func (h HTTP) start(t Target, inNS bool, sp *spares) (started, int, error) {
 	if t.d == nil {
 		return started{}, KeepWeight, fmt.Errorf("healthcheck: dial %s: target has no dialer", t.Addr)
 	}
 	if !h.TLS {
-		if p, ok, err := h.startPlain(t, inNS); ok {
+		if p, ok, err := h.startPlain(t, inNS, sp); ok {
 			return p, KeepWeight, err
 		}
 	}

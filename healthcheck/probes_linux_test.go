@@ -219,19 +219,24 @@ func TestStartedChecksAllocateNothing(t *testing.T) {
 		}
 		_, _, _ = syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0)
 	}
+	sp := &spares{}
+	defer sp.close()
 	for _, tc := range []struct {
 		name string
 		p    starter
+		sp   *spares
 	}{
-		{"TCP", TCP{}},
-		{"TCP graceful", TCP{Graceful: true}},
-		{"HTTP", HTTP{}},
-		{"HTTP with a body check", HTTP{BodyContains: "hello", Path: "/health"}},
+		{"TCP", TCP{}, nil},
+		{"TCP with spare sockets", TCP{}, sp},
+		{"TCP graceful", TCP{Graceful: true}, nil},
+		{"HTTP", HTTP{}, nil},
+		{"HTTP with spare sockets", HTTP{}, sp},
+		{"HTTP with a body check", HTTP{BodyContains: "hello", Path: "/health"}, nil},
 	} {
 		_, isHTTP := tc.p.(HTTP)
 		var failed error
 		allocs := testing.AllocsPerRun(200, func() {
-			s, _, err := tc.p.start(tg, false)
+			s, _, err := tc.p.start(tg, false, tc.sp)
 			switch {
 			case err != nil:
 				failed = err
@@ -279,5 +284,99 @@ func TestAppendRequest(t *testing.T) {
 		if got := tc.h.appendRequest([]byte("x"), tg); string(got[1:]) != string(want) || got[0] != 'x' {
 			t.Errorf("%+v %s: appendRequest %q, want %q", tc.h, tc.addr, got, want)
 		}
+	}
+}
+
+// A check that passed leaves its socket to the next (spares): TCP checks
+// and plain GETs one after the other use one socket; one whose handshake
+// then waits does not report the reset of the connection before it; one
+// refused closes the socket. What it relies on is the kernel's (connect(2)
+// to AF_UNSPEC, and the next connect clearing the reset's error), so CI
+// also runs it on each kernel of the matrix, as an integration test: it
+// needs no IPVS, and runs on the build host too.
+func TestIntegrationSpareSockets(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go serveHTTP(ln, 0, "200 OK")
+	target := func(a string) Target {
+		ap := netip.MustParseAddrPort(a)
+		return (&Check{}).target(svc, ipvs.Destination{Address: ap.Addr(), Port: ap.Port(), Weight: 1}, nil)
+	}
+	tg := target(ln.Addr().String())
+	sp := &spares{}
+	defer sp.close()
+	// finish drives a started check to its end, as the Monitor would.
+	finish := func(s started) error {
+		deadline := time.Now().Add(5 * time.Second)
+		for s.p != nil {
+			if ok, _, err := s.p.try(); ok {
+				return err
+			}
+			if time.Now().After(deadline) {
+				return errors.New("no answer in 5s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return nil
+	}
+	fds := map[int]bool{}
+	const n = 20
+	for i := range n {
+		var p starter = TCP{}
+		if i%2 == 1 {
+			p = HTTP{BodyContains: "hello"}
+		}
+		s, _, err := p.start(tg, false, sp)
+		if err == nil {
+			err = finish(s)
+		}
+		if err != nil {
+			t.Fatalf("check %d (%T): %v", i, p, err)
+		}
+		if len(sp.free) != 1 {
+			t.Fatalf("after check %d (%T): %d spare sockets, want 1", i, p, len(sp.free))
+		}
+		fds[sp.free[0].fd] = true
+	}
+	if len(fds) != 1 || sp.reused != n-1 {
+		t.Errorf("%d checks used %d sockets, %d of them reused; want 1 socket, %d reused", n, len(fds), sp.reused, n-1)
+	}
+
+	// The reset of the last connection is not the next one's error.
+	_, slow := fullQueue(t)
+	s, _, err := TCP{}.start(target(slow), false, sp)
+	if err != nil || s.p == nil {
+		t.Fatalf("to a full queue: %v, %+v; want a check that waits", err, s)
+	}
+	if sp.reused != n {
+		t.Errorf("to a full queue: the spare socket was not reused")
+	}
+	if ok, _, err := s.p.try(); ok {
+		t.Fatalf("to a full queue: done at once (%v), want a handshake in progress", err)
+	}
+	if err := s.p.expire(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("expired: %v", err)
+	}
+
+	// A refused connection closes the socket.
+	s, _, err = TCP{}.start(tg, false, sp)
+	if err == nil {
+		err = finish(s)
+	}
+	if err != nil || len(sp.free) != 1 {
+		t.Fatalf("a new spare socket: %v, %d spare", err, len(sp.free))
+	}
+	s, _, err = TCP{}.start(target(closedPort(t, "tcp")), false, sp)
+	if err == nil {
+		err = finish(s)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("to a closed port: %v, want ECONNREFUSED", err)
+	}
+	if len(sp.free) != 0 {
+		t.Errorf("after a refused connection: %d spare sockets, want none", len(sp.free))
 	}
 }

@@ -181,7 +181,7 @@ func (v viaStart) validate(field string) error {
 }
 
 func (v viaStart) Probe(ctx context.Context, t Target) (int, error) {
-	s, w, err := v.p.(starter).start(t, false)
+	s, w, err := v.p.(starter).start(t, false, nil)
 	if s.p == nil && s.wait == nil {
 		return w, err
 	}

@@ -104,6 +104,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 		out      bool // in the poller until writable
 	}
 	var trials []trial
+	// The spare sockets of the checks that passed (see spares).
+	sp := &spares{}
+	m.spares = sp
 	// The trials that wait in the Monitor's poller (pl, made when first
 	// needed), by socket.
 	var pl *poller
@@ -120,6 +123,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 		if pl != nil {
 			pl.close()
 		}
+		sp.close()
 	}()
 	// poll puts a trial not finished by its time in the poller; false if
 	// it cannot wait there.
@@ -154,7 +158,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 			spawn(c, func(ctx context.Context) (int, error) { return c.cfg.Probe.Probe(ctx, c.target) }, start)
 			return f, false
 		}
-		p, w, err := st.start(c.target, inNS)
+		p, w, err := st.start(c.target, inNS, sp)
 		switch {
 		case p.p != nil:
 			now := m.now()

@@ -161,12 +161,16 @@ func TestRunTCPAndOnCheck(t *testing.T) {
 	defer ln.Close()
 	open := netip.MustParseAddrPort(ln.Addr().String())
 	closed := netip.MustParseAddrPort(closedPort(t, "tcp"))
+	// Its checks take the sockets that the open port's checks leave
+	// (see spares), and must fail as new sockets would.
+	closedSpare := netip.MustParseAddrPort(closedPort(t, "tcp"))
 	var mu sync.Mutex
 	results := map[netip.AddrPort][]CheckResult{}
 	k := newFakeKernel()
 	m, err := New(k, []Service{{Service: svc, Destinations: []Destination{
 		{Destination: dest(open.String(), 2), Checks: []Check{{Probe: TCP{}, Interval: 10 * time.Millisecond}}},
 		{Destination: dest(closed.String(), 2), Checks: []Check{{Probe: TCP{Graceful: true}, Interval: 10 * time.Millisecond}}},
+		{Destination: dest(closedSpare.String(), 2), Checks: []Check{{Probe: TCP{}, Interval: 10 * time.Millisecond}}},
 	}}}, Options{OnCheck: func(r CheckResult) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -191,10 +195,18 @@ func TestRunTCPAndOnCheck(t *testing.T) {
 			t.Fatalf("result of the open port: %+v", r)
 		}
 	}
-	for _, r := range results[closed] {
-		if !errors.Is(r.Err, syscall.ECONNREFUSED) {
-			t.Fatalf("result of the closed port: %+v, want ECONNREFUSED", r)
+	for _, ap := range []netip.AddrPort{closed, closedSpare} {
+		if len(results[ap]) < 3 {
+			t.Fatalf("%d results of %v in 200ms at a 10ms interval, want more", len(results[ap]), ap)
 		}
+		for _, r := range results[ap] {
+			if !errors.Is(r.Err, syscall.ECONNREFUSED) {
+				t.Fatalf("result of the closed port %v: %+v, want ECONNREFUSED", ap, r)
+			}
+		}
+	}
+	if runtime.GOOS == "linux" && m.spares.reused == 0 {
+		t.Errorf("no check reused a spare socket")
 	}
 	if w := k.weight(svc, open.String()); w != 2 {
 		t.Errorf("open port's weight %d, want 2", w)
