@@ -40,3 +40,13 @@ type spareSock struct {
 // its goroutine return their socket before the next starts, so a few serve
 // many; checks that waited return theirs as they end.
 const maxSpares = 64
+
+// has reports whether there is a spare socket of the family.
+func (s *spares) has(v6 bool) bool {
+	for _, sk := range s.free {
+		if sk.v6 == v6 {
+			return true
+		}
+	}
+	return false
+}

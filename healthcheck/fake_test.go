@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +22,8 @@ type fakeKernel struct {
 	calls [][]ipvs.Change
 	// fail, if set, is the error for a change (nil: apply it).
 	fail func(ipvs.Change) error
+	// visits counts the calls of InNetNS.
+	visits atomic.Int64
 }
 
 func newFakeKernel() *fakeKernel { return &fakeKernel{svcs: map[ipvs.Service][]ipvs.Destination{}} }
@@ -29,7 +32,10 @@ func identity(s ipvs.Service) ipvs.Service {
 	return ipvs.Service{Protocol: s.Protocol, Address: s.Address, Port: s.Port, FirewallMark: s.FirewallMark, Family: s.Family}
 }
 
-func (k *fakeKernel) InNetNS(fn func() error) error { return fn() }
+func (k *fakeKernel) InNetNS(fn func() error) error {
+	k.visits.Add(1)
+	return fn()
+}
 
 func (k *fakeKernel) Destinations(_ context.Context, s ipvs.Service) ([]ipvs.DestinationStats, error) {
 	k.mu.Lock()

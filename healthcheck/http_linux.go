@@ -15,6 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// plainStarts: startPlain starts plain GETs.
+const plainStarts = true
+
 // startPlain starts a plain GET (see HTTP.start); ok is false where it
 // cannot (never on Linux). With sp, the socket may be a spare one, and
 // goes back to sp if the server closed the connection after its answer

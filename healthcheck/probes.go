@@ -36,6 +36,8 @@ func (p TCP) Probe(ctx context.Context, t Target) (int, error) {
 	return KeepWeight, t.d.connectOnly(ctx, t.Addr, p.Graceful)
 }
 
+func (p TCP) reuses() bool { return !p.Graceful }
+
 // start begins the check without waiting (see starter).
 func (p TCP) start(t Target, inNS bool, sp *spares) (started, int, error) {
 	if t.d == nil {
@@ -57,6 +59,9 @@ func (p TCP) start(t Target, inNS bool, sp *spares) (started, int, error) {
 // block.
 type starter interface {
 	start(t Target, inNS bool, sp *spares) (p started, weight int, err error)
+	// reuses reports whether start takes a spare socket when there is
+	// one (of the target's family, for a check with no Source).
+	reuses() bool
 }
 
 // started is the rest of a started check: nothing when both are nil (the
@@ -172,6 +177,9 @@ func (h HTTP) start(t Target, inNS bool, sp *spares) (started, int, error) {
 	}
 	return h.startConn(t, inNS)
 }
+
+// reuses: a plain GET takes a spare socket (on Linux).
+func (h HTTP) reuses() bool { return !h.TLS && plainStarts }
 
 // startConn starts the connection of a GET that a goroutine of its own
 // makes (apart from start, so that only this path puts h and t on the

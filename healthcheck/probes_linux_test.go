@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -137,26 +136,7 @@ func TestRunSlowHandshake(t *testing.T) {
 
 	go func() {
 		time.Sleep(100 * time.Millisecond)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				buf := make([]byte, 4096)
-				got := 0
-				for !strings.Contains(string(buf[:got]), "\r\n\r\n") {
-					n, err := c.Read(buf[got:])
-					if err != nil {
-						return
-					}
-					got += n
-				}
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
-			}()
-		}
+		serveHTTP(ln, 0, "200 OK")
 	}()
 	// The SYN is sent again a second after the first.
 	m, results = run(time.Hour, 5*time.Second, 2500*time.Millisecond)
@@ -295,17 +275,11 @@ func TestAppendRequest(t *testing.T) {
 // also runs it on each kernel of the matrix, as an integration test: it
 // needs no IPVS, and runs on the build host too.
 func TestIntegrationSpareSockets(t *testing.T) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go serveHTTP(ln, 0, "200 OK")
 	target := func(a string) Target {
 		ap := netip.MustParseAddrPort(a)
 		return (&Check{}).target(svc, ipvs.Destination{Address: ap.Addr(), Port: ap.Port(), Weight: 1}, nil)
 	}
-	tg := target(ln.Addr().String())
+	tg := target(helloServer(t).String())
 	sp := &spares{}
 	defer sp.close()
 	// finish drives a started check to its end, as the Monitor would.
@@ -379,4 +353,73 @@ func TestIntegrationSpareSockets(t *testing.T) {
 	if len(sp.free) != 0 {
 		t.Errorf("after a refused connection: %d spare sockets, want none", len(sp.free))
 	}
+}
+
+// Through Run, TCP checks and plain GETs that pass leave their sockets to
+// the next checks, which then start with no visit to the Client's
+// namespace: a first visit makes the first socket, and no other is needed
+// while checks pass.
+func TestRunSparesNoVisit(t *testing.T) {
+	ap := helloServer(t)
+	var dests []Destination
+	const n = 40 // more than a part (launchPart)
+	for i := range n {
+		var p Probe = TCP{}
+		if i%2 == 1 {
+			p = HTTP{BodyContains: "hello"}
+		}
+		dests = append(dests, Destination{Destination: dest(fmt.Sprintf("127.0.%d.%d:%d", i/200, 1+i%200, ap.Port()), 1),
+			Checks: []Check{{Probe: p, Address: ap.Addr(), Interval: 50 * time.Millisecond}}})
+	}
+	var mu sync.Mutex
+	var checks, failed int
+	k := newFakeKernel()
+	m, err := New(k, []Service{{Service: svc, Destinations: dests}}, Options{OnCheck: func(r CheckResult) {
+		mu.Lock()
+		defer mu.Unlock()
+		checks++
+		if r.Err != nil {
+			failed++
+			t.Logf("%v %s: %v", r.Destination, r.Check, r.Err)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.warmup = func(time.Duration) time.Duration { return 0 }
+	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	defer cancel()
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	visits := k.visits.Load()
+	t.Logf("%d checks, %d reused a spare socket, %d visits to the namespace", checks, m.spares.reused, visits)
+	if failed > 0 || checks < 3*n {
+		t.Fatalf("%d checks, %d failed; want at least %d, all passing", checks, failed, 3*n)
+	}
+	// The first check of the first batch makes a socket in a visit
+	// (with the rest of its part); then spare ones serve. A GET still
+	// waiting for its answer when the next check starts holds its
+	// socket, so a few more may be made; without spares, each part of
+	// each batch visits (3 parts for the 40 checks).
+	if parts := int64(checks * 3 / n); visits > parts/4 {
+		t.Errorf("%d visits to the namespace for %d checks in about %d parts, want at most a quarter", visits, checks, parts)
+	}
+	if m.spares.reused < checks-int(visits)*launchPart {
+		t.Errorf("%d of %d checks reused a spare socket, want all but those started in the %d visits", m.spares.reused, checks, visits)
+	}
+}
+
+// helloServer starts an HTTP server on loopback that answers every request
+// "200 OK" and "hello" (serveHTTP), until the test ends.
+func helloServer(t *testing.T) netip.AddrPort {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go serveHTTP(ln, 0, "200 OK")
+	return netip.MustParseAddrPort(ln.Addr().String())
 }

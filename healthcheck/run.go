@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"slices"
 	"sync"
 	"time"
 
@@ -210,40 +209,54 @@ func (m *Monitor) Run(ctx context.Context) error {
 		clear(trials[len(kept):])
 		trials = kept
 	}
-	// launchAll starts the due checks, the starters' sockets made in one
-	// visit to the Client's namespace per part of launchPart checks.
+	// awake is when the Monitor's goroutine last woke or yielded.
+	var awake time.Time
+	// launchAll starts the due checks. A starter that takes a spare socket
+	// needs no visit to the Client's namespace; the others' sockets are
+	// made in one visit per part of launchPart checks. A long batch yields
+	// now and then, outside the visits (which lock the thread): the
+	// runtime would otherwise preempt it with a signal after 10 ms, which
+	// also sets the runtime's sysmon thread polling every 20 us for a
+	// while, and a locked goroutine's preemption wakes two threads.
 	launchAll := func() {
-		for len(due) > 0 {
-			part := due[:min(len(due), launchPart)]
-			due = due[len(part):]
-			start := func(inNS bool) {
-				var clock time.Time
-				if timed {
-					clock = time.Now()
-				}
-				for _, c := range part {
-					if f, ok := launch(c, inNS, clock); ok {
-						done = append(done, f)
-						clock = f.start.Add(f.dur)
-					}
+		var clock time.Time
+		start := func(part []*checkState, inNS bool) {
+			for _, c := range part {
+				if f, ok := launch(c, inNS, clock); ok {
+					done = append(done, f)
+					clock = f.start.Add(f.dur)
 				}
 			}
+		}
+		yield := func() {
+			if now := m.now(); now.Sub(awake) >= yieldAfter {
+				runtime.Gosched()
+				awake = m.now()
+			}
+		}
+		for len(due) > 0 {
 			tried := len(trials)
-			if !slices.ContainsFunc(part, func(c *checkState) bool { _, ok := c.cfg.Probe.(starter); return ok }) {
-				start(false) // no socket to make here
-			} else if m.client.InNetNS(func() error { start(true); return nil }) != nil {
-				start(false) // not started: each check tells the error
+			part := due[:min(len(due), launchPart)]
+			due = due[len(part):]
+			if timed {
+				clock = time.Now()
+			}
+			// While spare sockets last, no visit.
+			n := 0
+			for n < len(part) && m.noVisit(part[n], sp) {
+				start(part[n:n+1], false)
+				n++
+			}
+			if rest := part[n:]; len(rest) > 0 {
+				if m.client.InNetNS(func() error { start(rest, true); return nil }) != nil {
+					start(rest, false) // not started: each check tells the error
+				}
 			}
 			if len(due) > 0 {
 				if tried > 0 {
 					sweep(tried, time.Time{}) // the earlier parts'
 				}
-				// A long batch yields between parts, outside the
-				// namespace visit (which locks the thread): the
-				// runtime would otherwise preempt it with a signal
-				// every 10 ms, and a locked goroutine's preemption
-				// wakes two threads.
-				runtime.Gosched()
+				yield()
 			}
 		}
 	}
@@ -375,6 +388,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		awake = m.now()
 		select {
 		case r := <-results:
 			takeResults(r)
@@ -455,8 +469,24 @@ func (m *Monitor) Run(ctx context.Context) error {
 }
 
 // launchPart is how many due checks start in one visit to the Client's
-// namespace, between yields.
+// namespace; the checks of the parts before are tried after each.
 const launchPart = 16
+
+// yieldAfter is how long the Monitor's goroutine runs a batch before it
+// yields (see launchAll): well within the 10 ms after which the runtime
+// preempts it.
+const yieldAfter = 4 * time.Millisecond
+
+// noVisit reports whether c starts with no visit to the Client's
+// namespace: it makes no socket on the Monitor's goroutine, or takes a
+// spare one.
+func (m *Monitor) noVisit(c *checkState, sp *spares) bool {
+	st, ok := c.cfg.Probe.(starter)
+	if !ok {
+		return true // on a goroutine of its own
+	}
+	return st.reuses() && c.target.d != nil && !c.target.d.source.IsValid() && sp.has(!c.target.Addr.Addr().Unmap().Is4())
+}
 
 // trialWait is how long after it started a check that can finish without
 // waiting (a plain HTTP GET of a local destination) is tried before it

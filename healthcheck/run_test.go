@@ -397,6 +397,15 @@ func TestRunHTTPBatch(t *testing.T) {
 // serveHTTP answers every connection of ln with status and "hello" after
 // delay, then closes it.
 func serveHTTP(ln net.Listener, delay time.Duration, status string) {
+	serveRequests(ln, func(c net.Conn) {
+		time.Sleep(delay)
+		fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello", status)
+	})
+}
+
+// serveRequests accepts the connections of ln until it is closed, reads
+// each one's request head, then calls answer and closes it.
+func serveRequests(ln net.Listener, answer func(net.Conn)) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -404,6 +413,7 @@ func serveHTTP(ln net.Listener, delay time.Duration, status string) {
 		}
 		go func() {
 			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 			buf := make([]byte, 4096)
 			got := 0
 			for !strings.Contains(string(buf[:got]), "\r\n\r\n") {
@@ -413,8 +423,7 @@ func serveHTTP(ln net.Listener, delay time.Duration, status string) {
 				}
 				got += n
 			}
-			time.Sleep(delay)
-			fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello", status)
+			answer(c)
 		}()
 	}
 }
@@ -484,27 +493,7 @@ func TestRunHTTPPoller(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					buf := make([]byte, 4096)
-					got := 0
-					for !strings.Contains(string(buf[:got]), "\r\n\r\n") {
-						n, err := c.Read(buf[got:])
-						if err != nil {
-							return
-						}
-						got += n
-					}
-					serve(c)
-				}()
-			}
-		}()
+		go serveRequests(ln, serve)
 		return netip.MustParseAddrPort(ln.Addr().String())
 	}
 	var late []netip.AddrPort

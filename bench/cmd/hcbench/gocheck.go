@@ -77,9 +77,22 @@ func runGo(srv *servers, cfg config) (result, error) {
 		probe = healthcheck.HTTP{Path: "/"}
 	}
 	// Every result through OnCheck: the probe runs as a user's would.
+	// ownMissed counts, as the servers do, the gaps longer than 1.5
+	// intervals between the starts of a destination's checks in the
+	// window (measured by the Monitor, so that a connection a server
+	// never accepted is not taken for a missed check).
+	var ownMissed, windowStart atomic.Int64
+	lastStart := make([]atomic.Int64, cfg.n)
 	onCheck := func(r healthcheck.CheckResult) {
 		checks.Add(1)
 		lat.add(r.Duration)
+		if i := int(r.Destination.Port) - cfg.port; i >= 0 && i < cfg.n {
+			start := r.Start.UnixNano()
+			prev := lastStart[i].Swap(start)
+			if ws := windowStart.Load(); ws != 0 && start > ws && start-max(prev, ws) > int64(cfg.interval)*3/2 {
+				ownMissed.Add(1)
+			}
+		}
 		if r.Err != nil {
 			if failures.Add(1) == 1 {
 				firstErr.Store(r.Err.Error())
@@ -134,6 +147,7 @@ func runGo(srv *servers, cfg config) (result, error) {
 		pprof.StartCPUProfile(f)
 	}
 	lat.reset()
+	windowStart.Store(time.Now().UnixNano())
 	c0, f0 := checks.Load(), failures.Load()
 	th0 := taskStats("self")
 	cpu0, sys0 := cpuTimes()
@@ -151,7 +165,7 @@ func runGo(srv *servers, cfg config) (result, error) {
 	r.cpu, r.sys, r.ownChecks, r.failures = cpu1-cpu0, sys1-sys0, c1-c0, f1-f0
 	r.extra = fmt.Sprintf(" goroutines=%d events=%d", runtime.NumGoroutine(), events.Load()) + threadReport(th0, th1, r.checks)
 	if cfg.onCheck {
-		r.extra += fmt.Sprintf(" check_latency{%s}", lat.String())
+		r.extra += fmt.Sprintf(" own_missed=%d check_latency{%s}", ownMissed.Load(), lat.String())
 	} else {
 		r.ownChecks = -1 // not counted (-oncheck counts them)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -30,8 +31,15 @@ func serve(kind string, base, n int, gap, delay time.Duration) error {
 	var windowStart atomic.Int64
 	last := make([]atomic.Int64, n)
 	var cpuStart time.Duration
+	// Plain TCP listeners, as the backends a checker checks: Go listens
+	// with MPTCP by default where the kernel has it, and an MPTCP
+	// listener loses the connections reset before they are accepted
+	// (the Monitor's TCP checks reset theirs as soon as they open), which
+	// the servers would count as missed intervals.
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
 	for i := range n {
-		ln, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", base+i))
+		ln, err := lc.Listen(context.Background(), "tcp4", fmt.Sprintf("127.0.0.1:%d", base+i))
 		if err != nil {
 			return err
 		}
