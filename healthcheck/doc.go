@@ -46,21 +46,25 @@
 // same with 10 or 10 000 destinations. The checks due together start
 // together (Options.Coalesce: by default those due within a 20th of their
 // interval, at most 50 ms, start at once, so that a second of 1000 checks
-// is 20 wake-ups): their sockets are made in one visit to the Client's namespace,
-// and a TCP check whose connection opens within connect(2) (a local
-// destination) finishes there. TCP checks and plain HTTP GETs that must
-// wait (for a remote handshake, for an answer) wait, as keepalived's do, in
-// one epoll instance of the Monitor's, whose descriptor alone is in the Go
-// runtime's poller: no goroutine, timer or context per check. The other
-// checks (HTTPS, UDP, DNS, commands, Func) run on goroutines. At most
-// Options.MaxInFlight checks are under way at once. A TCP check is a few
-// system calls (socket, connect, close; a remote destination adds its
-// registration in the epoll instance) and is reset once open; an HTTP
-// check is one GET over its own connection, judged by its status line and,
-// when set, its body (a plain GET that waits reads its answer to the
-// server's close, at most 64 KiB of head and MaxBody of body, before a
-// goroutine takes over). BENCHMARKS.md compares the Monitor with
-// keepalived's checker.
+// is 20 wake-ups), and a TCP check whose connection opens within
+// connect(2) (a local destination) finishes there. A TCP check or plain
+// HTTP GET that passed leaves its socket to the next: its connection is
+// reset with connect(2) to AF_UNSPEC, which keeps the socket, and the next
+// check connects it again, with no socket(2), close(2) or visit to the
+// Client's namespace (keepalived makes and closes a socket per check); new
+// sockets are made in one visit per 16 checks. TCP checks and plain HTTP
+// GETs that must wait (for a remote handshake, for an answer) wait, as
+// keepalived's do, in one epoll instance of the Monitor's, whose
+// descriptor alone is in the Go runtime's poller: no goroutine, timer or
+// context per check. The other checks (HTTPS, UDP, DNS, commands, Func)
+// run on goroutines. At most Options.MaxInFlight checks are under way at
+// once. A local TCP check is three system calls (connect, getpeername,
+// and the reset; a remote destination adds its registration in the epoll
+// instance); an HTTP check is one GET over its own connection, judged by
+// its status line and, when set, its body (a plain GET that waits reads
+// its answer to the server's close, at most 64 KiB of head and MaxBody of
+// body, before a goroutine takes over). BENCHMARKS.md compares the Monitor
+// with keepalived's checker.
 //
 // # Checking through the forwarding path
 //
