@@ -243,6 +243,9 @@ type Monitor struct {
 	// spawned counts the checks Run sent to goroutines of their own
 	// (for tests, once Run has returned).
 	spawned int
+	// stray counts the events of the Monitor's poller for sockets no
+	// check waits on (for tests).
+	stray int
 	// spares are the last Run's spare sockets (for tests, once Run has
 	// returned: how many checks reused one).
 	spares *spares

@@ -296,11 +296,15 @@ func (m *Monitor) Run(ctx context.Context) error {
 		pl.take(func(fd int) {
 			tr, ok := waiting[fd]
 			if !ok {
+				m.stray++
 				pl.remove(fd)
 				return
 			}
 			if ok, w, err := tr.p.try(); ok {
-				delete(waiting, fd) // and closed: out of the poller
+				delete(waiting, fd)
+				// Out of the poller: a socket that went back to the
+				// spares is still open (one closed has left it).
+				pl.remove(fd)
 				finish(tr, w, err)
 				return
 			}
@@ -333,6 +337,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 			}
 			delete(waiting, fd)
 			if ok, w, err := tr.p.try(); ok {
+				pl.remove(fd) // as in takeReady
 				finish(tr, w, err)
 				continue
 			}
