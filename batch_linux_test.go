@@ -32,6 +32,10 @@ type table struct {
 	reqs  int // requests
 	// hide makes the service dump skip these services, as a racing dump can.
 	hide map[serviceKey]bool
+	// race makes the next race service dumps miss their last service and
+	// repeat their first instead, as a dump resumed by position does
+	// across a rehash of the table; dumps counts the service dumps.
+	race, dumps int
 }
 
 func newTable() *table { return &table{dests: map[serviceKey][]DestinationStats{}} }
@@ -130,6 +134,11 @@ func (tb *table) serve(greq genetlink.Message, nreq netlink.Message) ([]genetlin
 			if !tb.hide[s.key()] {
 				out = append(out, serviceMessage(s))
 			}
+		}
+		tb.dumps++
+		if tb.race > 0 && len(out) > 1 {
+			tb.race--
+			out[len(out)-1] = out[0]
 		}
 		return out, nil
 	case uapi.CmdGetDest:
@@ -300,7 +309,10 @@ func TestApplyChunks(t *testing.T) {
 	}
 }
 
-func TestVirtualServicesDedup(t *testing.T) {
+// TestDumpRaces: a service dump that repeated a service (and so missed
+// another) is made again until one repeats none; one that keeps repeating
+// fails with ErrDumpInterrupted after five.
+func TestDumpRaces(t *testing.T) {
 	tb := newTable()
 	c := tableClient(t, tb, 0, 0)
 	ctx := context.Background()
@@ -312,23 +324,79 @@ func TestVirtualServicesDedup(t *testing.T) {
 	if _, err := c.Apply(ctx, changes); err != nil {
 		t.Fatal(err)
 	}
-	// A dump that raced with changes repeats an entry.
-	tb.svcs = append(tb.svcs, tb.svcs[1])
+	dumps := func() int {
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		n := tb.dumps
+		tb.dumps = 0
+		return n
+	}
+	race := func(n int) {
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		tb.race = n
+	}
+	race(2)
 	vs, err := c.VirtualServices(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(vs) != 3 {
-		t.Fatalf("%d services, want 3 without the duplicate", len(vs))
+		t.Fatalf("%d services, want 3", len(vs))
 	}
 	for i, v := range vs {
 		if v.Service != svcN(i) || len(v.Destinations) != 1 || v.Destinations[0].Destination != destN(i) {
 			t.Errorf("entry %d = %+v", i, v)
 		}
 	}
+	if n := dumps(); n != 3 {
+		t.Errorf("VirtualServices: %d service dumps for two that raced, want 3", n)
+	}
+	race(1)
 	svcs, err := c.Services(ctx)
-	if err != nil || len(svcs) != 3 {
-		t.Errorf("Services = %d entries, %v; want 3", len(svcs), err)
+	if err != nil || len(svcs) != 3 || svcs[2].Service != svcN(2) {
+		t.Errorf("Services = %+v, %v; want the 3 services", svcs, err)
+	}
+	if n := dumps(); n != 2 {
+		t.Errorf("Services: %d service dumps for one that raced, want 2", n)
+	}
+	race(1000)
+	for name, read := range map[string]func() error{
+		"Services":        func() error { _, err := c.Services(ctx); return err },
+		"VirtualServices": func() error { _, err := c.VirtualServices(ctx); return err },
+		"Reconcile": func() error {
+			_, err := c.Reconcile(ctx, []VirtualService{{Service: svcN(0)}}, ReconcileOptions{})
+			return err
+		},
+	} {
+		err := read()
+		if !errors.Is(err, ErrDumpInterrupted) {
+			t.Errorf("%s: %v, want ErrDumpInterrupted", name, err)
+		}
+		var e *Error
+		if !errors.As(err, &e) || e.Op == "" {
+			t.Errorf("%s: %#v, want an *Error with its Op", name, err)
+		}
+		if n := dumps(); n != dumpAttempts {
+			t.Errorf("%s: %d service dumps, want %d", name, n, dumpAttempts)
+		}
+	}
+	// A context that ends during the pauses ends the read.
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Millisecond)
+	defer cancel()
+	if _, err := c.Services(cctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Services with a context that ends: %v, want DeadlineExceeded", err)
+	}
+	if n := dumps(); n >= dumpAttempts {
+		t.Errorf("%d service dumps with a context that ended, want fewer than %d", n, dumpAttempts)
+	}
+	tb.mu.Lock()
+	tb.svcs = tb.svcs[:1]
+	tb.race = 1000
+	tb.mu.Unlock()
+	// One service: nothing to repeat.
+	if svcs, err := c.Services(ctx); err != nil || len(svcs) != 1 {
+		t.Errorf("one service: %+v, %v", svcs, err)
 	}
 }
 
@@ -811,7 +879,7 @@ func TestReconcileDumpRepeats(t *testing.T) {
 	desired := desiredN(3, 2)
 	tb, c := reconciledTable(t, desired)
 	ctx := context.Background()
-	tb.svcs = append(tb.svcs, tb.svcs[0], tb.svcs[2]) // the dump repeats them
+	tb.race = 1 // the first dump repeats a service and misses another
 	desired[0].Destinations[1].Weight = 7
 	res, err := c.Reconcile(ctx, desired[:2], ReconcileOptions{})
 	if err != nil {

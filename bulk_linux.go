@@ -8,45 +8,83 @@ import (
 	"hash/maphash"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/ipvs-go/ipvs/internal/uapi"
 	"golang.org/x/sys/unix"
 )
 
-// dedup drops the duplicates a dump can hold: the kernel resumes dumps
-// by index, so a table changing during a multi-datagram dump can repeat
-// entries (and skip others, which cannot be detected).
-func dedup[T any](xs []T, key func(*T) serviceKey) []T {
-	if len(xs) < 2 {
-		return xs
-	}
-	// Duplicates are rare (only a dump that raced with changes has them):
-	// equal hashes are looked for first, in 8 bytes per entry instead of
-	// a map's 100.
-	seed := maphash.MakeSeed()
-	hs := make([]uint64, len(xs))
-	for i := range xs {
-		hs[i] = maphash.Comparable(seed, key(&xs[i]))
-	}
-	slices.Sort(hs)
-	equal := false
-	for i := 1; i < len(hs) && !equal; i++ {
-		equal = hs[i] == hs[i-1]
-	}
-	if !equal {
-		return xs
-	}
-	seen := make(map[serviceKey]struct{}, len(xs))
-	out := xs[:0]
-	for i := range xs {
-		k := key(&xs[i])
-		if _, dup := seen[k]; dup {
-			continue
+// dumpServices dumps the services: each is called for every NEW_SERVICE
+// message, and returns the service's key (ok) or an error that ends the
+// dump. IPVS resumes a dump by index, with no NLM_F_DUMP_INTR: a table
+// that changes between two of the dump's datagrams makes it repeat some
+// services and skip others, and 7.x kernels rehash the service table
+// into one of another size a few milliseconds after the services added or
+// deleted cross a threshold, which reorders it all. With no service added
+// or deleted meanwhile, such a dump repeats exactly as many services as it
+// skipped, and a dump that repeats none is whole. So a dump that repeated
+// a service is made again, after reset and a pause, up to dumpAttempts
+// times in all; then the error is ErrDumpInterrupted.
+func (c *client) dumpServices(ctx context.Context, op string, reset func(), each func(m message) (serviceKey, bool, error)) error {
+	var hs []uint64
+	var timer *time.Timer
+	for attempt := 1; ; attempt++ {
+		// The keys' hashes, in 8 bytes per service instead of a map's
+		// 100: a repeat shows as two equal ones. A new seed per dump,
+		// so that two keys colliding (a needless second dump) do not
+		// collide again.
+		seed := maphash.MakeSeed()
+		hs = hs[:0]
+		err := c.do(ctx, op, uapi.CmdGetService, true, nil, func(m message) error {
+			if m.cmd != uapi.CmdNewService {
+				return nil
+			}
+			k, ok, err := each(m)
+			if ok {
+				hs = append(hs, maphash.Comparable(seed, k))
+			}
+			return err
+		})
+		if err != nil || !repeats(hs) {
+			return err
 		}
-		seen[k] = struct{}{}
-		out = append(out, xs[i])
+		if attempt == dumpAttempts {
+			return &Error{Op: op, Err: ErrDumpInterrupted, cmd: uapi.CmdGetService}
+		}
+		// 4 ms (a jiffy at HZ 250: a deferred rehash runs within a
+		// few), then twice as long each time.
+		d := dumpPause << (attempt - 1)
+		if timer == nil {
+			timer = time.NewTimer(d)
+			defer timer.Stop()
+		} else {
+			timer.Reset(d)
+		}
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return wrap(op, uapi.CmdGetService, ctx.Err())
+		}
+		reset()
 	}
-	return out
+}
+
+// dumpAttempts and dumpPause bound dumpServices's attempts: five dumps in
+// about 60 ms.
+const (
+	dumpAttempts = 5
+	dumpPause    = 4 * time.Millisecond
+)
+
+// repeats reports whether two of hs are equal; it sorts hs.
+func repeats(hs []uint64) bool {
+	slices.Sort(hs)
+	for i := 1; i < len(hs); i++ {
+		if hs[i] == hs[i-1] {
+			return true
+		}
+	}
+	return false
 }
 
 // virtualServices reads every service and its destinations: one service
@@ -61,13 +99,10 @@ func (c *client) virtualServices(ctx context.Context) ([]VirtualServiceStats, er
 		chunk  []VirtualServiceStats
 		total  int
 	)
-	err := c.do(ctx, op, uapi.CmdGetService, true, nil, func(m message) error {
-		if m.cmd != uapi.CmdNewService {
-			return nil
-		}
+	err := c.dumpServices(ctx, op, func() { chunks, chunk, total = chunks[:0], nil, 0 }, func(m message) (serviceKey, bool, error) {
 		svc, ok, err := parseService(m.data)
 		if !ok {
-			return err
+			return serviceKey{}, false, err
 		}
 		if len(chunk) == cap(chunk) {
 			if chunk != nil {
@@ -77,7 +112,7 @@ func (c *client) virtualServices(ctx context.Context) ([]VirtualServiceStats, er
 		}
 		chunk = append(chunk, VirtualServiceStats{ServiceStats: svc})
 		total++
-		return nil
+		return svc.key(), true, nil
 	})
 	if err != nil {
 		return nil, err
@@ -86,7 +121,7 @@ func (c *client) virtualServices(ctx context.Context) ([]VirtualServiceStats, er
 	for _, ch := range chunks {
 		out = append(out, ch...)
 	}
-	out = dedup(append(out, chunk...), func(v *VirtualServiceStats) serviceKey { return v.Service.key() })
+	out = append(out, chunk...)
 	if len(out) > 0 {
 		err = c.sessionOn(ctx, pageSock, func(s *sock) error { return c.fillDestinations(s, out) })
 		if err != nil {
@@ -103,15 +138,12 @@ func (c *client) virtualServices(ctx context.Context) ([]VirtualServiceStats, er
 func (c *client) reconcileChanges(ctx context.Context, want desiredTable, opts ReconcileOptions) ([]Change, error) {
 	const op = "list virtual services"
 	d := newDiffer(want, opts)
-	err := c.do(ctx, op, uapi.CmdGetService, true, nil, func(m message) error {
-		if m.cmd != uapi.CmdNewService {
-			return nil
-		}
+	err := c.dumpServices(ctx, op, func() { d = newDiffer(want, opts) }, func(m message) (serviceKey, bool, error) {
 		svc, ok, err := parseServiceConfig(m.data)
 		if ok {
 			d.service(svc)
 		}
-		return err
+		return svc.key(), ok, err
 	})
 	if err != nil {
 		return nil, err

@@ -276,7 +276,12 @@ func (o ConnectionOrigin) String() string {
 // ConnectionsWithPE.
 //
 // The table is read in chunks, not as one snapshot: an entry added or
-// removed meanwhile may be missed, and one may appear twice. Memory use
+// removed meanwhile may be missed, and one may appear twice. 7.x kernels
+// also rehash the connection table into one of another size as the number
+// of connections grows or shrinks, and a read that spans a rehash goes on
+// in the new table from the same bucket: it may miss many entries and
+// repeat others, with no error. Treat the listing as a view of a table in
+// motion, not an exact count. Memory use
 // does not depend on the table's size, and an entry costs no allocation
 // (but for its PEData). ctx is checked between chunks. A goroutine of its
 // own reads the next chunks while the caller's goroutine decodes; it ends

@@ -165,19 +165,7 @@ func wantTable(t *testing.T, ctx context.Context, c *ipvs.Client, want table) {
 	for _, ds := range want {
 		sortDests(ds)
 	}
-	diff := cmp.Diff(want, readTable(t, ctx, c), cmpOpts)
-	// On 7.2 a read of the table made right after many changes has been
-	// seen to miss services that a read a moment later finds (IPVS dumps
-	// resume by index, with no NLM_F_DUMP_INTR): the table is read again
-	// for a while, and a read that then agrees is logged.
-	for i := 0; diff != "" && i < 10; i++ {
-		first := diff
-		time.Sleep(50 * time.Millisecond)
-		if diff = cmp.Diff(want, readTable(t, ctx, c), cmpOpts); diff == "" {
-			t.Logf("KERNEL DIFFERENCE: the table read again after %d ms agrees; the first read differed (-want +got):\n%s", 50*(i+1), first)
-		}
-	}
-	if diff != "" {
+	if diff := cmp.Diff(want, readTable(t, ctx, c), cmpOpts); diff != "" {
 		t.Errorf("IPVS table (-want +got):\n%s", diff)
 	}
 }

@@ -432,12 +432,13 @@ func (ns *netNS) ipvsadm(t *testing.T, stdin string, args ...string) string {
 	return stdout.String()
 }
 
-// settledVirtualServices reads the table until two reads in a row list the
-// same services. Kernels with resizable tables (7.x, with the svc_lfactor
-// sysctl) resize the service table in the background after a burst of
-// creates, and a dump that runs meanwhile can miss services (seen in the
-// VM on 7.2: 7 of 50 right after creating them); the difference is logged.
-// On other kernels the first read must already be the settled one.
+// settledVirtualServices reads the table right after changes, and again a
+// moment later: both reads must list the same services. Kernels with
+// resizable tables (7.x, with the svc_lfactor sysctl) rehash the service
+// table in the background after a burst of creates, and a dump that runs
+// meanwhile repeats some services and misses others (seen in the VM on
+// 7.2 before the library read such a dump again: 7 of 50 missed right
+// after creating them).
 func settledVirtualServices(t *testing.T, ctx context.Context, c *ipvs.Client, ns *netNS) []ipvs.VirtualServiceStats {
 	t.Helper()
 	read := func() []ipvs.VirtualServiceStats {
@@ -449,22 +450,10 @@ func settledVirtualServices(t *testing.T, ctx context.Context, c *ipvs.Client, n
 		return vs
 	}
 	first := read()
-	prev := first
-	for range 50 {
-		time.Sleep(100 * time.Millisecond)
-		next := read()
-		if len(next) == len(prev) {
-			if len(next) != len(first) {
-				if ns.hasSysctl(t, "svc_lfactor") {
-					t.Logf("KERNEL DIFFERENCE: on %s (resizable tables) a dump right after the changes listed %d services, %d once the table settled", kernelRelease(), len(first), len(next))
-				} else {
-					t.Errorf("a dump right after the changes listed %d services, %d later, on %s (fixed-size tables)", len(first), len(next), kernelRelease())
-				}
-			}
-			return next
-		}
-		prev = next
+	time.Sleep(100 * time.Millisecond)
+	if later := read(); len(later) != len(first) {
+		t.Errorf("a read right after the changes listed %d services, one 100 ms later %d, on %s (resizable service table: %v)",
+			len(first), len(later), kernelRelease(), ns.hasSysctl(t, "svc_lfactor"))
 	}
-	t.Fatalf("the table did not settle: %d services, then %d", len(first), len(prev))
-	return nil
+	return first
 }

@@ -266,11 +266,17 @@ func (c *client) getService(ctx context.Context, op string, s Service) (ServiceS
 
 func (c *client) services(ctx context.Context) ([]ServiceStats, error) {
 	svcs := make([]ServiceStats, 0, 16)
-	err := c.do(ctx, "list services", uapi.CmdGetService, true, nil, serviceCollector(&svcs))
+	err := c.dumpServices(ctx, "list services", func() { svcs = svcs[:0] }, func(m message) (serviceKey, bool, error) {
+		s, ok, err := parseService(m.data)
+		if ok {
+			svcs = append(svcs, s)
+		}
+		return s.key(), ok, err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return dedup(svcs, func(s *ServiceStats) serviceKey { return s.key() }), nil
+	return svcs, nil
 }
 
 // setDestination sends NEW_DEST or SET_DEST (cmd).

@@ -75,8 +75,10 @@ type ReconcileResult struct {
 // kube-proxy, ipvsadm, ...) are lost. To share the table, limit Reconcile to
 // its own services with ReconcileOptions.Owns.
 //
-// The kernel's dumps can skip entries while the table changes, so an entry
-// Reconcile did not see may exist: a create that meets an existing entry is
+// Its read of the table is made again as by Services if it repeated a
+// service (see ErrDumpInterrupted). The kernel's dumps can still skip
+// entries while services are deleted, so an entry Reconcile did not see
+// may exist: a create that meets an existing entry is
 // not a failure but a reason to read that service alone (a GET and a dump of
 // its destinations, which changes to other services cannot disturb) and
 // compare, which Reconcile does before returning. An unacknowledged change,

@@ -349,12 +349,15 @@ func (c *Client) Service(ctx context.Context, s Service) (ServiceStats, error) {
 // Services lists every service of the network namespace, in the kernel's
 // hash order. An empty table is an empty slice.
 //
-// The kernel resumes a dump that spans several datagrams (about 100
-// services each) by position in tables it shares between namespaces, and
-// flags no inconsistency: while services are added or deleted, in this
-// namespace or another, a long dump can repeat entries and miss others.
-// Services drops the repeats; a miss cannot be seen in one dump. Reconcile
-// copes with both.
+// The kernel resumes a dump that spans several datagrams (11 to about 100
+// services each) by position, and flags no inconsistency: while services
+// are added or deleted (before 7.0 in any namespace: the tables are
+// shared), or while a 7.x kernel rehashes the namespace's service table
+// (a few milliseconds after services were added or deleted), a dump can
+// repeat entries and miss others. A dump that repeated an entry is made
+// again (see ErrDumpInterrupted): with no service added or deleted
+// meanwhile, a dump with no repeat missed none. A service deleted during
+// the read may still be missed.
 func (c *Client) Services(ctx context.Context) ([]ServiceStats, error) {
 	return c.c.services(ctx)
 }
