@@ -56,14 +56,16 @@
 // GETs that must wait (for a remote handshake, for an answer) wait, as
 // keepalived's do, in one epoll instance of the Monitor's, whose
 // descriptor alone is in the Go runtime's poller: no goroutine, timer or
-// context per check. The other checks (HTTPS, UDP, DNS, commands, Func)
+// context per check; the Monitor takes the sockets ready at most once per
+// 5 ms, so that answers coming one by one wake it once for many. The
+// other checks (HTTPS, UDP, DNS, commands, Func)
 // run on goroutines. At most Options.MaxInFlight checks are under way at
 // once. A local TCP check is three system calls (connect, getpeername,
 // and the reset; a remote destination adds its registration in the epoll
 // instance); an HTTP check is one GET over its own connection, judged by
-// its status line and, when set, its body (a plain GET that waits reads
-// its answer to the server's close, at most 64 KiB of head and MaxBody of
-// body, before a goroutine takes over). BENCHMARKS.md compares the Monitor
+// its status line and, when set, its body, and ends once what came
+// decides it (a plain GET reads at most 64 KiB of head and MaxBody of
+// body on the Monitor's goroutine, which always decides it). BENCHMARKS.md compares the Monitor
 // with keepalived's checker.
 //
 // # Checking through the forwarding path

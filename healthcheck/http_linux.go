@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -55,6 +56,7 @@ type httpInline struct {
 	eof     bool
 	full    bool // read as much as try reads: the rest is wait's
 	rd      bytes.Reader
+	cut     cutReader
 	reqBuf  [192]byte
 	preBuf  [2048]byte
 }
@@ -89,9 +91,11 @@ func (g *httpInline) write() {
 	}
 }
 
-// try reads what has come without waiting: done once the server has
-// closed (it answers "Connection: close"), or a read failed; then the
-// socket is closed.
+// try reads what has come without waiting: done once the answer read
+// suffices to judge it (as exchange judges an answer: the status line
+// for a check of the status alone, the body by its length or its last
+// chunk), the server has closed (it answers "Connection: close"), or a
+// read failed; then the socket is closed, or goes back to the spares.
 func (g *httpInline) try() (done bool, weight int, err error) {
 	if g.opening {
 		done, err := g.conn.opened()
@@ -112,6 +116,8 @@ func (g *httpInline) try() (done bool, weight int, err error) {
 	if g.h.MaxBody > 0 {
 		limit = maxHead + int(g.h.MaxBody)
 	}
+	read := false // some of the answer came in this try
+reading:
 	for g.err == nil && !g.eof && len(g.resume.req) == 0 {
 		if len(g.resume.pre) == cap(g.resume.pre) {
 			if len(g.resume.pre) > limit {
@@ -126,17 +132,28 @@ func (g *httpInline) try() (done bool, weight int, err error) {
 		case errno == unix.EINTR:
 			continue
 		case errno == unix.EAGAIN:
-			return false, KeepWeight, nil
+			break reading
 		case errno != 0:
 			g.err = &os.PathError{Op: "read", Path: "socket", Err: errno}
 		case n == 0:
 			g.eof = true
 		default:
 			g.resume.pre = g.resume.pre[:len(g.resume.pre)+int(n)]
+			read = true
 		}
 	}
 	if g.err == nil && !g.eof {
-		return false, KeepWeight, nil
+		// The server has not closed yet, but the answer may be whole
+		// already: judged as the goroutine's exchange judges it, it
+		// needs no more than what came.
+		if !read {
+			return false, KeepWeight, nil
+		}
+		if err = g.judge(errNeedMore); errors.Is(err, errNeedMore) {
+			return false, KeepWeight, nil
+		}
+	} else {
+		err = g.judge(g.err)
 	}
 	if g.err == nil && g.conn.spare() {
 		_ = g.conn.sp.put(g.fd, !g.t.Addr.Addr().Unmap().Is4(), g.t.d.mark)
@@ -144,18 +161,43 @@ func (g *httpInline) try() (done bool, weight int, err error) {
 		_ = rawClose(g.fd)
 	}
 	g.fd = -1
-	g.rd.Reset(g.resume.pre)
-	var r io.Reader = &g.rd
-	if g.err != nil {
-		r = io.MultiReader(r, errReader{g.err})
-	}
-	br := readers.Get().(*bufio.Reader)
-	br.Reset(r)
-	err = g.h.response(br)
-	br.Reset(nil)
-	readers.Put(br)
 	g.release()
 	return true, KeepWeight, err
+}
+
+// errNeedMore ends what a try has read of an answer the server has not
+// closed yet: the answer is not whole if judging it meets this error.
+var errNeedMore = errors.New("the answer goes on")
+
+// judge judges the answer read so far, whose end is end: io.EOF if nil
+// (the server closed), else the error that ended it.
+func (g *httpInline) judge(end error) error {
+	if end == nil {
+		end = io.EOF
+	}
+	g.rd.Reset(g.resume.pre)
+	g.cut = cutReader{r: &g.rd, end: end}
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(&g.cut)
+	err := g.h.response(br)
+	br.Reset(nil)
+	readers.Put(br)
+	g.cut = cutReader{}
+	return err
+}
+
+// cutReader reads r, then fails with end.
+type cutReader struct {
+	r   *bytes.Reader
+	end error
+}
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err == io.EOF {
+		err = c.end
+	}
+	return n, err
 }
 
 // poll is the socket to wait on for try to go on, until writable while

@@ -246,6 +246,9 @@ type Monitor struct {
 	// stray counts the events of the Monitor's poller for sockets no
 	// check waits on (for tests).
 	stray int
+	// takes counts the times Run took the sockets ready in its poller
+	// (for tests).
+	takes int
 	// spares are the last Run's spare sockets (for tests, once Run has
 	// returned: how many checks reused one).
 	spares *spares

@@ -5,6 +5,7 @@ package healthcheck
 import (
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -27,6 +28,10 @@ type poller struct {
 	done   chan struct{}
 	events []unix.EpollEvent
 }
+
+// pollGap is the least time between two takes of the sockets ready: a
+// check that waited in the poller ends up to pollGap after its answer came.
+const pollGap = 5 * time.Millisecond
 
 // newPoller starts a poller; nil if it cannot (then the checks that wait
 // do so on goroutines of their own).
@@ -66,10 +71,12 @@ func (p *poller) wait() {
 		n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&one[0])), 1, 0, 0, 0)
 		return errno == 0 && n > 0
 	}
+	var gap *time.Timer
 	for {
 		if err := p.rc.Read(pending); err != nil {
 			return // closed
 		}
+		taken := time.Now()
 		select {
 		case p.ready <- struct{}{}:
 		case <-p.stop:
@@ -79,6 +86,21 @@ func (p *poller) wait() {
 		case <-p.ack:
 		case <-p.stop:
 			return
+		}
+		// Sockets ready one by one (a server answering a batch of
+		// checks in turn) are taken together, at most once per
+		// pollGap: the Monitor's process wakes once for many of them.
+		if d := pollGap - time.Since(taken); d > 0 {
+			if gap == nil {
+				gap = time.NewTimer(d)
+			} else {
+				gap.Reset(d)
+			}
+			select {
+			case <-gap.C:
+			case <-p.stop:
+				return
+			}
 		}
 	}
 }

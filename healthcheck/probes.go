@@ -92,10 +92,13 @@ type StatusRange struct{ Min, Max int }
 // HTTP passes when a GET of the target answers with an expected status and,
 // if set, the expected body (keepalived's HTTP_GET and, with TLS, SSL_GET).
 // Every check opens a new connection, and asks the server to close it
-// ("Connection: close"). The Monitor resets the connection of a plain GET
-// once the server has closed it, and connects the same socket for a next
-// check (see TCP): the server's end, closed already, keeps no TIME_WAIT
-// entry either.
+// ("Connection: close"). The check ends as soon as what came decides it:
+// the status line when the body is not checked, else the body whole by
+// its Content-Length or last chunk, or by the server's close; a server that
+// keeps the connection open after a whole answer passes (keepalived waits
+// for the close, and fails it at the timeout). The Monitor then resets the
+// connection of a plain GET and connects the same socket for a next check
+// (see TCP): the server's end keeps no TIME_WAIT entry.
 type HTTP struct {
 	// Path is the request's path and query, "/" by default.
 	Path string
@@ -197,11 +200,6 @@ func (h HTTP) startConn(t Target, inNS bool) (started, int, error) {
 		return KeepWeight, h.over(ctx, t, conn, nil)
 	}}, KeepWeight, nil
 }
-
-// errReader fails every read with err.
-type errReader struct{ err error }
-
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // hostPath is the request's Host header and path.
 func (h *HTTP) hostPath(t Target) (host, path string) {

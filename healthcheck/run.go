@@ -293,6 +293,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 	// takeReady goes on with the trials whose sockets are ready.
 	takeReady := func() {
+		m.takes++
 		pl.take(func(fd int) {
 			tr, ok := waiting[fd]
 			if !ok {

@@ -484,8 +484,8 @@ func TestRunHTTPStopCloses(t *testing.T) {
 
 // Plain HTTP checks answered after the trial's wait go on in the Monitor's
 // poller, not on goroutines: late answers pass, a server that never
-// answers fails at the check's timeout, and only an answer longer than a
-// trial reads goes on on a goroutine.
+// answers fails at the check's timeout, and an answer longer than a trial
+// reads is judged on what it read.
 func TestRunHTTPPoller(t *testing.T) {
 	listen := func(serve func(net.Conn)) netip.AddrPort {
 		ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -576,13 +576,83 @@ func TestRunHTTPPoller(t *testing.T) {
 			t.Fatalf("long answer: %v, want a failure for its body", r.Err)
 		}
 	}
-	// Only the long answers went on on goroutines.
 	// A GET that passed after waiting leaves the poller with its socket,
 	// which goes back to the spares open: no event comes for it later.
 	if m.stray != 0 {
 		t.Errorf("%d events of the poller for sockets no check waits on, want none", m.stray)
 	}
-	if m.spawned != len(results[huge]) {
-		t.Errorf("%d checks went on on goroutines, want %d (the long answers)", m.spawned, len(results[huge]))
+	// None went on on a goroutine: the long answers are judged on their
+	// head (a length beyond MaxBody).
+	if m.spawned != 0 {
+		t.Errorf("%d checks went on on goroutines, want none", m.spawned)
 	}
+}
+
+// Answers that come one after another, as from a server answering a
+// batch of checks in turn, are taken together: the Monitor takes the
+// sockets ready at most once per pollGap, not once per answer.
+func TestRunPollGap(t *testing.T) {
+	const n, apart = 24, time.Millisecond
+	// The answers come a millisecond apart, all after the trials' wait:
+	// every check waits in the poller.
+	start := make(chan time.Time, 1)
+	var dests []Destination
+	for i := range n {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go serveRequests(ln, func(c net.Conn) {
+			t0 := <-start
+			start <- t0
+			time.Sleep(time.Until(t0.Add(2*trialWait + time.Duration(i)*apart)))
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+		})
+		dests = append(dests, Destination{Destination: dest(ln.Addr().String(), 2),
+			Checks: []Check{{Probe: HTTP{}, Interval: time.Hour, Timeout: time.Second}}})
+	}
+	var mu sync.Mutex
+	var results []CheckResult
+	m, err := New(newFakeKernel(), []Service{{Service: svc, Destinations: dests}}, Options{OnCheck: func(r CheckResult) {
+		mu.Lock()
+		defer mu.Unlock()
+		results = append(results, r)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start <- time.Now()
+	errc := make(chan error, 1)
+	go func() { errc <- m.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		got := len(results)
+		mu.Unlock()
+		if got == n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != n {
+		t.Fatalf("%d results, want %d", len(results), n)
+	}
+	for _, r := range results {
+		if r.Err != nil {
+			t.Fatalf("%v: %v", r.Destination.Address, r.Err)
+		}
+	}
+	// The answers span (n-1)*apart: about that over pollGap takes, far
+	// fewer than n.
+	if want := int((n-1)*apart/pollGap) + 3; m.takes > want {
+		t.Errorf("the Monitor took ready sockets %d times for %d answers %v apart, want at most %d", m.takes, n, apart, want)
+	}
+	t.Logf("%d takes for %d answers", m.takes, n)
 }

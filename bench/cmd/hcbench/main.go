@@ -43,6 +43,7 @@ func main() {
 		onCheck    = flag.Bool("oncheck", false, "count the Monitor's checks, failures and latencies through Options.OnCheck (reads the clock per check)")
 		coalesce   = flag.Duration("coalesce", 0, "the Monitor's Options.Coalesce (0: its default)")
 		delay      = flag.Duration("answer-delay", 0, "http: the servers answer this long after the request (so that every check waits for its answer)")
+		jitter     = flag.Duration("answer-jitter", 0, "http: each answer waits a random time below this on top of -answer-delay (answers of a batch come one by one, as from remote servers)")
 		procs      = flag.Int("gomaxprocs", 0, "the checker process's GOMAXPROCS, set after the servers have started (0: the default)")
 		graceful   = flag.Bool("graceful", false, "tcp: close the Monitor's check connections with a FIN, as keepalived does, instead of a reset")
 	)
@@ -50,6 +51,7 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("hcbench: ")
 	gap := *interval * 3 / 2
+	answerJitter = *jitter
 	if *serveMode {
 		if err := serve(*kind, *port, *n, gap, *delay); err != nil {
 			log.Fatal(err)
@@ -149,7 +151,7 @@ type servers struct {
 }
 
 func startServers(kind string, port, n int, gap, delay time.Duration) (*servers, error) {
-	cmd := exec.Command("/proc/self/exe", "-serve", "-check", kind, "-port", fmt.Sprint(port), "-n", fmt.Sprint(n), "-interval", (gap * 2 / 3).String(), "-answer-delay", delay.String())
+	cmd := exec.Command("/proc/self/exe", "-serve", "-check", kind, "-port", fmt.Sprint(port), "-n", fmt.Sprint(n), "-interval", (gap * 2 / 3).String(), "-answer-delay", delay.String(), "-answer-jitter", answerJitter.String())
 	cmd.Stderr = os.Stderr
 	w, err := cmd.StdinPipe()
 	if err != nil {

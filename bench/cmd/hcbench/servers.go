@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strings"
@@ -106,6 +107,9 @@ func serve(kind string, base, n int, gap, delay time.Duration) error {
 	return nil
 }
 
+// answerJitter is -answer-jitter.
+var answerJitter time.Duration
+
 const httpReply = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
 func answerHTTP(c net.Conn, delay time.Duration) {
@@ -120,6 +124,9 @@ func answerHTTP(c net.Conn, delay time.Duration) {
 		if len(line) <= 2 { // the empty line that ends the head
 			break
 		}
+	}
+	if answerJitter > 0 {
+		delay += rand.N(answerJitter)
 	}
 	if delay > 0 {
 		time.Sleep(delay)
