@@ -4,6 +4,7 @@ package healthcheck
 
 import (
 	"os"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -11,98 +12,146 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// poller is the Monitor's own wait for the started checks that wait for
-// an answer (a plain HTTP GET not answered within trialWait), as
-// keepalived's checker waits: their sockets in one epoll instance, whose
-// descriptor alone is in the runtime's poller. One goroutine waits on it
-// and wakes the Monitor when some socket is ready, whatever their number:
-// no goroutine, timer or context per check, and no poller registration
-// and ordinary close(2) per socket.
+// poller is where the Monitor waits, as keepalived's checker does: the
+// sockets of the started checks that wait (for a handshake, for an
+// answer) in one epoll instance, with an eventfd that the checks running
+// on goroutines, and the end of Run's context, write to. The Monitor's
+// goroutine waits for the epoll instance itself, in the runtime's poller,
+// with the time to its next due check as the deadline: no goroutine or
+// channel between a ready socket and the Monitor (a hand-off between
+// goroutines wakes a second thread). It does not block a thread in
+// epoll_wait(2): a P held in a system call keeps the runtime's sysmon
+// thread polling.
 type poller struct {
-	epfd   int
-	f      *os.File // epfd, in the runtime's poller
-	rc     syscall.RawConn
-	ready  chan struct{} // a socket is ready: the Monitor calls take
-	ack    chan struct{} // the Monitor took them
-	stop   chan struct{}
-	done   chan struct{}
-	events []unix.EpollEvent
+	epfd, evfd int
+	ep, ev     *os.File // epfd and evfd, in the runtime's poller
+	eprc, evrc syscall.RawConn
+	events     []unix.EpollEvent
+	n          int       // sockets ready at the last wait, in events
+	last       time.Time // when the ready sockets were last taken
+
+	mu     sync.Mutex // poke against close
+	closed bool
 }
 
-// pollGap is the least time between two takes of the sockets ready: a
-// check that waited in the poller ends up to pollGap after its answer came.
-const pollGap = 5 * time.Millisecond
-
-// newPoller starts a poller; nil if it cannot (then the checks that wait
-// do so on goroutines of their own).
+// newPoller makes a poller; nil if it cannot (then the Monitor waits in a
+// select, and the checks that would wait here do so on goroutines).
 func newPoller() *poller {
-	fd, _, errno := unix.RawSyscall(unix.SYS_EPOLL_CREATE1, unix.EPOLL_CLOEXEC, 0, 0)
+	epfd, _, errno := unix.RawSyscall(unix.SYS_EPOLL_CREATE1, unix.EPOLL_CLOEXEC, 0, 0)
 	if errno != 0 {
 		return nil
 	}
 	// Non-blocking, the descriptor joins the runtime's poller, which
 	// then tells when an event is pending in it.
-	if _, _, errno := unix.RawSyscall(unix.SYS_FCNTL, fd, unix.F_SETFL, unix.O_NONBLOCK); errno != 0 {
-		_ = rawClose(int(fd))
+	if _, _, errno := unix.RawSyscall(unix.SYS_FCNTL, epfd, unix.F_SETFL, unix.O_NONBLOCK); errno != 0 {
+		_ = rawClose(int(epfd))
 		return nil
 	}
-	f := os.NewFile(fd, "epoll")
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
+	evfd, _, errno := unix.RawSyscall(unix.SYS_EVENTFD2, 0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK, 0)
+	if errno != 0 {
+		_ = rawClose(int(epfd))
 		return nil
 	}
-	p := &poller{
-		epfd: int(fd), f: f, rc: rc,
-		ready: make(chan struct{}), ack: make(chan struct{}, 1),
-		stop: make(chan struct{}), done: make(chan struct{}),
-		events: make([]unix.EpollEvent, 128),
+	p := &poller{epfd: int(epfd), evfd: int(evfd), events: make([]unix.EpollEvent, 128)}
+	p.ep, p.ev = os.NewFile(epfd, "epoll"), os.NewFile(evfd, "eventfd")
+	var err1, err2 error
+	p.eprc, err1 = p.ep.SyscallConn()
+	p.evrc, err2 = p.ev.SyscallConn()
+	if err1 != nil || err2 != nil || !p.ctl(unix.EPOLL_CTL_ADD, p.evfd, false) {
+		p.close()
+		return nil
 	}
-	go p.wait()
 	return p
 }
 
-// wait tells the Monitor each time some socket is ready, and waits for it
-// to take them before it looks again (a socket stays ready until read).
-func (p *poller) wait() {
-	defer close(p.done)
-	var one [1]unix.EpollEvent
-	pending := func(fd uintptr) bool {
-		n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&one[0])), 1, 0, 0, 0)
-		return errno == 0 && n > 0
+// wait waits until a socket is ready (but not within pollGap of the last
+// take), poke is called, or d has passed; with d <= 0 it only looks. The
+// sockets ready are then those of take.
+func (p *poller) wait(d time.Duration) {
+	if p.n > 0 {
+		return // not taken yet
 	}
-	var gap *time.Timer
-	for {
-		if err := p.rc.Read(pending); err != nil {
-			return // closed
-		}
-		taken := time.Now()
-		select {
-		case p.ready <- struct{}{}:
-		case <-p.stop:
+	if gap := pollGap - time.Since(p.last); gap > 0 {
+		// Sockets that became ready since the last take wait for the
+		// gap's end; a poke does not.
+		if d <= 0 {
 			return
 		}
-		select {
-		case <-p.ack:
-		case <-p.stop:
+		g := min(gap, d)
+		if p.waitPoke(g) {
 			return
 		}
-		// Sockets ready one by one (a server answering a batch of
-		// checks in turn) are taken together, at most once per
-		// pollGap: the Monitor's process wakes once for many of them.
-		if d := pollGap - time.Since(taken); d > 0 {
-			if gap == nil {
-				gap = time.NewTimer(d)
-			} else {
-				gap.Reset(d)
-			}
-			select {
-			case <-gap.C:
-			case <-p.stop:
-				return
-			}
-		}
+		d -= g
 	}
+	if d <= 0 {
+		p.look()
+		return
+	}
+	_ = p.ep.SetReadDeadline(time.Now().Add(d))
+	_ = p.eprc.Read(func(uintptr) bool { return p.look() })
+}
+
+// look takes the events pending without waiting; the eventfd's is drained
+// and left out. It reports whether there was one.
+func (p *poller) look() bool {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.epfd), uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
+	if errno != 0 || n == 0 {
+		return false
+	}
+	k := 0
+	for _, ev := range p.events[:n] {
+		if int(ev.Fd) == p.evfd {
+			p.drain()
+			continue
+		}
+		p.events[k] = ev
+		k++
+	}
+	p.n = k
+	return true
+}
+
+// waitPoke waits for a poke only, for up to d; it reports whether one came.
+func (p *poller) waitPoke(d time.Duration) bool {
+	_ = p.ev.SetReadDeadline(time.Now().Add(d))
+	return p.evrc.Read(func(uintptr) bool { return p.drain() }) == nil
+}
+
+// drain reads the eventfd back to zero; false if it was zero.
+func (p *poller) drain() bool {
+	var b [8]byte
+	_, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(p.evfd), uintptr(unsafe.Pointer(&b[0])), 8)
+	return errno == 0
+}
+
+// ready reports whether sockets were ready at the last wait.
+func (p *poller) ready() bool { return p != nil && p.n > 0 }
+
+// take calls fn for the sockets ready at the last wait; fn must read each
+// until it would wait, or close or remove it.
+func (p *poller) take(fn func(fd int)) {
+	n := p.n
+	p.n = 0
+	p.last = time.Now()
+	for _, ev := range p.events[:n] {
+		fn(int(ev.Fd))
+	}
+}
+
+// poke ends a wait, or the next one: a result came on the results channel,
+// or Run's context ended. It may be called from any goroutine, and after
+// close.
+func (p *poller) poke() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	one := uint64(1)
+	_, _, _ = unix.RawSyscall(unix.SYS_WRITE, uintptr(p.evfd), uintptr(unsafe.Pointer(&one)), 8)
 }
 
 // add watches fd until it is readable (or writable if out), closed or
@@ -127,40 +176,15 @@ func (p *poller) remove(fd int) {
 	_, _, _ = unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(p.epfd), unix.EPOLL_CTL_DEL, uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
 }
 
-// take calls fn for the sockets ready now (up to a batch: fn must read
-// each until it would wait, or close or remove it), then lets the waiting
-// goroutine look again.
-func (p *poller) take(fn func(fd int)) {
-	for {
-		n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.epfd), uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
-		if errno == unix.EINTR {
-			continue
-		}
-		if errno == 0 {
-			for _, ev := range p.events[:n] {
-				fn(int(ev.Fd))
-			}
-		}
-		break
-	}
-	select {
-	case p.ack <- struct{}{}:
-	default:
-	}
-}
-
-// close stops the goroutine and closes the epoll instance (not the
-// sockets in it).
+// close closes the epoll instance (not the sockets in it) and the
+// eventfd; later pokes do nothing.
 func (p *poller) close() {
-	close(p.stop)
-	p.f.Close() // ends a wait in the runtime's poller
-	<-p.done
-}
-
-// readyC is ready, or nil (never ready) without a poller.
-func (p *poller) readyC() chan struct{} {
 	if p == nil {
-		return nil
+		return
 	}
-	return p.ready
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	_ = p.ev.Close()
+	_ = p.ep.Close()
 }

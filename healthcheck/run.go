@@ -49,6 +49,12 @@ func (m *Monitor) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 	timed := m.opts.OnCheck != nil
+	// Where the Monitor waits (see poller; nil where there is none): the
+	// checks on goroutines and the end of ctx poke it.
+	pl := newPoller()
+	if pl != nil {
+		defer context.AfterFunc(ctx, pl.poke)()
+	}
 	run := func(c *checkState, probe func(context.Context) (int, error), start time.Time) {
 		defer wg.Done()
 		cctx, cancel := context.WithTimeout(probeCtx, c.cfg.timeout())
@@ -59,6 +65,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 			dur = time.Since(start)
 		}
 		results <- result{c, w, err, start, dur}
+		pl.poke()
 	}
 	// take records a result.
 	take := func(c *checkState, w int, err error, start time.Time, dur time.Duration, now time.Time) {
@@ -106,9 +113,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 	// The spare sockets of the checks that passed (see spares).
 	sp := &spares{}
 	m.spares = sp
-	// The trials that wait in the Monitor's poller (pl, made when first
-	// needed), by socket.
-	var pl *poller
+	// The trials that wait in the Monitor's poller, by socket.
 	waiting := map[int]trial{}
 	defer func() {
 		cancel()
@@ -119,22 +124,17 @@ func (m *Monitor) Run(ctx context.Context) error {
 		for _, tr := range waiting {
 			_ = tr.p.expire()
 		}
-		if pl != nil {
-			pl.close()
-		}
 		sp.close()
+		// The goroutines' pokes done, the poller goes.
+		wg.Wait()
+		pl.close()
 	}()
 	// poll puts a trial not finished by its time in the poller; false if
 	// it cannot wait there.
 	poll := func(tr trial) bool {
 		fd, out := tr.p.poll()
-		if fd < 0 {
+		if fd < 0 || pl == nil {
 			return false
-		}
-		if pl == nil {
-			if pl = newPoller(); pl == nil {
-				return false
-			}
 		}
 		if !pl.add(fd, out) {
 			return false
@@ -401,10 +401,13 @@ func (m *Monitor) Run(ctx context.Context) error {
 		default:
 		}
 		done = done[:0]
-		select {
-		case <-pl.readyC():
-			takeReady()
-		default:
+		if len(waiting) > 0 {
+			// Sockets ready since the last wait (if not within its
+			// gap).
+			pl.wait(0)
+			if pl.ready() {
+				takeReady()
+			}
 		}
 		now := m.now()
 		if len(trials) > 0 && !now.Before(trialsDue()) {
@@ -457,18 +460,31 @@ func (m *Monitor) Run(ctx context.Context) error {
 		if len(waiting) > 0 {
 			wake = earliest(wake, waitDue())
 		}
-		timer.Reset(max(wake.Sub(now), 0))
-		select {
-		case <-ctx.Done():
-			return nil
-		case r := <-results:
-			takeResults(r)
-		case <-pl.readyC():
-			takeReady()
-			if takeDone() {
-				continue
+		if pl != nil {
+			pl.wait(wake.Sub(now))
+			if ctx.Err() != nil {
+				return nil
 			}
-		case <-timer.C:
+			select {
+			case r := <-results:
+				takeResults(r)
+			default:
+			}
+			if pl.ready() {
+				takeReady()
+				if takeDone() {
+					continue
+				}
+			}
+		} else {
+			timer.Reset(max(wake.Sub(now), 0))
+			select {
+			case <-ctx.Done():
+				return nil
+			case r := <-results:
+				takeResults(r)
+			case <-timer.C:
+			}
 		}
 		step()
 	}
@@ -500,6 +516,11 @@ func (m *Monitor) noVisit(c *checkState, sp *spares) bool {
 // own (at most half its timeout): long enough for a local server to
 // answer, short beside any interval.
 const trialWait = 5 * time.Millisecond
+
+// pollGap is the least time between two takes of the sockets ready in
+// the Monitor's poller: answers coming one by one wake it once for many,
+// and a check that waited there ends up to pollGap after its answer came.
+const pollGap = 5 * time.Millisecond
 
 func earliest(a, b time.Time) time.Time {
 	if b.Before(a) {

@@ -656,3 +656,46 @@ func TestRunPollGap(t *testing.T) {
 	}
 	t.Logf("%d takes for %d answers", m.takes, n)
 }
+
+// A Monitor with nothing due for an hour still takes at once a result
+// that a check on a goroutine reports, and returns at once when its
+// context ends: both wake its wait.
+func TestRunWakes(t *testing.T) {
+	slow := Func(func(ctx context.Context, _ Target) error {
+		time.Sleep(50 * time.Millisecond)
+		return errors.New("backend stopped")
+	})
+	events := make(chan Event, 8)
+	m, err := New(newFakeKernel(), []Service{{Service: svc, Destinations: []Destination{
+		{Destination: dest("10.0.2.1:80", 3), Checks: []Check{{Probe: slow, Interval: time.Hour, Timeout: time.Hour}}},
+	}}}, Options{Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- m.Run(ctx) }()
+	select {
+	case e := <-events:
+		if e.Kind != Down {
+			t.Fatalf("event %v, want Down", e.Kind)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("the result taken after %v, want about 50ms", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event within 5s: the result did not wake the Monitor")
+	}
+	time.Sleep(20 * time.Millisecond) // waiting for the next check, an hour away
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("Run did not return within 1s of its context's end")
+	}
+}
