@@ -310,8 +310,7 @@ func TestApplyChunks(t *testing.T) {
 }
 
 // TestDumpRaces: a service dump that repeated a service (and so missed
-// another) is made again until one repeats none; one that keeps repeating
-// fails with ErrDumpInterrupted after five.
+// another) is made again until one repeats none, five at most.
 func TestDumpRaces(t *testing.T) {
 	tb := newTable()
 	c := tableClient(t, tb, 0, 0)
@@ -360,26 +359,21 @@ func TestDumpRaces(t *testing.T) {
 	if n := dumps(); n != 2 {
 		t.Errorf("Services: %d service dumps for one that raced, want 2", n)
 	}
+	// A dump that keeps repeating (another namespace's steady churn, on
+	// kernels before 7.0): the fifth is kept, without its repeats.
 	race(1000)
-	for name, read := range map[string]func() error{
-		"Services":        func() error { _, err := c.Services(ctx); return err },
-		"VirtualServices": func() error { _, err := c.VirtualServices(ctx); return err },
-		"Reconcile": func() error {
-			_, err := c.Reconcile(ctx, []VirtualService{{Service: svcN(0)}}, ReconcileOptions{})
-			return err
-		},
-	} {
-		err := read()
-		if !errors.Is(err, ErrDumpInterrupted) {
-			t.Errorf("%s: %v, want ErrDumpInterrupted", name, err)
-		}
-		var e *Error
-		if !errors.As(err, &e) || e.Op == "" {
-			t.Errorf("%s: %#v, want an *Error with its Op", name, err)
-		}
-		if n := dumps(); n != dumpAttempts {
-			t.Errorf("%s: %d service dumps, want %d", name, n, dumpAttempts)
-		}
+	svcs, err = c.Services(ctx)
+	if err != nil || len(svcs) != 2 || svcs[0].Service != svcN(0) || svcs[1].Service != svcN(1) {
+		t.Errorf("Services under steady races = %+v, %v; want the first 2 services", svcs, err)
+	}
+	if n := dumps(); n != dumpAttempts {
+		t.Errorf("Services: %d service dumps, want %d", n, dumpAttempts)
+	}
+	if vs, err := c.VirtualServices(ctx); err != nil || len(vs) != 2 {
+		t.Errorf("VirtualServices under steady races = %d services, %v; want 2", len(vs), err)
+	}
+	if n := dumps(); n != dumpAttempts {
+		t.Errorf("VirtualServices: %d service dumps, want %d", n, dumpAttempts)
 	}
 	// A context that ends during the pauses ends the read.
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Millisecond)

@@ -18,14 +18,19 @@ import (
 // message, and returns the service's key (ok) or an error that ends the
 // dump. IPVS resumes a dump by index, with no NLM_F_DUMP_INTR: a table
 // that changes between two of the dump's datagrams makes it repeat some
-// services and skip others, and 7.x kernels rehash the service table
+// services and skip others. 7.x kernels rehash a namespace's service table
 // into one of another size a few milliseconds after the services added or
-// deleted cross a threshold, which reorders it all. With no service added
+// deleted cross a threshold, which reorders it all: with no service added
 // or deleted meanwhile, such a dump repeats exactly as many services as it
-// skipped, and a dump that repeats none is whole. So a dump that repeated
-// a service is made again, after reset and a pause, up to dumpAttempts
-// times in all; then the error is ErrDumpInterrupted.
-func (c *client) dumpServices(ctx context.Context, op string, reset func(), each func(m message) (serviceKey, bool, error)) error {
+// skipped, and a dump that repeats none is whole. Kernels before 7.0 share
+// their tables and the dump's index between namespaces, and services
+// added or deleted in any namespace shift it, so that under another
+// namespace's steady churn every dump may repeat services (a dump whose
+// every service fits in its first datagram repeats some and misses none).
+// So a dump that repeated a service is made again, after reset and a
+// pause, up to dumpAttempts times in all; the last one is kept, and
+// repeated reports whether the caller must drop its repeats (see dedup).
+func (c *client) dumpServices(ctx context.Context, op string, reset func(), each func(m message) (serviceKey, bool, error)) (repeated bool, err error) {
 	var hs []uint64
 	var timer *time.Timer
 	for attempt := 1; ; attempt++ {
@@ -35,7 +40,7 @@ func (c *client) dumpServices(ctx context.Context, op string, reset func(), each
 		// collide again.
 		seed := maphash.MakeSeed()
 		hs = hs[:0]
-		err := c.do(ctx, op, uapi.CmdGetService, true, nil, func(m message) error {
+		err = c.do(ctx, op, uapi.CmdGetService, true, nil, func(m message) error {
 			if m.cmd != uapi.CmdNewService {
 				return nil
 			}
@@ -45,11 +50,11 @@ func (c *client) dumpServices(ctx context.Context, op string, reset func(), each
 			}
 			return err
 		})
-		if err != nil || !repeats(hs) {
-			return err
+		if err != nil {
+			return false, err
 		}
-		if attempt == dumpAttempts {
-			return &Error{Op: op, Err: ErrDumpInterrupted, cmd: uapi.CmdGetService}
+		if repeated = repeats(hs); !repeated || attempt == dumpAttempts {
+			return repeated, nil
 		}
 		// 4 ms (a jiffy at HZ 250: a deferred rehash runs within a
 		// few), then twice as long each time.
@@ -63,10 +68,29 @@ func (c *client) dumpServices(ctx context.Context, op string, reset func(), each
 		select {
 		case <-timer.C:
 		case <-ctx.Done():
-			return wrap(op, uapi.CmdGetService, ctx.Err())
+			return false, wrap(op, uapi.CmdGetService, ctx.Err())
 		}
 		reset()
 	}
+}
+
+// dedup drops the repeats of a dump that kept repeating services (see
+// dumpServices), keeping the first of each.
+func dedup[T any](xs []T, key func(*T) serviceKey) []T {
+	if len(xs) < 2 {
+		return xs
+	}
+	seen := make(map[serviceKey]struct{}, len(xs))
+	out := xs[:0]
+	for i := range xs {
+		k := key(&xs[i])
+		if _, dup := seen[k]; dup {
+			continue
+		}
+		seen[k] = struct{}{}
+		out = append(out, xs[i])
+	}
+	return out
 }
 
 // dumpAttempts and dumpPause bound dumpServices's attempts: five dumps in
@@ -99,7 +123,7 @@ func (c *client) virtualServices(ctx context.Context) ([]VirtualServiceStats, er
 		chunk  []VirtualServiceStats
 		total  int
 	)
-	err := c.dumpServices(ctx, op, func() { chunks, chunk, total = chunks[:0], nil, 0 }, func(m message) (serviceKey, bool, error) {
+	repeated, err := c.dumpServices(ctx, op, func() { chunks, chunk, total = chunks[:0], nil, 0 }, func(m message) (serviceKey, bool, error) {
 		svc, ok, err := parseService(m.data)
 		if !ok {
 			return serviceKey{}, false, err
@@ -122,6 +146,9 @@ func (c *client) virtualServices(ctx context.Context) ([]VirtualServiceStats, er
 		out = append(out, ch...)
 	}
 	out = append(out, chunk...)
+	if repeated {
+		out = dedup(out, func(v *VirtualServiceStats) serviceKey { return v.Service.key() })
+	}
 	if len(out) > 0 {
 		err = c.sessionOn(ctx, pageSock, func(s *sock) error { return c.fillDestinations(s, out) })
 		if err != nil {
@@ -138,7 +165,8 @@ func (c *client) virtualServices(ctx context.Context) ([]VirtualServiceStats, er
 func (c *client) reconcileChanges(ctx context.Context, want desiredTable, opts ReconcileOptions) ([]Change, error) {
 	const op = "list virtual services"
 	d := newDiffer(want, opts)
-	err := c.dumpServices(ctx, op, func() { d = newDiffer(want, opts) }, func(m message) (serviceKey, bool, error) {
+	// The differ ignores a service seen before.
+	_, err := c.dumpServices(ctx, op, func() { d = newDiffer(want, opts) }, func(m message) (serviceKey, bool, error) {
 		svc, ok, err := parseServiceConfig(m.data)
 		if ok {
 			d.service(svc)

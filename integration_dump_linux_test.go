@@ -7,7 +7,6 @@ package ipvs_test
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"net/netip"
 	"sync"
 	"testing"
@@ -26,8 +25,7 @@ import (
 // misses as many others, flagging nothing. First the kernel's side, with a
 // dump of our own read a datagram at a time and svc_lfactor written
 // between two datagrams; then Services and VirtualServices while another
-// client rehashes the table every few milliseconds: each read lists every
-// service, or fails with ErrDumpInterrupted, never less.
+// client rehashes the table every 10 ms: each read lists every service.
 func TestIntegrationDumpDuringRehash(t *testing.T) {
 	c, ns := newClient(t)
 	ctx := testCtx(t)
@@ -95,17 +93,13 @@ func TestIntegrationDumpDuringRehash(t *testing.T) {
 				return
 			}
 			rehashes++
-			time.Sleep(3 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond)
 		}
 	}()
-	reads, interrupted, rawRepeats := 0, 0, 0
+	reads, rawRepeats := 0, 0
 	check := func(name string, got []netip.AddrPort, err error) {
 		t.Helper()
 		reads++
-		if errors.Is(err, ipvs.ErrDumpInterrupted) {
-			interrupted++
-			return
-		}
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -141,11 +135,8 @@ func TestIntegrationDumpDuringRehash(t *testing.T) {
 	}
 	stop()
 	wg.Wait()
-	t.Logf("%d reads while the table was rehashed %d times: every one listed the %d services but %d that failed with ErrDumpInterrupted; %d of %d unchecked dumps made alongside repeated services",
-		reads, rehashes, n, interrupted, rawRepeats, reads/2)
-	if interrupted == reads {
-		t.Errorf("every read failed with ErrDumpInterrupted")
-	}
+	t.Logf("%d reads while the table was rehashed %d times: every one listed the %d services; %d of %d dumps of our own made alongside repeated services",
+		reads, rehashes, n, rawRepeats, reads/2)
 }
 
 // rawGenl opens a generic netlink socket in ns, for dumps read a datagram

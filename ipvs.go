@@ -274,19 +274,6 @@ const ipvsNotLoaded = "IPVS is not loaded: the kernel's IPVS generic netlink fam
 // os.ErrNotExist, which means that the service or destination does not exist.
 var ErrSchedulerNotFound = errors.New("scheduler or persistence engine not found")
 
-// ErrDumpInterrupted is the error, within an *Error, of a read of the
-// service table that stayed inconsistent: the kernel sends a table in
-// several datagrams and resumes by position, so a table that changes
-// between them makes the read repeat some services and miss others (the
-// kernel gives no sign of it: IPVS sets no NLM_F_DUMP_INTR). Kernels from
-// 7.0 rehash their service table into a larger or smaller one a few
-// milliseconds after services are added or deleted, which reorders it
-// whole. A read that repeated a service is made again, five times at most
-// in about 60 ms, before it fails with ErrDumpInterrupted: the table kept
-// changing (another program adds and deletes services meanwhile), and the
-// call may be made again.
-var ErrDumpInterrupted = errors.New("the service table changed while it was read")
-
 // An Error is what every Client method returns on failure on Linux (on
 // other systems they return an error matching errors.ErrUnsupported). It is
 // either a request refused

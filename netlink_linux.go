@@ -266,7 +266,7 @@ func (c *client) getService(ctx context.Context, op string, s Service) (ServiceS
 
 func (c *client) services(ctx context.Context) ([]ServiceStats, error) {
 	svcs := make([]ServiceStats, 0, 16)
-	err := c.dumpServices(ctx, "list services", func() { svcs = svcs[:0] }, func(m message) (serviceKey, bool, error) {
+	repeated, err := c.dumpServices(ctx, "list services", func() { svcs = svcs[:0] }, func(m message) (serviceKey, bool, error) {
 		s, ok, err := parseService(m.data)
 		if ok {
 			svcs = append(svcs, s)
@@ -275,6 +275,9 @@ func (c *client) services(ctx context.Context) ([]ServiceStats, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if repeated {
+		svcs = dedup(svcs, func(s *ServiceStats) serviceKey { return s.key() })
 	}
 	return svcs, nil
 }

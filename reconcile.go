@@ -76,9 +76,8 @@ type ReconcileResult struct {
 // its own services with ReconcileOptions.Owns.
 //
 // Its read of the table is made again as by Services if it repeated a
-// service (see ErrDumpInterrupted). The kernel's dumps can still skip
-// entries while services are deleted, so an entry Reconcile did not see
-// may exist: a create that meets an existing entry is
+// service. The kernel's dumps can still miss entries while services are
+// added or deleted, so an entry Reconcile did not see may exist: a create that meets an existing entry is
 // not a failure but a reason to read that service alone (a GET and a dump of
 // its destinations, which changes to other services cannot disturb) and
 // compare, which Reconcile does before returning. An unacknowledged change,

@@ -350,14 +350,17 @@ func (c *Client) Service(ctx context.Context, s Service) (ServiceStats, error) {
 // hash order. An empty table is an empty slice.
 //
 // The kernel resumes a dump that spans several datagrams (11 to about 100
-// services each) by position, and flags no inconsistency: while services
-// are added or deleted (before 7.0 in any namespace: the tables are
-// shared), or while a 7.x kernel rehashes the namespace's service table
-// (a few milliseconds after services were added or deleted), a dump can
-// repeat entries and miss others. A dump that repeated an entry is made
-// again (see ErrDumpInterrupted): with no service added or deleted
-// meanwhile, a dump with no repeat missed none. A service deleted during
-// the read may still be missed.
+// services each) by position, and flags no inconsistency. 7.x kernels
+// rehash a namespace's service table into one of another size a few
+// milliseconds after services are added or deleted, and a dump resumed
+// across that repeats services and misses as many; a dump that repeated a
+// service is therefore made again, up to five in about 60 ms, and with no
+// service added or deleted meanwhile one with no repeat missed none.
+// Kernels before 7.0 share their tables and the dump's position between
+// namespaces: while services are added or deleted in any namespace, a dump
+// can repeat entries and, if longer than a datagram, miss others, and
+// under steady churn every dump may; then the fifth is returned without
+// its repeats. Reconcile copes with misses.
 func (c *Client) Services(ctx context.Context) ([]ServiceStats, error) {
 	return c.c.services(ctx)
 }

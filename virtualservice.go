@@ -56,11 +56,11 @@ func Desired(table []VirtualServiceStats) []VirtualService {
 
 // VirtualServices reads every service with its destinations in one call: a
 // service dump, then a destination dump per service, pipelined (two system
-// calls per service). A service dump that raced with changes or with a
-// rehash of the table is made again, as by Services (see
-// ErrDumpInterrupted); a destination dump is not (the destinations of a
-// service are a list the kernel never rehashes), so a destination added
-// or deleted during the read may be missed.
+// calls per service). A service dump that repeated a service (it raced
+// with changes, or with a rehash of the table) is made again, as by
+// Services; a destination dump is not (a service's destinations are a list
+// the kernel never rehashes), so a destination added or deleted during the
+// read may be missed.
 func (c *Client) VirtualServices(ctx context.Context) ([]VirtualServiceStats, error) {
 	return c.c.virtualServices(ctx)
 }
