@@ -406,6 +406,11 @@ func serveHTTP(ln net.Listener, delay time.Duration, status string) {
 // serveRequests accepts the connections of ln until it is closed, reads
 // each one's request head, then calls answer and closes it.
 func serveRequests(ln net.Listener, answer func(net.Conn)) {
+	serveHeads(ln, func(c net.Conn, _ string) { answer(c) })
+}
+
+// serveHeads is serveRequests giving answer the request's head too.
+func serveHeads(ln net.Listener, answer func(c net.Conn, head string)) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -423,7 +428,7 @@ func serveRequests(ln net.Listener, answer func(net.Conn)) {
 				}
 				got += n
 			}
-			answer(c)
+			answer(c, string(buf[:got]))
 		}()
 	}
 }
