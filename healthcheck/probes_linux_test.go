@@ -105,11 +105,7 @@ func TestRunSlowHandshake(t *testing.T) {
 			t.Fatal(err)
 		}
 		m.warmup = func(time.Duration) time.Duration { return 0 }
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		defer cancel()
-		if err := m.Run(ctx); err != nil {
-			t.Fatal(err)
-		}
+		runFor(t, m, d)
 		mu.Lock()
 		defer mu.Unlock()
 		if len(results) != 2 {
@@ -387,11 +383,7 @@ func TestRunSparesNoVisit(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.warmup = func(time.Duration) time.Duration { return 0 }
-	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
-	defer cancel()
-	if err := m.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	runFor(t, m, 600*time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
 	visits := k.visits.Load()

@@ -180,11 +180,7 @@ func TestRunTCPAndOnCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	if err := m.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	runFor(t, m, 200*time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(results[open]) < 3 || len(results[closed]) < 3 {
@@ -359,11 +355,7 @@ func TestRunHTTPBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	if err := m.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	runFor(t, m, 500*time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
 	for _, ap := range good {
@@ -401,6 +393,16 @@ func serveHTTP(ln net.Listener, delay time.Duration, status string) {
 		time.Sleep(delay)
 		fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello", status)
 	})
+}
+
+// runFor runs m for d, failing the test if Run fails.
+func runFor(t *testing.T, m *Monitor, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // serveRequests accepts the connections of ln until it is closed, reads
@@ -539,11 +541,7 @@ func TestRunHTTPPoller(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
-	defer cancel()
-	if err := m.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	runFor(t, m, 600*time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
 	for _, ap := range late {
