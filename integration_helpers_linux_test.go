@@ -433,7 +433,8 @@ func (ns *netNS) ipvsadm(t *testing.T, stdin string, args ...string) string {
 }
 
 // settledVirtualServices reads the table right after changes, and again a
-// moment later: both reads must list the same services. Kernels with
+// moment later: both reads must list the same services, and it returns
+// the later. Kernels with
 // resizable tables (7.x, with the svc_lfactor sysctl) rehash the service
 // table in the background after a burst of creates, and a dump that runs
 // meanwhile repeats some services and misses others (seen in the VM on
@@ -451,9 +452,12 @@ func settledVirtualServices(t *testing.T, ctx context.Context, c *ipvs.Client, n
 	}
 	first := read()
 	time.Sleep(100 * time.Millisecond)
-	if later := read(); len(later) != len(first) {
+	later := read()
+	if len(later) != len(first) {
 		t.Errorf("a read right after the changes listed %d services, one 100 ms later %d, on %s (resizable service table: %v)",
 			len(first), len(later), kernelRelease(), ns.hasSysctl(t, "svc_lfactor"))
 	}
-	return first
+	// The later one: a rehash since the first reorders the table, and
+	// callers compare with what ipvsadm reads next, in hash order.
+	return later
 }
