@@ -429,9 +429,20 @@ type bootReport struct {
 	wall    time.Duration // the whole boot, initramfs included
 	jobs    []*jobResult
 
+	notes        []string  // boots that crashed in the emulator and were run again
 	out          io.Writer // where the jobs' output goes
 	mu           sync.Mutex
 	passed, fail int // "--- PASS:" and "--- FAIL:" lines of go test -v, subtests included
+}
+
+// reset forgets the jobs' results of a boot that is run again.
+func (r *bootReport) reset() {
+	for _, j := range r.jobs {
+		*j = jobResult{name: j.name, state: "NOT RUN", testMode: j.testMode}
+	}
+	r.mu.Lock()
+	r.passed, r.fail = 0, 0
+	r.mu.Unlock()
 }
 
 var testLineRe = regexp.MustCompile(`^\s*--- (PASS|FAIL): `)
@@ -461,8 +472,14 @@ func (r *bootReport) print(w io.Writer) bool {
 	} else {
 		fmt.Fprintf(w, "vmrig: kernel %s:\n", r.label)
 	}
+	for _, n := range r.notes {
+		fmt.Fprintf(w, "vmrig: kernel %s: NOTE: %s\n", r.label, n)
+	}
 	if r.err != nil {
-		first, _, _ := strings.Cut(r.err.Error(), "\n")
+		first, rest, _ := strings.Cut(r.err.Error(), "\n")
+		if rest != "" {
+			first = strings.TrimSuffix(first, " Last console lines:") + " (the console's last lines are in the log above)"
+		}
 		fmt.Fprintf(w, "vmrig: kernel %s: ERROR: %s\n", r.label, first)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
