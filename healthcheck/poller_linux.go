@@ -15,20 +15,25 @@ import (
 // poller is where the Monitor waits, as keepalived's checker does: the
 // sockets of the started checks that wait (for a handshake, for an
 // answer) in one epoll instance, with an eventfd that the checks running
-// on goroutines, and the end of Run's context, write to. The Monitor's
-// goroutine waits for the epoll instance itself, in the runtime's poller,
-// with the time to its next due check as the deadline: no goroutine or
-// channel between a ready socket and the Monitor (a hand-off between
-// goroutines wakes a second thread). It does not block a thread in
-// epoll_wait(2): a P held in a system call keeps the runtime's sysmon
-// thread polling.
+// on goroutines, and the end of Run's context, write to, and a timerfd
+// for the Monitor's next due check. The Monitor's goroutine waits for the
+// epoll instance itself, in the runtime's poller: no goroutine or channel
+// between a ready socket and the Monitor (a hand-off between goroutines
+// wakes a second thread), and no runtime timer. A goroutine that a
+// runtime timer readies wakes a spinning thread when a P is idle (which
+// finds nothing to do and sleeps again), and a pending timer wakes the
+// runtime's sysmon thread; one that the runtime's poller readies is run by
+// the thread that polled. It does not block a thread in epoll_wait(2)
+// either: a P held in a system call keeps sysmon polling.
 type poller struct {
-	epfd, evfd int
-	ep, ev     *os.File // epfd and evfd, in the runtime's poller
-	eprc, evrc syscall.RawConn
-	events     []unix.EpollEvent
-	n          int       // sockets ready at the last wait, in events
-	last       time.Time // when the ready sockets were last taken
+	epfd, evfd, tfd int
+	gapfd           int      // a second epoll instance: the eventfd and the timerfd only
+	ep, gap         *os.File // epfd and gapfd, in the runtime's poller
+	eprc, gaprc     syscall.RawConn
+	events          []unix.EpollEvent
+	n               int       // sockets ready at the last wait, in events
+	last            time.Time // when the ready sockets were last taken
+	poked           bool      // the eventfd was read at the last look
 
 	mu     sync.Mutex // poke against close
 	closed bool
@@ -37,31 +42,53 @@ type poller struct {
 // newPoller makes a poller; nil if it cannot (then the Monitor waits in a
 // select, and the checks that would wait here do so on goroutines).
 func newPoller() *poller {
-	epfd, _, errno := unix.RawSyscall(unix.SYS_EPOLL_CREATE1, unix.EPOLL_CLOEXEC, 0, 0)
-	if errno != 0 {
-		return nil
-	}
-	// Non-blocking, the descriptor joins the runtime's poller, which
-	// then tells when an event is pending in it.
-	if _, _, errno := unix.RawSyscall(unix.SYS_FCNTL, epfd, unix.F_SETFL, unix.O_NONBLOCK); errno != 0 {
-		_ = rawClose(int(epfd))
-		return nil
-	}
-	evfd, _, errno := unix.RawSyscall(unix.SYS_EVENTFD2, 0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK, 0)
-	if errno != 0 {
-		_ = rawClose(int(epfd))
-		return nil
-	}
-	p := &poller{epfd: int(epfd), evfd: int(evfd), events: make([]unix.EpollEvent, 128)}
-	p.ep, p.ev = os.NewFile(epfd, "epoll"), os.NewFile(evfd, "eventfd")
-	var err1, err2 error
-	p.eprc, err1 = p.ep.SyscallConn()
-	p.evrc, err2 = p.ev.SyscallConn()
-	if err1 != nil || err2 != nil || !p.ctl(unix.EPOLL_CTL_ADD, p.evfd, false) {
+	p := &poller{epfd: -1, evfd: -1, tfd: -1, gapfd: -1, events: make([]unix.EpollEvent, 128)}
+	if !p.open() {
 		p.close()
 		return nil
 	}
 	return p
+}
+
+func (p *poller) open() bool {
+	var errno syscall.Errno
+	var fd uintptr
+	for _, f := range []struct {
+		fd       *int
+		nr, a, b uintptr
+	}{
+		{&p.epfd, unix.SYS_EPOLL_CREATE1, unix.EPOLL_CLOEXEC, 0},
+		{&p.gapfd, unix.SYS_EPOLL_CREATE1, unix.EPOLL_CLOEXEC, 0},
+		{&p.evfd, unix.SYS_EVENTFD2, 0, unix.EFD_CLOEXEC | unix.EFD_NONBLOCK},
+		{&p.tfd, unix.SYS_TIMERFD_CREATE, unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC | unix.TFD_NONBLOCK},
+	} {
+		if fd, _, errno = unix.RawSyscall(f.nr, f.a, f.b, 0); errno != 0 {
+			return false
+		}
+		*f.fd = int(fd)
+	}
+	// Non-blocking, the epoll instances join the runtime's poller,
+	// which then tells when an event is pending in one.
+	for _, fd := range []int{p.epfd, p.gapfd} {
+		if _, _, errno := unix.RawSyscall(unix.SYS_FCNTL, uintptr(fd), unix.F_SETFL, unix.O_NONBLOCK); errno != 0 {
+			return false
+		}
+	}
+	if !p.ctlIn(p.epfd, p.evfd) || !p.ctlIn(p.epfd, p.tfd) || !p.ctlIn(p.gapfd, p.evfd) || !p.ctlIn(p.gapfd, p.tfd) {
+		return false
+	}
+	p.ep, p.gap = os.NewFile(uintptr(p.epfd), "epoll"), os.NewFile(uintptr(p.gapfd), "epoll")
+	var err1, err2 error
+	p.eprc, err1 = p.ep.SyscallConn()
+	p.gaprc, err2 = p.gap.SyscallConn()
+	return err1 == nil && err2 == nil
+}
+
+// ctlIn adds fd to the epoll instance epfd, for reading.
+func (p *poller) ctlIn(epfd, fd int) bool {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+	_, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), unix.EPOLL_CTL_ADD, uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
+	return errno == 0
 }
 
 // wait waits until a socket is ready (but not within pollGap of the last
@@ -87,21 +114,27 @@ func (p *poller) wait(d time.Duration) {
 		p.look()
 		return
 	}
-	_ = p.ep.SetReadDeadline(time.Now().Add(d))
+	p.arm(d)
 	_ = p.eprc.Read(func(uintptr) bool { return p.look() })
 }
 
-// look takes the events pending without waiting; the eventfd's is drained
-// and left out. It reports whether there was one.
+// arm sets the timerfd to expire in d, and clears an expiry pending.
+func (p *poller) arm(d time.Duration) {
+	ts := unix.ItimerSpec{Value: unix.NsecToTimespec(max(int64(d), 1))}
+	_, _, _ = unix.RawSyscall6(unix.SYS_TIMERFD_SETTIME, uintptr(p.tfd), 0, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+}
+
+// look takes the events pending without waiting: the sockets' (those of
+// take), the eventfd's (drained; poked says so) and the timerfd's
+// (drained). It reports whether there was one.
 func (p *poller) look() bool {
-	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.epfd), uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
-	if errno != 0 || n == 0 {
+	n, ok := p.pwait(p.epfd)
+	if !ok {
 		return false
 	}
 	k := 0
 	for _, ev := range p.events[:n] {
-		if int(ev.Fd) == p.evfd {
-			p.drain()
+		if int(ev.Fd) == p.evfd || int(ev.Fd) == p.tfd {
 			continue
 		}
 		p.events[k] = ev
@@ -111,16 +144,39 @@ func (p *poller) look() bool {
 	return true
 }
 
-// waitPoke waits for a poke only, for up to d; it reports whether one came.
-func (p *poller) waitPoke(d time.Duration) bool {
-	_ = p.ev.SetReadDeadline(time.Now().Add(d))
-	return p.evrc.Read(func(uintptr) bool { return p.drain() }) == nil
+// pwait reads the events pending in the epoll instance epfd, without
+// waiting, and drains the eventfd and the timerfd if they are among them.
+func (p *poller) pwait(epfd int) (int, bool) {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
+	if errno != 0 || n == 0 {
+		return 0, false
+	}
+	p.poked = false
+	for _, ev := range p.events[:n] {
+		switch int(ev.Fd) {
+		case p.evfd:
+			p.poked = drain(p.evfd)
+		case p.tfd:
+			drain(p.tfd)
+		}
+	}
+	return int(n), true
 }
 
-// drain reads the eventfd back to zero; false if it was zero.
-func (p *poller) drain() bool {
+// waitPoke waits for a poke only, for up to d; it reports whether one came.
+func (p *poller) waitPoke(d time.Duration) bool {
+	p.arm(d)
+	_ = p.gaprc.Read(func(uintptr) bool {
+		_, ok := p.pwait(p.gapfd)
+		return ok
+	})
+	return p.poked
+}
+
+// drain reads an eventfd or timerfd back to zero; false if it was zero.
+func drain(fd int) bool {
 	var b [8]byte
-	_, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(p.evfd), uintptr(unsafe.Pointer(&b[0])), 8)
+	_, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 8)
 	return errno == 0
 }
 
@@ -176,8 +232,8 @@ func (p *poller) remove(fd int) {
 	_, _, _ = unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(p.epfd), unix.EPOLL_CTL_DEL, uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
 }
 
-// close closes the epoll instance (not the sockets in it) and the
-// eventfd; later pokes do nothing.
+// close closes the epoll instances (not the sockets in them), the eventfd
+// and the timerfd; later pokes do nothing.
 func (p *poller) close() {
 	if p == nil {
 		return
@@ -185,6 +241,15 @@ func (p *poller) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true
-	_ = p.ev.Close()
-	_ = p.ep.Close()
+	for _, c := range []struct {
+		f  *os.File
+		fd int
+	}{{p.ep, p.epfd}, {p.gap, p.gapfd}, {nil, p.evfd}, {nil, p.tfd}} {
+		switch {
+		case c.f != nil:
+			_ = c.f.Close()
+		case c.fd >= 0:
+			_ = rawClose(c.fd)
+		}
+	}
 }
