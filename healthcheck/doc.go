@@ -56,10 +56,11 @@
 // GETs that must wait (for a remote handshake, for an answer) wait, as
 // keepalived's do, in one epoll instance of the Monitor's, which is where
 // the Monitor's goroutine itself waits (the instance's descriptor alone in
-// the Go runtime's poller, the time to the next due check as its deadline,
-// an eventfd for the results of the checks on goroutines): no goroutine,
-// timer or context per check, and no hand-off between goroutines per
-// wake-up. It takes the sockets ready at most once per 5 ms, so that
+// the Go runtime's poller, a timerfd in it for the next due check, an
+// eventfd for the results of the checks on goroutines): no goroutine,
+// timer or context per check, no hand-off between goroutines per wake-up,
+// and no runtime timer, whose firing would also wake an idle thread of
+// the runtime that finds nothing to do. It takes the sockets ready at most once per 5 ms, so that
 // answers coming one by one wake it once for many. The other checks (HTTPS, UDP, DNS, commands, Func)
 // run on goroutines. At most Options.MaxInFlight checks are under way at
 // once. A local TCP check is three system calls (connect, getpeername,
@@ -69,12 +70,7 @@
 // decides it (a plain GET reads at most 64 KiB of head and MaxBody of
 // body on the Monitor's goroutine, which always decides it).
 //
-// Each wake-up of a Go program whose other Ps are idle also wakes a
-// thread that looks for work and finds none. A process that does little
-// besides the Monitor (a checker of its own) spends less per check with
-// GOMAXPROCS=1: 12-17 % less CPU per HTTP check whose answer comes a few
-// milliseconds late, in the test VM. BENCHMARKS.md compares the Monitor
-// with keepalived's checker.
+// BENCHMARKS.md compares the Monitor with keepalived's checker.
 //
 // # Checking through the forwarding path
 //
