@@ -398,22 +398,37 @@ func TestIntegrationEngineDeadlineBigTable(t *testing.T) {
 		}, true},
 		{"Apply", applyFull, func(ctx context.Context) error { _, err := c.Apply(ctx, updates); return err }, true},
 	} {
-		d := deadline
+		d, pre := deadline, time.Duration(0)
 		if tt.before {
 			// Half of it again as slack: the time before the first
 			// request varies from one call to the next (by 50% seen
 			// with two VMs sharing the host), and the interrupted
 			// Apply must have sent some of its requests.
-			pre := before(tt.call)
+			pre = before(tt.call)
 			t.Logf("%s: %v before the first request", tt.name, pre)
 			d = pre + max(deadline, pre/2)
 		}
-		dctx, cancel := context.WithTimeout(ctx, d)
-		start := time.Now()
-		err := tt.call(dctx)
-		took := time.Since(start)
-		cancel()
-		t.Logf("%s: %v with a %v deadline after %v; the whole call takes at least %v", tt.name, err, d, took, tt.full)
+		var err error
+		var took time.Duration
+		for try := 1; ; try++ {
+			dctx, cancel := context.WithTimeout(ctx, d)
+			start := time.Now()
+			err = tt.call(dctx)
+			took = time.Since(start)
+			cancel()
+			t.Logf("%s: %v with a %v deadline after %v; the whole call takes at least %v", tt.name, err, d, took, tt.full)
+			// An Apply whose deadline came before its first request
+			// (slower this time than the three measured, as on
+			// 7.2 in CI: 147 ms measured, 0 of 20000 updated in
+			// 221 ms) changed nothing and shows nothing: again,
+			// with twice the slack. It changed nothing, so the
+			// next try starts from the same table.
+			if tt.name != "Apply" || try == 3 || updatedCount(t, c) > 0 {
+				break
+			}
+			d = pre + 2*max(d-pre, deadline)
+			t.Logf("%s: nothing applied before the deadline; again with %v", tt.name, d)
+		}
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("%s with a %v deadline: %v, want context.DeadlineExceeded", tt.name, d, err)
 		}
@@ -430,14 +445,31 @@ func TestIntegrationEngineDeadlineBigTable(t *testing.T) {
 	if err != nil || len(svcs) != n {
 		t.Fatalf("Services afterwards: %d, %v", len(svcs), err)
 	}
-	updated := 0
-	for _, s := range svcs {
-		if s.Flags&ipvs.FlagSched1 != 0 {
-			updated++
-		}
-	}
+	updated := flagged(svcs)
 	t.Logf("the interrupted Apply updated %d of %d services", updated, n)
 	if updated == 0 || updated == n {
 		t.Errorf("the interrupted Apply updated %d of %d services, want some", updated, n)
 	}
+}
+
+// flagged counts the services with FlagSched1, which the update of
+// TestIntegrationEngineDeadlineBigTable sets.
+func flagged(svcs []ipvs.ServiceStats) int {
+	n := 0
+	for _, s := range svcs {
+		if s.Flags&ipvs.FlagSched1 != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// updatedCount reads the services and counts those flagged.
+func updatedCount(t *testing.T, c *ipvs.Client) int {
+	t.Helper()
+	svcs, err := c.Services(context.Background())
+	if err != nil {
+		t.Fatalf("Services: %v", err)
+	}
+	return flagged(svcs)
 }
