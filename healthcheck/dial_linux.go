@@ -65,7 +65,7 @@ func (d *dialer) startTCP(addr netip.AddrPort, graceful, inNS bool, sp *spares) 
 	if graceful {
 		sp = nil // a FIN close: the socket is closed
 	}
-	fd, connected, err := d.startConnect("tcp", addr, inNS, sp)
+	fd, connected, err := d.startConnect("tcp", addr, inNS, sp, false)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +203,7 @@ func dialError(network string, addr netip.AddrPort, err error) error {
 // it, connects it to addr, waiting for a TCP handshake until ctx is done,
 // and returns it registered with the runtime's poller.
 func (d *dialer) open(ctx context.Context, network string, addr netip.AddrPort) (*os.File, error) {
-	fd, connected, err := d.startConnect(network, addr, false, nil)
+	fd, connected, err := d.startConnect(network, addr, false, nil, false)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +217,7 @@ func (d *dialer) open(ctx context.Context, network string, addr netip.AddrPort) 
 // returns the rest, which must be called. With inNS, the calling thread is
 // in d's namespace already.
 func (d *dialer) startStream(addr netip.AddrPort, inNS bool) (func(context.Context) (net.Conn, error), error) {
-	fd, connected, err := d.startConnect("tcp", addr, inNS, nil)
+	fd, connected, err := d.startConnect("tcp", addr, inNS, nil, false)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +236,7 @@ func (d *dialer) startStream(addr netip.AddrPort, inNS bool) (func(context.Conte
 // Source), and starts connecting it, without waiting: connected reports
 // whether the connection is open already. With inNS, the calling thread is
 // in d's namespace already.
-func (d *dialer) startConnect(network string, addr netip.AddrPort, inNS bool, sp *spares) (int, bool, error) {
+func (d *dialer) startConnect(network string, addr netip.AddrPort, inNS bool, sp *spares, lateAck bool) (int, bool, error) {
 	var typ int
 	switch network {
 	case "tcp", "tcp4", "tcp6":
@@ -256,6 +256,9 @@ func (d *dialer) startConnect(network string, addr netip.AddrPort, inNS bool, sp
 	}
 	if sp != nil && typ == unix.SOCK_STREAM && !d.source.IsValid() {
 		if fd := sp.take(family == unix.AF_INET6, d.mark); fd >= 0 {
+			if lateAck {
+				rawLateAck(fd)
+			}
 			cerr := rawConnect(fd, addr)
 			if cerr == 0 || cerr == unix.EINPROGRESS {
 				sp.reused++
@@ -282,6 +285,9 @@ func (d *dialer) startConnect(network string, addr netip.AddrPort, inNS bool, sp
 		if err := unix.Bind(fd, sockaddr(netip.AddrPortFrom(d.source, 0), family)); err != nil {
 			return fail(os.NewSyscallError("bind", err))
 		}
+	}
+	if lateAck && typ == unix.SOCK_STREAM {
+		rawLateAck(fd)
 	}
 	cerr := rawConnect(fd, addr)
 	if cerr != 0 && cerr != unix.EINPROGRESS {
@@ -402,6 +408,19 @@ func rawConnect(fd int, addr netip.AddrPort) unix.Errno {
 		errno = unix.EINPROGRESS
 	}
 	return errno
+}
+
+// rawLateAck delays fd's next ACK (TCP_QUICKACK 0, the kernel's
+// "pingpong" mode). Before connect(2), the ACK that ends the handshake
+// goes with the request instead of in a segment of its own; after the
+// request, the answer and the server's FIN are acknowledged by the
+// delayed ACK timer (40 ms or more), so that a check that reads the
+// answer and resets the connection before then sends no ACK at all. A
+// plain GET then sends three segments (SYN, request, RST) where it sent
+// five.
+func rawLateAck(fd int) {
+	off := int32(0)
+	_, _, _ = unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, uintptr(unsafe.Pointer(&off)), 4, 0)
 }
 
 // rawResetOnClose is resetOnClose for a socket not in the poller.

@@ -24,7 +24,7 @@ const plainStarts = true
 // goes back to sp if the server closed the connection after its answer
 // (the connection is then reset, see spares).
 func (h HTTP) startPlain(t Target, inNS bool, sp *spares) (p started, ok bool, err error) {
-	fd, connected, err := t.d.startConnect("tcp", t.Addr, inNS, sp)
+	fd, connected, err := t.d.startConnect("tcp", t.Addr, inNS, sp, true)
 	if err != nil {
 		return started{}, true, err
 	}
@@ -79,7 +79,9 @@ func (g *httpInline) write() {
 		n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(g.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 		switch errno {
 		case 0:
-			g.resume.req = b[n:]
+			if g.resume.req = b[n:]; len(g.resume.req) == 0 {
+				rawLateAck(g.fd) // the handshake's ACK left with the request
+			}
 			continue
 		case unix.EINTR:
 			continue

@@ -278,20 +278,7 @@ func TestIntegrationSpareSockets(t *testing.T) {
 	tg := target(helloServer(t).String())
 	sp := &spares{}
 	defer sp.close()
-	// finish drives a started check to its end, as the Monitor would.
-	finish := func(s started) error {
-		deadline := time.Now().Add(5 * time.Second)
-		for s.p != nil {
-			if ok, _, err := s.p.try(); ok {
-				return err
-			}
-			if time.Now().After(deadline) {
-				return errors.New("no answer in 5s")
-			}
-			time.Sleep(time.Millisecond)
-		}
-		return nil
-	}
+	finish := finishStarted
 	fds := map[int]bool{}
 	const n = 20
 	for i := range n {
@@ -414,4 +401,19 @@ func helloServer(t *testing.T) netip.AddrPort {
 	t.Cleanup(func() { ln.Close() })
 	go serveHTTP(ln, 0, "200 OK")
 	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
+// finishStarted drives a started check to its end, as the Monitor would.
+func finishStarted(s started) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for s.p != nil {
+		if ok, _, err := s.p.try(); ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return errors.New("no answer in 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
 }
