@@ -54,21 +54,28 @@
 // Client's namespace (keepalived makes and closes a socket per check); new
 // sockets are made in one visit per 16 checks. TCP checks and plain HTTP
 // GETs that must wait (for a remote handshake, for an answer) wait, as
-// keepalived's do, in one epoll instance of the Monitor's, which is where
-// the Monitor's goroutine itself waits (the instance's descriptor alone in
-// the Go runtime's poller, a timerfd in it for the next due check, an
-// eventfd for the results of the checks on goroutines): no goroutine,
-// timer or context per check, no hand-off between goroutines per wake-up,
-// and no runtime timer, whose firing would also wake an idle thread of
-// the runtime that finds nothing to do. It takes the sockets ready at most once per 5 ms, so that
-// answers coming one by one wake it once for many. The other checks (HTTPS, UDP, DNS, commands, Func)
-// run on goroutines. At most Options.MaxInFlight checks are under way at
+// keepalived's do, in one epoll instance of the Monitor's. The Monitor's
+// goroutine itself waits in a second one, alone in the Go runtime's
+// poller, which holds the first (armed one-shot, only while the Monitor
+// waits for sockets), a timerfd for the next due check and an eventfd for
+// the results of the checks on goroutines: no goroutine, timer or context
+// per check, no hand-off between goroutines per wake-up, and no runtime
+// timer, whose firing would also wake an idle thread of the runtime that
+// finds nothing to do. It takes the sockets ready at most once per 5 ms,
+// and answers that come meanwhile wake no thread, so that answers coming
+// one by one wake it once for many. The other checks (HTTPS, UDP, DNS,
+// commands, Func) run on goroutines. At most Options.MaxInFlight checks are under way at
 // once. A local TCP check is three system calls (connect, getpeername,
 // and the reset; a remote destination adds its registration in the epoll
 // instance); an HTTP check is one GET over its own connection, judged by
 // its status line and, when set, its body, and ends once what came
 // decides it (a plain GET reads at most 64 KiB of head and MaxBody of
-// body on the Monitor's goroutine, which always decides it).
+// body on the Monitor's goroutine, which always decides it). A plain GET
+// acknowledges late (TCP_QUICKACK off): the ACK that ends the handshake
+// leaves with the request, and an answer read within the delayed-ACK
+// timeout is never acknowledged, the reset ends the connection; the
+// server receives three segments of the check (SYN, request, reset)
+// instead of five.
 //
 // BENCHMARKS.md compares the Monitor with keepalived's checker.
 //

@@ -14,26 +14,33 @@ import (
 
 // poller is where the Monitor waits, as keepalived's checker does: the
 // sockets of the started checks that wait (for a handshake, for an
-// answer) in one epoll instance, with an eventfd that the checks running
-// on goroutines, and the end of Run's context, write to, and a timerfd
-// for the Monitor's next due check. The Monitor's goroutine waits for the
-// epoll instance itself, in the runtime's poller: no goroutine or channel
-// between a ready socket and the Monitor (a hand-off between goroutines
-// wakes a second thread), and no runtime timer. A goroutine that a
-// runtime timer readies wakes a spinning thread when a P is idle (which
-// finds nothing to do and sleeps again), and a pending timer wakes the
-// runtime's sysmon thread; one that the runtime's poller readies is run by
-// the thread that polled. It does not block a thread in epoll_wait(2)
+// answer) in one epoll instance (epfd), and the Monitor in another (wfd),
+// which holds the first (one-shot), a timerfd for the Monitor's next due
+// check, and an eventfd that the checks running on goroutines, and the
+// end of Run's context, write to. The Monitor's goroutine waits for wfd
+// itself, in the runtime's poller: no goroutine or channel between a
+// ready socket and the Monitor (a hand-off between goroutines wakes a
+// second thread), and no runtime timer (one that fires readies its
+// goroutine through a path that also wakes an idle thread of the runtime,
+// which finds nothing to do, and a pending one wakes sysmon; a goroutine
+// that the runtime's poller readies is run by the thread that polled).
+//
+// The sockets' instance is armed in wfd only while the Monitor waits for
+// sockets: once it has reported a ready socket, more answers coming (in
+// the gap after a take, or before the Monitor takes them) wake no thread
+// of the runtime, where an instance in the runtime's poller woke its
+// poller thread at each. It does not block a thread in epoll_wait(2)
 // either: a P held in a system call keeps sysmon polling.
 type poller struct {
-	epfd, evfd, tfd int
-	gapfd           int      // a second epoll instance: the eventfd and the timerfd only
-	ep, gap         *os.File // epfd and gapfd, in the runtime's poller
-	eprc, gaprc     syscall.RawConn
-	events          []unix.EpollEvent
-	n               int       // sockets ready at the last wait, in events
-	last            time.Time // when the ready sockets were last taken
-	poked           bool      // the eventfd was read at the last look
+	epfd, wfd, evfd, tfd int
+	w                    *os.File // wfd, in the runtime's poller
+	wrc                  syscall.RawConn
+	events               []unix.EpollEvent  // epfd's, at the last look
+	wev                  [3]unix.EpollEvent // wfd's
+	n                    int                // sockets ready at the last look, in events
+	last                 time.Time          // when the ready sockets were last taken
+	poked                bool               // the eventfd was read in the last wait
+	armed                bool               // epfd is armed in wfd (it disarms itself when it reports)
 
 	mu     sync.Mutex // poke against close
 	closed bool
@@ -42,7 +49,7 @@ type poller struct {
 // newPoller makes a poller; nil if it cannot (then the Monitor waits in a
 // select, and the checks that would wait here do so on goroutines).
 func newPoller() *poller {
-	p := &poller{epfd: -1, evfd: -1, tfd: -1, gapfd: -1, events: make([]unix.EpollEvent, 128)}
+	p := &poller{epfd: -1, wfd: -1, evfd: -1, tfd: -1, events: make([]unix.EpollEvent, 128)}
 	if !p.open() {
 		p.close()
 		return nil
@@ -51,43 +58,41 @@ func newPoller() *poller {
 }
 
 func (p *poller) open() bool {
-	var errno syscall.Errno
-	var fd uintptr
 	for _, f := range []struct {
 		fd       *int
 		nr, a, b uintptr
 	}{
 		{&p.epfd, unix.SYS_EPOLL_CREATE1, unix.EPOLL_CLOEXEC, 0},
-		{&p.gapfd, unix.SYS_EPOLL_CREATE1, unix.EPOLL_CLOEXEC, 0},
+		{&p.wfd, unix.SYS_EPOLL_CREATE1, unix.EPOLL_CLOEXEC, 0},
 		{&p.evfd, unix.SYS_EVENTFD2, 0, unix.EFD_CLOEXEC | unix.EFD_NONBLOCK},
 		{&p.tfd, unix.SYS_TIMERFD_CREATE, unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC | unix.TFD_NONBLOCK},
 	} {
-		if fd, _, errno = unix.RawSyscall(f.nr, f.a, f.b, 0); errno != 0 {
+		fd, _, errno := unix.RawSyscall(f.nr, f.a, f.b, 0)
+		if errno != 0 {
 			return false
 		}
 		*f.fd = int(fd)
 	}
-	// Non-blocking, the epoll instances join the runtime's poller,
-	// which then tells when an event is pending in one.
-	for _, fd := range []int{p.epfd, p.gapfd} {
-		if _, _, errno := unix.RawSyscall(unix.SYS_FCNTL, uintptr(fd), unix.F_SETFL, unix.O_NONBLOCK); errno != 0 {
-			return false
-		}
-	}
-	if !p.ctlIn(p.epfd, p.evfd) || !p.ctlIn(p.epfd, p.tfd) || !p.ctlIn(p.gapfd, p.evfd) || !p.ctlIn(p.gapfd, p.tfd) {
+	// Non-blocking, wfd joins the runtime's poller, which then tells
+	// when an event is pending in it.
+	if _, _, errno := unix.RawSyscall(unix.SYS_FCNTL, uintptr(p.wfd), unix.F_SETFL, unix.O_NONBLOCK); errno != 0 {
 		return false
 	}
-	p.ep, p.gap = os.NewFile(uintptr(p.epfd), "epoll"), os.NewFile(uintptr(p.gapfd), "epoll")
-	var err1, err2 error
-	p.eprc, err1 = p.ep.SyscallConn()
-	p.gaprc, err2 = p.gap.SyscallConn()
-	return err1 == nil && err2 == nil
+	if !epollCtl(p.wfd, unix.EPOLL_CTL_ADD, p.evfd, unix.EPOLLIN) || !epollCtl(p.wfd, unix.EPOLL_CTL_ADD, p.tfd, unix.EPOLLIN) ||
+		!epollCtl(p.wfd, unix.EPOLL_CTL_ADD, p.epfd, unix.EPOLLIN|unix.EPOLLONESHOT) {
+		return false
+	}
+	p.armed = true
+	p.w = os.NewFile(uintptr(p.wfd), "epoll")
+	var err error
+	p.wrc, err = p.w.SyscallConn()
+	return err == nil
 }
 
-// ctlIn adds fd to the epoll instance epfd, for reading.
-func (p *poller) ctlIn(epfd, fd int) bool {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
-	_, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), unix.EPOLL_CTL_ADD, uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
+// epollCtl adds fd to the epoll instance epfd, or modifies it there.
+func epollCtl(epfd, op, fd int, events uint32) bool {
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+	_, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
 	return errno == 0
 }
 
@@ -105,72 +110,58 @@ func (p *poller) wait(d time.Duration) {
 			return
 		}
 		g := min(gap, d)
-		if p.waitPoke(g) {
+		if p.waitW(g, false); p.poked {
 			return
 		}
 		d -= g
 	}
-	if d <= 0 {
-		p.look()
-		return
+	if d > 0 {
+		p.waitW(d, true)
 	}
-	p.arm(d)
-	_ = p.eprc.Read(func(uintptr) bool { return p.look() })
+	p.look()
 }
 
-// arm sets the timerfd to expire in d, and clears an expiry pending.
-func (p *poller) arm(d time.Duration) {
+// waitW waits in wfd for up to d, for a poke, and with sockets for a
+// socket ready; else a socket ready does not end the wait.
+func (p *poller) waitW(d time.Duration, sockets bool) {
 	ts := unix.ItimerSpec{Value: unix.NsecToTimespec(max(int64(d), 1))}
 	_, _, _ = unix.RawSyscall6(unix.SYS_TIMERFD_SETTIME, uintptr(p.tfd), 0, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
-}
-
-// look takes the events pending without waiting: the sockets' (those of
-// take), the eventfd's (drained; poked says so) and the timerfd's
-// (drained). It reports whether there was one.
-func (p *poller) look() bool {
-	n, ok := p.pwait(p.epfd)
-	if !ok {
-		return false
-	}
-	k := 0
-	for _, ev := range p.events[:n] {
-		if int(ev.Fd) == p.evfd || int(ev.Fd) == p.tfd {
-			continue
-		}
-		p.events[k] = ev
-		k++
-	}
-	p.n = k
-	return true
-}
-
-// pwait reads the events pending in the epoll instance epfd, without
-// waiting, and drains the eventfd and the timerfd if they are among them.
-func (p *poller) pwait(epfd int) (int, bool) {
-	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
-	if errno != 0 || n == 0 {
-		return 0, false
+	if sockets && !p.armed {
+		p.armed = epollCtl(p.wfd, unix.EPOLL_CTL_MOD, p.epfd, unix.EPOLLIN|unix.EPOLLONESHOT)
 	}
 	p.poked = false
-	for _, ev := range p.events[:n] {
-		switch int(ev.Fd) {
-		case p.evfd:
-			p.poked = drain(p.evfd)
-		case p.tfd:
-			drain(p.tfd)
+	_ = p.wrc.Read(func(uintptr) bool {
+		n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.wfd), uintptr(unsafe.Pointer(&p.wev[0])), uintptr(len(p.wev)), 0, 0, 0)
+		if errno != 0 {
+			return false
 		}
-	}
-	return int(n), true
+		end := false
+		for _, ev := range p.wev[:n] {
+			switch int(ev.Fd) {
+			case p.evfd:
+				p.poked = drain(p.evfd) || p.poked
+				end = true
+			case p.tfd:
+				drain(p.tfd)
+				end = true
+			case p.epfd:
+				p.armed = false
+				end = end || sockets
+			}
+		}
+		return end
+	})
 }
 
-// waitPoke waits for a poke only, for up to d; it reports whether one came.
-func (p *poller) waitPoke(d time.Duration) bool {
-	p.arm(d)
-	_ = p.gaprc.Read(func(uintptr) bool {
-		_, ok := p.pwait(p.gapfd)
-		return ok
-	})
-	return p.poked
+// look takes the sockets ready, without waiting, and reports whether
+// there was one.
+func (p *poller) look() bool {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.epfd), uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
+	if errno != 0 {
+		n = 0
+	}
+	p.n = int(n)
+	return n > 0
 }
 
 // drain reads an eventfd or timerfd back to zero; false if it was zero.
@@ -218,12 +209,11 @@ func (p *poller) add(fd int, out bool) bool { return p.ctl(unix.EPOLL_CTL_ADD, f
 func (p *poller) modify(fd int, out bool) bool { return p.ctl(unix.EPOLL_CTL_MOD, fd, out) }
 
 func (p *poller) ctl(op, fd int, out bool) bool {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}
+	events := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
 	if out {
-		ev.Events = unix.EPOLLOUT
+		events = unix.EPOLLOUT
 	}
-	_, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(p.epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
-	return errno == 0
+	return epollCtl(p.epfd, op, fd, events)
 }
 
 // remove stops watching fd (a socket closed leaves by itself).
@@ -241,15 +231,13 @@ func (p *poller) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true
-	for _, c := range []struct {
-		f  *os.File
-		fd int
-	}{{p.ep, p.epfd}, {p.gap, p.gapfd}, {nil, p.evfd}, {nil, p.tfd}} {
-		switch {
-		case c.f != nil:
-			_ = c.f.Close()
-		case c.fd >= 0:
-			_ = rawClose(c.fd)
+	if p.w != nil {
+		_ = p.w.Close()
+		p.wfd = -1
+	}
+	for _, fd := range []int{p.epfd, p.wfd, p.evfd, p.tfd} {
+		if fd >= 0 {
+			_ = rawClose(fd)
 		}
 	}
 }
