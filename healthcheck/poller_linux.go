@@ -131,12 +131,8 @@ func (p *poller) waitW(d time.Duration, sockets bool) {
 	}
 	p.poked = false
 	_ = p.wrc.Read(func(uintptr) bool {
-		n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.wfd), uintptr(unsafe.Pointer(&p.wev[0])), uintptr(len(p.wev)), 0, 0, 0)
-		if errno != 0 {
-			return false
-		}
 		end := false
-		for _, ev := range p.wev[:n] {
+		for _, ev := range p.wev[:epollPoll(p.wfd, p.wev[:])] {
 			switch int(ev.Fd) {
 			case p.evfd:
 				p.poked = drain(p.evfd) || p.poked
@@ -156,12 +152,18 @@ func (p *poller) waitW(d time.Duration, sockets bool) {
 // look takes the sockets ready, without waiting, and reports whether
 // there was one.
 func (p *poller) look() bool {
-	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.epfd), uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
+	p.n = epollPoll(p.epfd, p.events)
+	return p.n > 0
+}
+
+// epollPoll reads the events pending in the epoll instance epfd into
+// events, without waiting, and returns how many there were.
+func epollPoll(epfd int, events []unix.EpollEvent) int {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
 	if errno != 0 {
-		n = 0
+		return 0
 	}
-	p.n = int(n)
-	return n > 0
+	return int(n)
 }
 
 // drain reads an eventfd or timerfd back to zero; false if it was zero.
@@ -217,10 +219,7 @@ func (p *poller) ctl(op, fd int, out bool) bool {
 }
 
 // remove stops watching fd (a socket closed leaves by itself).
-func (p *poller) remove(fd int) {
-	var ev unix.EpollEvent
-	_, _, _ = unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(p.epfd), unix.EPOLL_CTL_DEL, uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
-}
+func (p *poller) remove(fd int) { _ = epollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, 0) }
 
 // close closes the epoll instances (not the sockets in them), the eventfd
 // and the timerfd; later pokes do nothing.

@@ -278,7 +278,6 @@ func TestIntegrationSpareSockets(t *testing.T) {
 	tg := target(helloServer(t).String())
 	sp := &spares{}
 	defer sp.close()
-	finish := finishStarted
 	fds := map[int]bool{}
 	const n = 20
 	for i := range n {
@@ -288,7 +287,7 @@ func TestIntegrationSpareSockets(t *testing.T) {
 		}
 		s, _, err := p.start(tg, false, sp)
 		if err == nil {
-			err = finish(s)
+			err = finishStarted(s)
 		}
 		if err != nil {
 			t.Fatalf("check %d (%T): %v", i, p, err)
@@ -321,14 +320,14 @@ func TestIntegrationSpareSockets(t *testing.T) {
 	// A refused connection closes the socket.
 	s, _, err = TCP{}.start(tg, false, sp)
 	if err == nil {
-		err = finish(s)
+		err = finishStarted(s)
 	}
 	if err != nil || len(sp.free) != 1 {
 		t.Fatalf("a new spare socket: %v, %d spare", err, len(sp.free))
 	}
 	s, _, err = TCP{}.start(target(closedPort(t, "tcp")), false, sp)
 	if err == nil {
-		err = finish(s)
+		err = finishStarted(s)
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("to a closed port: %v, want ECONNREFUSED", err)
